@@ -1,0 +1,131 @@
+"""Configurations of the recurrent family: vanilla RNN (Elman), GRU (Cho et al. 2014) and LSTM (Hochreiter &
+Schmidhuber 1997).
+
+Defaults are the "medium" PTB model of Zaremba et al. 2014 (2 layers x 650, dropout 0.5 on non-recurrent connections,
+uniform init in [-0.05, 0.05], vocabulary 10k).
+"""
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+
+@strict
+class RecurrentConfig(PreTrainedConfig):
+    r"""
+    Base configuration shared by [`RNNConfig`], [`GRUConfig`] and [`LSTMConfig`]; not registered itself.
+
+    Args:
+        vocab_size (`int`): size of the token vocabulary.
+        embedding_size (`int`, *optional*): width of the token embeddings; defaults to `hidden_size`.
+        hidden_size (`int`): width of each recurrent layer (per direction).
+        num_hidden_layers (`int`): number of stacked recurrent layers (a deep RNN).
+        bidirectional (`bool`): run a second layer right-to-left and concatenate (encoders/classifiers only; a causal
+            LM cannot see the future).
+        embedding_dropout, hidden_dropout, output_dropout (`float`): dropout on the embeddings, between recurrent
+            layers and on the top layer's output (Zaremba et al. 2014 apply it to all non-recurrent connections).
+        tie_word_embeddings (`bool`): share the input embedding with the output projection (Press & Wolf 2017; Inan
+            et al. 2017). Needs `hidden_size == embedding_size` or `output_projection=True`.
+        output_projection (`bool`): add a linear map hidden_size -> embedding_size before the LM head.
+        initializer_range (`float`): weights are drawn from U(-initializer_range, initializer_range).
+        classifier_pooling (`str`): how sequence classifiers pool over time: `"last"` (final state of each
+            direction), `"mean"` or `"max"` over real tokens.
+    """
+
+    model_type = "hf_seq_recurrent"
+    cell_type = None  # set by each architecture's subclass
+
+    vocab_size: int = 10000
+    embedding_size: int | None = None
+    hidden_size: int = 650
+    num_hidden_layers: int = 2
+    bidirectional: bool = False
+    embedding_dropout: float = 0.5
+    hidden_dropout: float = 0.5
+    output_dropout: float = 0.5
+    tie_word_embeddings: bool = False
+    output_projection: bool = False
+    initializer_range: float = 0.05
+    classifier_pooling: str = "last"
+    classifier_dropout: float | None = None
+    use_cache: bool = True
+    pad_token_id: int | None = 1
+    bos_token_id: int | None = 2
+    eos_token_id: int | None = 3
+
+    def __post_init__(self, **kwargs):
+        if self.embedding_size is None:
+            self.embedding_size = self.hidden_size
+        super().__post_init__(**kwargs)
+        self._check_values()
+
+    def _check_values(self):
+        # Plain ValueError (not @strict's wrapper) so callers can catch the usual exception type.
+        for name in ("vocab_size", "hidden_size", "embedding_size", "num_hidden_layers"):
+            value = getattr(self, name)
+            if value is None or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        for name in ("embedding_dropout", "hidden_dropout", "output_dropout", "classifier_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1), got {value!r}.")
+        if self.initializer_range <= 0:
+            raise ValueError(f"`initializer_range` must be positive, got {self.initializer_range!r}.")
+        if self.tie_word_embeddings and not self.output_projection and self.hidden_size != self.embedding_size:
+            raise ValueError(
+                f"`tie_word_embeddings=True` needs `hidden_size` ({self.hidden_size}) == `embedding_size` "
+                f"({self.embedding_size}), or `output_projection=True` to map one onto the other."
+            )
+        if self.tie_word_embeddings and self.bidirectional and not self.output_projection:
+            raise ValueError(
+                "`tie_word_embeddings=True` with `bidirectional=True` gives outputs of width "
+                f"{2 * self.hidden_size} != embedding_size {self.embedding_size}; set `output_projection=True`."
+            )
+        if self.classifier_pooling not in ("last", "mean", "max"):
+            raise ValueError(f"`classifier_pooling` must be one of 'last', 'mean', 'max', got {self.classifier_pooling!r}.")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < self.vocab_size:
+                raise ValueError(f"`{name}` ({value}) must be in [0, vocab_size={self.vocab_size}).")
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+
+@strict
+class RNNConfig(RecurrentConfig):
+    r"""
+    Configuration of the vanilla (Elman) RNN: h_t = nonlinearity(W_ih x_t + W_hh h_{t-1} + b).
+
+    Args:
+        nonlinearity (`str`): `"tanh"` or `"relu"`.
+    """
+
+    model_type = "hf_seq_rnn"
+    cell_type = "rnn"
+
+    nonlinearity: str = "tanh"
+
+    def _check_values(self):
+        super()._check_values()
+        if self.nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"`nonlinearity` must be 'tanh' or 'relu', got {self.nonlinearity!r}.")
+
+
+@strict
+class GRUConfig(RecurrentConfig):
+    r"""Configuration of the gated recurrent unit (Cho et al. 2014)."""
+
+    model_type = "hf_seq_gru"
+    cell_type = "gru"
+
+
+@strict
+class LSTMConfig(RecurrentConfig):
+    r"""Configuration of the long short-term memory network (Hochreiter & Schmidhuber 1997)."""
+
+    model_type = "hf_seq_lstm"
+    cell_type = "lstm"
+
+
+__all__ = ["RecurrentConfig", "RNNConfig", "GRUConfig", "LSTMConfig"]

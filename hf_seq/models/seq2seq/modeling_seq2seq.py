@@ -1,0 +1,651 @@
+"""RNN encoder-decoder (seq2seq) for translation, with or without attention.
+
+Paper map:
+- `attention="none"`: the decoder sees the source only through its initial state, built from the encoder's final
+  state (Sutskever et al. 2014, "Sequence to Sequence Learning with Neural Networks"; Cho et al. 2014). This is the
+  fixed-size bottleneck that attention removes.
+- `attention="bahdanau"`: additive attention queried with the previous decoder state, the context is an input to the
+  recurrent step (Bahdanau et al. 2015, "Neural Machine Translation by Jointly Learning to Align and Translate", §3.1).
+- `attention="luong"`: global attention queried with the current decoder state, scores dot / general / concat, the
+  attentional vector h~_t = tanh(W_c [c_t; h_t]) is projected to the vocabulary, optionally fed to the next step
+  (input feeding) (Luong et al. 2015, "Effective Approaches to Attention-based Neural Machine Translation", §3).
+
+Layout: batch-first everywhere. The decoder state is the generation cache (`RNNSeq2SeqCache`), so each new token costs
+O(1) in the target length.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.utils import ModelOutput, logging
+
+from .configuration_seq2seq import RNNSeq2SeqConfig
+
+logger = logging.get_logger(__name__)
+
+_RNN_CLASSES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+def _check_token_ids(ids: torch.Tensor | None, vocab_size: int, name: str, ignore_index: int | None = None):
+    """One min/max reduction; raises before an embedding lookup fails with an opaque index error."""
+    if ids is None or ids.numel() == 0:
+        return
+    if ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+        raise TypeError(f"{name} must be an integer tensor of token ids, got dtype {ids.dtype}.")
+    checked = ids.masked_fill(ids == ignore_index, 0) if ignore_index is not None else ids
+    low, high = torch.aminmax(checked)
+    low, high = int(low), int(high)
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        allowed = f"[0, {vocab_size})" + (f" or {ignore_index}" if ignore_index is not None else "")
+        raise ValueError(f"{name} contains token id {bad}, outside the vocabulary range {allowed}.")
+
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """Teacher forcing inputs: `[start, y_1, ..., y_{T-1}]` from labels `[y_1, ..., y_T]` (-100 becomes pad)."""
+    shifted = labels.new_empty(labels.shape)
+    shifted[:, 1:] = labels[:, :-1]
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
+@dataclass
+class RNNSeq2SeqEncoderOutput(ModelOutput):
+    """
+    Everything the decoder needs is a top-level batch-first tensor, so `generate()` repeats it for beams.
+
+    Args:
+        last_hidden_state (`(batch, src_len, encoder_output_size)`): top-layer outputs, zero on padding.
+        final_hidden_state (`(batch, encoder_layers * directions, hidden_size)`): final state per layer/direction.
+        final_cell_state (`(batch, encoder_layers * directions, hidden_size)`): LSTM cell state (None otherwise).
+        source_mask (`(batch, src_len)`): 1 on real source tokens, 0 on padding.
+        hidden_states (`tuple`): (embeddings, last_hidden_state) when `output_hidden_states=True`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    final_hidden_state: torch.FloatTensor | None = None
+    final_cell_state: torch.FloatTensor | None = None
+    source_mask: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class RNNSeq2SeqModelOutput(ModelOutput):
+    """
+    Args:
+        last_hidden_state (`(batch, tgt_len, hidden_size)`): decoder output vectors before the vocabulary projection.
+        cache (`RNNSeq2SeqCache`): decoder state after the last input token.
+        cross_attentions (`tuple` of one `(batch, tgt_len, src_len)` tensor): attention weights over the source.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    cache: "RNNSeq2SeqCache | None" = None
+    decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    encoder_last_hidden_state: torch.FloatTensor | None = None
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class RNNSeq2SeqLMOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.FloatTensor`): token-mean cross-entropy over labels that are not -100.
+        logits (`(batch, tgt_len, target_vocab_size)`).
+        cache (`RNNSeq2SeqCache`): decoder state after the last input token.
+        cross_attentions (`tuple` of one `(batch, tgt_len, src_len)` tensor): attention weights over the source.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    cache: "RNNSeq2SeqCache | None" = None
+    decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    encoder_last_hidden_state: torch.FloatTensor | None = None
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class RNNSeq2SeqCache:
+    """The decoder state carried between generation steps (batch-first so beam search can reorder it).
+
+    Fields: `hidden` / `cell` `(batch, decoder_layers, hidden_size)`, `feed` `(batch, hidden_size)` (Luong input
+    feeding: the previous attentional vector), `keys` `(batch, src_len, *)` (the projected encoder states, computed
+    once per source), `seen_tokens` (target tokens consumed so far).
+    """
+
+    is_compileable = False
+    is_croppable = False
+
+    def __init__(self, hidden, cell=None, feed=None, keys=None, seen_tokens: int = 0):
+        self.hidden = hidden
+        self.cell = cell
+        self.feed = feed
+        self.keys = keys
+        self.seen_tokens = seen_tokens
+
+    @property
+    def is_linear(self) -> list[bool]:
+        # A recurrent state does not grow with the sequence (generate() reads this to skip attention-mask logic).
+        return [True] * self.hidden.shape[1]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.seen_tokens
+
+    def reorder_cache(self, beam_idx: torch.LongTensor):
+        """In place, for beam search: row i becomes row beam_idx[i]."""
+        for name in ("hidden", "cell", "feed", "keys"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.index_select(0, beam_idx.to(value.device)))
+        return self
+
+    def __repr__(self):
+        return f"RNNSeq2SeqCache(batch={self.hidden.shape[0]}, layers={self.hidden.shape[1]}, seen={self.seen_tokens})"
+
+
+class RNNSeq2SeqAttention(nn.Module):
+    """Attention of one decoder query over the encoder states.
+
+    additive (Bahdanau eq. 6 / Luong "concat"): score(q, h_j) = v^T tanh(W_q q + W_k h_j)
+    general (Luong):                            score(q, h_j) = q^T W_a h_j
+    dot (Luong):                                score(q, h_j) = q^T h_j
+    `project_keys` applies the source-side half once per sentence (W_k h_j or W_a h_j); it is cached while generating.
+    """
+
+    def __init__(self, config: RNNSeq2SeqConfig):
+        super().__init__()
+        self.score = "additive" if config.attention == "bahdanau" else config.attention_score
+        if self.score == "concat":
+            self.score = "additive"
+        memory_size, query_size = config.encoder_output_size, config.hidden_size
+        if self.score == "additive":
+            self.query_proj = nn.Linear(query_size, config.attention_size, bias=False)
+            self.key_proj = nn.Linear(memory_size, config.attention_size)
+            self.energy = nn.Linear(config.attention_size, 1, bias=False)
+        elif self.score == "general":
+            self.key_proj = nn.Linear(memory_size, query_size, bias=False)
+
+    def project_keys(self, memory: torch.Tensor) -> torch.Tensor | None:
+        return None if self.score == "dot" else self.key_proj(memory)
+
+    def forward(self, query, keys, memory, source_mask):
+        """query `(B, T, Hq)`, keys `(B, S, *)`, memory `(B, S, Hm)`, source_mask `(B, S)` bool.
+
+        Returns context `(B, T, Hm)` and weights `(B, T, S)` (exactly 0 on padding, rows sum to 1).
+        """
+        if self.score == "additive":
+            # (B, T, 1, A) + (B, 1, S, A) -> (B, T, S)
+            scores = self.energy(torch.tanh(self.query_proj(query).unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)
+        else:
+            scores = torch.bmm(query, (memory if keys is None else keys).transpose(1, 2))
+        scores = scores.masked_fill(~source_mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        return torch.bmm(weights, memory), weights
+
+
+class RNNSeq2SeqEncoder(nn.Module):
+    """Embedding + (bi)directional multi-layer RNN over packed sequences, so padding never enters the state."""
+
+    def __init__(self, config: RNNSeq2SeqConfig):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.encoder_embedding_size, config.pad_token_id)
+        self.dropout = nn.Dropout(config.dropout)
+        self.rnn = _RNN_CLASSES[config.cell_type](
+            config.encoder_embedding_size,
+            config.hidden_size,
+            num_layers=config.encoder_layers,
+            dropout=config.dropout if config.encoder_layers > 1 else 0.0,
+            bidirectional=config.bidirectional_encoder,
+            batch_first=True,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> RNNSeq2SeqEncoderOutput:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds to the encoder.")
+        if input_ids is not None:
+            _check_token_ids(input_ids, self.config.vocab_size, "input_ids")
+            inputs_embeds = self.embed_tokens(input_ids)
+        B, S = inputs_embeds.shape[:2]
+        if attention_mask is None:
+            attention_mask = torch.ones(B, S, dtype=torch.long, device=inputs_embeds.device)
+        elif attention_mask.shape != (B, S):
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)} but the source is {(B, S)} (batch, length)."
+            )
+        mask = attention_mask.bool()
+        lengths = mask.sum(dim=1)
+        if int(lengths.min()) == 0:
+            raise ValueError("Every source sequence needs at least one real token (attention_mask has an all-zero row).")
+
+        # 1. embed; rows that are not right-padded (left padding, holes) get their real tokens moved to the front
+        x = self.dropout(inputs_embeds)
+        order = None
+        if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
+            order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices  # real tokens first, in order
+            x = x.gather(1, order.unsqueeze(-1).expand_as(x))
+
+        # 2. encode the packed batch (fused kernel; the state stops at each row's last real token)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_out, state = self.rnn(packed)
+        out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=S)  # (B, S, dirs * H), 0 on pads
+        if order is not None:  # back to the caller's positions
+            out = torch.zeros_like(out).scatter(1, order.unsqueeze(-1).expand_as(out), out)
+        hidden, cell = state if isinstance(state, tuple) else (state, None)
+
+        result = RNNSeq2SeqEncoderOutput(
+            last_hidden_state=out,
+            final_hidden_state=hidden.transpose(0, 1),  # (B, layers * dirs, H)
+            final_cell_state=None if cell is None else cell.transpose(0, 1),
+            source_mask=attention_mask.long(),
+            hidden_states=(inputs_embeds, out) if output_hidden_states else None,
+        )
+        return result if return_dict is not False else result.to_tuple()
+
+
+class RNNSeq2SeqDecoder(nn.Module):
+    """Recurrent decoder: bridge from the encoder state, optional attention, and the pre-output vector.
+
+    The embedding lives in the decoder unless `share_encoder_decoder_embeddings` (then the model passes embeddings in).
+    """
+
+    def __init__(self, config: RNNSeq2SeqConfig):
+        super().__init__()
+        self.config = config
+        H, E = config.hidden_size, config.decoder_embedding_size
+        self.embed_tokens = (
+            None
+            if config.share_encoder_decoder_embeddings
+            else nn.Embedding(config.decoder_vocab_size, E, config.pad_token_id)
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.num_directions = 2 if config.bidirectional_encoder else 1
+        if config.bridge == "linear":
+            self.bridge_hidden = nn.Linear(self.num_directions * H, config.decoder_layers * H)
+            self.bridge_cell = (
+                nn.Linear(self.num_directions * H, config.decoder_layers * H) if config.cell_type == "lstm" else None
+            )
+        rnn_input = E
+        if config.attention == "bahdanau":
+            rnn_input += config.encoder_output_size  # context c_i is an input of the step (Bahdanau eq. 4)
+        elif config.input_feeding:
+            rnn_input += H  # previous attentional vector h~_{t-1} (Luong §3.3)
+        self.rnn = _RNN_CLASSES[config.cell_type](
+            rnn_input,
+            H,
+            num_layers=config.decoder_layers,
+            dropout=config.dropout if config.decoder_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        if config.attention != "none":
+            self.attention = RNNSeq2SeqAttention(config)
+        if config.attention == "bahdanau":
+            # deep output t_i = tanh(W_o [s_i; c_i; E y_{i-1}]) (Bahdanau §A.2.2, tanh instead of maxout)
+            self.output_layer = nn.Linear(H + config.encoder_output_size + E, H)
+        elif config.attention == "luong":
+            self.output_layer = nn.Linear(config.encoder_output_size + H, H, bias=False)  # W_c (Luong eq. 5)
+
+    # -- state helpers ------------------------------------------------------------------------------------------
+    def initial_cache(self, encoder_outputs: RNNSeq2SeqEncoderOutput) -> RNNSeq2SeqCache:
+        cfg = self.config
+        final_h = encoder_outputs.final_hidden_state  # (B, layers * dirs, H)
+        B, H, L = final_h.shape[0], cfg.hidden_size, cfg.decoder_layers
+
+        def bridge(final, proj):
+            if cfg.bridge == "zero":
+                return final.new_zeros(B, L, H)
+            if cfg.bridge == "copy":
+                return final
+            top = final[:, -self.num_directions :].reshape(B, self.num_directions * H)  # top layer, both directions
+            return torch.tanh(proj(top)).view(B, L, H)
+
+        hidden = bridge(final_h, getattr(self, "bridge_hidden", None))
+        cell = None
+        if cfg.cell_type == "lstm":
+            cell = bridge(encoder_outputs.final_cell_state, getattr(self, "bridge_cell", None))
+        feed = final_h.new_zeros(B, H) if cfg.input_feeding else None
+        keys = None
+        if cfg.attention != "none":
+            keys = self.attention.project_keys(encoder_outputs.last_hidden_state)
+        return RNNSeq2SeqCache(hidden, cell, feed, keys, 0)
+
+    @staticmethod
+    def _to_rnn_state(cache):
+        h = cache.hidden.transpose(0, 1).contiguous()
+        return (h, cache.cell.transpose(0, 1).contiguous()) if cache.cell is not None else h
+
+    @staticmethod
+    def _from_rnn_state(state):
+        if isinstance(state, tuple):
+            return state[0].transpose(0, 1), state[1].transpose(0, 1)
+        return state.transpose(0, 1), None
+
+    # -- forward ------------------------------------------------------------------------------------------------
+    def forward(self, inputs_embeds, memory, source_mask, cache: RNNSeq2SeqCache):
+        """inputs_embeds `(B, T, E)` (target tokens y_{<t}), memory `(B, S, He)`, source_mask `(B, S)` bool.
+
+        Returns pre-output `(B, T, H)`, attention weights `(B, T, S)` or None, and the updated cache (new object).
+        """
+        cfg = self.config
+        x = self.dropout(inputs_embeds)
+        state = self._to_rnn_state(cache)
+        T = x.shape[1]
+        weights = feed = None
+
+        if cfg.attention == "none":
+            # fused kernel over the whole target
+            out, state = self.rnn(x, state)
+            pre = out
+        elif cfg.attention == "luong" and not cfg.input_feeding:
+            # fused kernel over the whole target, then every step attends in parallel (h_t does not depend on c_<t)
+            out, state = self.rnn(x, state)
+            context, weights = self.attention(out, cache.keys, memory, source_mask)
+            pre = torch.tanh(self.output_layer(torch.cat([context, out], dim=-1)))
+        else:
+            # Bahdanau (the query is s_{i-1} and c_i enters the step) and Luong input feeding (h~_{t-1} enters the
+            # step) make step t depend on the attention output of step t-1: a loop over target time is inherent to
+            # these models. Each step is still one fused multi-layer kernel call.
+            pres, all_weights = [], []
+            feed = cache.feed
+            for t in range(T):
+                x_t = x[:, t : t + 1]  # (B, 1, E)
+                if cfg.attention == "bahdanau":
+                    query = (state[0] if isinstance(state, tuple) else state)[-1].unsqueeze(1)  # s_{i-1}, (B, 1, H)
+                    context, w = self.attention(query, cache.keys, memory, source_mask)
+                    out, state = self.rnn(torch.cat([x_t, context], dim=-1), state)
+                    pre_t = torch.tanh(self.output_layer(torch.cat([out, context, x_t], dim=-1)))
+                else:
+                    out, state = self.rnn(torch.cat([x_t, feed.unsqueeze(1)], dim=-1), state)
+                    context, w = self.attention(out, cache.keys, memory, source_mask)
+                    pre_t = torch.tanh(self.output_layer(torch.cat([context, out], dim=-1)))
+                    feed = pre_t.squeeze(1)
+                pres.append(pre_t)
+                all_weights.append(w)
+            pre = torch.cat(pres, dim=1)
+            weights = torch.cat(all_weights, dim=1)
+
+        hidden, cell = self._from_rnn_state(state)
+        new_cache = RNNSeq2SeqCache(hidden, cell, feed, cache.keys, cache.seen_tokens + T)
+        return pre, weights, new_cache
+
+
+class RNNSeq2SeqPreTrainedModel(PreTrainedModel):
+    config_class = RNNSeq2SeqConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = False
+    _no_split_modules = ["RNNSeq2SeqEncoder", "RNNSeq2SeqDecoder"]
+    _supports_sdpa = False
+    _supports_flash_attn = False
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # The decoder state is a custom cache object (HF-NOTES: DynamicCache crashes inside EncoderDecoderCache).
+        return False
+
+    def _init_weights(self, module):
+        """Uniform embeddings (Sutskever et al. 2014 used U(-0.08, 0.08)), Xavier input weights, orthogonal recurrent
+        weights, zero biases except the LSTM forget gate (1, Jozefowicz et al. 2015)."""
+        r = self.config.initializer_range
+        if isinstance(module, nn.Embedding):
+            nn.init.uniform_(module.weight, -r, r)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.RNNBase):
+            H = module.hidden_size
+            for name, param in module.named_parameters():
+                if name.startswith("weight_ih"):
+                    nn.init.xavier_uniform_(param)
+                elif name.startswith("weight_hh"):
+                    nn.init.orthogonal_(param)
+                elif name.startswith("bias"):
+                    nn.init.zeros_(param)
+                    if isinstance(module, nn.LSTM) and name.startswith("bias_ih"):
+                        if not getattr(param, "_is_hf_initialized", False):
+                            with torch.no_grad():
+                                param[H : 2 * H].fill_(1.0)
+
+
+class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
+    """Encoder + decoder without the vocabulary projection; returns decoder pre-output vectors."""
+
+    def __init__(self, config: RNNSeq2SeqConfig):
+        super().__init__(config)
+        self.encoder = RNNSeq2SeqEncoder(config)
+        self.decoder = RNNSeq2SeqDecoder(config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.encoder.embed_tokens = value
+
+    def get_decoder_input_embeddings(self):
+        return self.encoder.embed_tokens if self.decoder.embed_tokens is None else self.decoder.embed_tokens
+
+    def get_encoder(self, modality=None):
+        return self.encoder
+
+    def get_decoder(self):
+        return self.decoder
+
+    def _as_encoder_output(self, encoder_outputs) -> RNNSeq2SeqEncoderOutput:
+        if isinstance(encoder_outputs, RNNSeq2SeqEncoderOutput):
+            return encoder_outputs
+        if isinstance(encoder_outputs, dict):
+            return RNNSeq2SeqEncoderOutput(**encoder_outputs)
+        if isinstance(encoder_outputs, (tuple, list)):
+            # the order of `RNNSeq2SeqEncoderOutput.to_tuple()` (None fields dropped)
+            items = list(encoder_outputs)
+            names = ["last_hidden_state", "final_hidden_state"]
+            names += ["final_cell_state"] if self.config.cell_type == "lstm" else []
+            names += ["source_mask"]
+            if len(items) < len(names):
+                raise ValueError(f"encoder_outputs tuple needs at least {names}, got {len(items)} items.")
+            return RNNSeq2SeqEncoderOutput(**dict(zip(names, items)))
+        raise TypeError(f"encoder_outputs must be an RNNSeq2SeqEncoderOutput, dict or tuple, got {type(encoder_outputs)}.")
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs=None,
+        cache: RNNSeq2SeqCache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        decoder_inputs_embeds: torch.FloatTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> RNNSeq2SeqModelOutput:
+        """decoder_attention_mask is accepted for API compatibility: the decoder is causal and padded target
+        positions only follow real ones, so they never influence real positions (mask them out of the loss)."""
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+
+        # 1. encode (or reuse the given encoder outputs)
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
+        encoder_outputs = self._as_encoder_output(encoder_outputs)
+        memory = encoder_outputs.last_hidden_state
+        source_mask = encoder_outputs.source_mask
+        if source_mask is None:
+            source_mask = attention_mask if attention_mask is not None else memory.new_ones(memory.shape[:2])
+        source_mask = source_mask.bool()
+
+        # 2. embed the target prefix
+        if (decoder_input_ids is None) == (decoder_inputs_embeds is None):
+            raise ValueError("Pass exactly one of decoder_input_ids (or labels) and decoder_inputs_embeds.")
+        if decoder_input_ids is not None:
+            _check_token_ids(decoder_input_ids, self.config.decoder_vocab_size, "decoder_input_ids")
+            decoder_inputs_embeds = self.get_decoder_input_embeddings()(decoder_input_ids)
+        if decoder_inputs_embeds.shape[0] != memory.shape[0]:
+            raise ValueError(
+                f"decoder inputs have batch size {decoder_inputs_embeds.shape[0]} but the encoder outputs have "
+                f"{memory.shape[0]}."
+            )
+
+        # 3. decode from the cached state, or from the bridge of the encoder's final state
+        if cache is None:
+            cache = self.decoder.initial_cache(encoder_outputs)
+        elif not isinstance(cache, RNNSeq2SeqCache):
+            raise TypeError(f"cache must be an RNNSeq2SeqCache returned by this model, got {type(cache)}.")
+        pre, weights, new_cache = self.decoder(decoder_inputs_embeds, memory, source_mask, cache)
+
+        result = RNNSeq2SeqModelOutput(
+            last_hidden_state=pre,
+            cache=new_cache if use_cache else None,
+            decoder_hidden_states=(decoder_inputs_embeds, pre) if output_hidden_states else None,
+            cross_attentions=(weights,) if output_attentions and weights is not None else None,
+            encoder_last_hidden_state=memory,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+        )
+        return result if return_dict is not False else result.to_tuple()
+
+
+class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMixin):
+    """RNN encoder-decoder with a vocabulary projection; `labels` give the token-mean cross-entropy."""
+
+    accepts_loss_kwargs = False
+    _keys_to_ignore_on_load_unexpected = []
+
+    def __init__(self, config: RNNSeq2SeqConfig):
+        super().__init__(config)
+        self.model = RNNSeq2SeqModel(config)
+        H, E = config.hidden_size, config.decoder_embedding_size
+        head_input = E if config.tie_word_embeddings else H
+        # tying needs the pre-output in embedding space (Press & Wolf 2017)
+        self.output_projection = nn.Linear(H, E, bias=False) if config.tie_word_embeddings and H != E else None
+        self.lm_head = nn.Linear(head_input, config.decoder_vocab_size)
+        embed_name = "encoder" if config.share_encoder_decoder_embeddings else "decoder"
+        self._tied_weights_keys = {"lm_head.weight": f"model.{embed_name}.embed_tokens.weight"}
+        self.post_init()
+
+    def get_encoder(self, modality=None):
+        return self.model.encoder
+
+    def get_decoder(self):
+        return self.model.decoder
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, value):
+        self.lm_head = value
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def _reorder_cache(self, cache: RNNSeq2SeqCache, beam_idx: torch.LongTensor) -> RNNSeq2SeqCache:
+        return cache.reorder_cache(beam_idx)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs=None,
+        cache: RNNSeq2SeqCache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        decoder_inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> RNNSeq2SeqLMOutput:
+        """
+        input_ids `(B, S)` source ids; attention_mask `(B, S)`; decoder_input_ids `(B, T)` target prefix (built from
+        `labels` by shifting right when absent); labels `(B, T)` target ids with -100 to ignore.
+        """
+        if labels is not None:
+            _check_token_ids(labels, self.config.decoder_vocab_size, "labels", ignore_index=-100)
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            encoder_outputs=encoder_outputs,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        pre = self.model.decoder.dropout(outputs.last_hidden_state)
+        if self.output_projection is not None:
+            pre = self.output_projection(pre)
+        logits = self.lm_head(pre)  # (B, T, V_tgt)
+
+        loss = None
+        if labels is not None:
+            if labels.shape != logits.shape[:2]:
+                raise ValueError(f"labels shape {tuple(labels.shape)} does not match the decoder inputs {tuple(logits.shape[:2])}.")
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten().to(logits.device), ignore_index=-100)
+
+        result = RNNSeq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+        )
+        return result if return_dict is not False else result.to_tuple()
+
+
+__all__ = [
+    "RNNSeq2SeqCache",
+    "RNNSeq2SeqEncoderOutput",
+    "RNNSeq2SeqPreTrainedModel",
+    "RNNSeq2SeqModel",
+    "RNNSeq2SeqForConditionalGeneration",
+]

@@ -1,0 +1,87 @@
+"""word2vec configuration (Mikolov et al. 2013, "Efficient Estimation of Word Representations in Vector Space" and
+"Distributed Representations of Words and Phrases and their Compositionality")."""
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+_ARCHITECTURES = ("skipgram", "cbow")
+_OBJECTIVES = ("negative_sampling", "hierarchical_softmax")
+
+
+@strict
+class Word2VecConfig(PreTrainedConfig):
+    r"""
+    Configuration of a word2vec model. Defaults are the original `word2vec.c` / gensim 4 settings.
+
+    Args:
+        vocab_size (`int`): number of rows of both vector tables (use `len(tokenizer)`).
+        vector_size (`int`): dimension of the word vectors.
+        architecture (`str`): `"skipgram"` (predict each context word from the centre word) or `"cbow"` (predict the
+            centre word from the mean or sum of its context).
+        cbow_mean (`bool`): CBOW averages the context vectors (`True`, as `-cbow 1` in word2vec.c) or sums them.
+        objective (`str`): `"negative_sampling"` (`negative` noise words drawn from counts**`ns_exponent`) or
+            `"hierarchical_softmax"` (binary decisions along the word's path in a Huffman tree of `word_counts`).
+        negative (`int`): noise words per positive pair for negative sampling.
+        ns_exponent (`float`): exponent of the noise distribution (0.75 in the paper).
+        window (`int`): maximum distance between centre and context word; each centre word draws its own effective
+            window uniformly from 1..window ("dynamic window" of word2vec.c).
+        sample (`float`): sub-sampling threshold of frequent words (0 disables it).
+        min_count (`int`): words rarer than this were dropped from the vocabulary (recorded for reference).
+        word_counts (`list[int]`): corpus count of every vocabulary id (0 for special tokens). Drives the noise
+            distribution, the Huffman tree and sub-sampling; required for training.
+        mask_token_id (`int`, *optional*): id of `<mask>`, never predicted by the fill-mask head.
+    """
+
+    model_type = "hf_seq_word2vec"
+
+    vocab_size: int = 100
+    vector_size: int = 100
+    architecture: str = "skipgram"
+    cbow_mean: bool = True
+    objective: str = "negative_sampling"
+    negative: int = 5
+    ns_exponent: float = 0.75
+    window: int = 5
+    sample: float = 1e-3
+    min_count: int = 5
+    word_counts: list[int] | None = None
+    pad_token_id: int | None = 1
+    mask_token_id: int | None = None
+    initializer_range: float = 0.5
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        if self.architecture not in _ARCHITECTURES:
+            raise ValueError(f"architecture={self.architecture!r} is not one of {_ARCHITECTURES}")
+        if self.objective not in _OBJECTIVES:
+            raise ValueError(f"objective={self.objective!r} is not one of {_OBJECTIVES}")
+        if self.vocab_size < 1 or self.vector_size < 1:
+            raise ValueError(
+                f"vocab_size ({self.vocab_size}) and vector_size ({self.vector_size}) must both be positive"
+            )
+        if self.window < 1:
+            raise ValueError(f"window={self.window} must be >= 1")
+        if self.objective == "negative_sampling" and self.negative < 1:
+            raise ValueError(f"negative={self.negative} must be >= 1 for objective='negative_sampling'")
+        if self.sample < 0:
+            raise ValueError(f"sample={self.sample} must be >= 0 (0 disables sub-sampling)")
+        if self.min_count < 1:
+            raise ValueError(f"min_count={self.min_count} must be >= 1")
+        if self.word_counts is not None:
+            self.word_counts = [int(c) for c in self.word_counts]
+            if len(self.word_counts) != self.vocab_size:
+                raise ValueError(
+                    f"word_counts has {len(self.word_counts)} entries but vocab_size is {self.vocab_size}"
+                )
+            if min(self.word_counts) < 0:
+                raise ValueError(f"word_counts must be >= 0, got min {min(self.word_counts)}")
+            if sum(self.word_counts) == 0:
+                raise ValueError("word_counts are all zero: the corpus had no word in the vocabulary")
+        for name in ("pad_token_id", "mask_token_id"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < self.vocab_size:
+                raise ValueError(f"{name}={value} is outside the vocabulary [0, {self.vocab_size})")
+        super().__post_init__(**kwargs)
+
+
+__all__ = ["Word2VecConfig"]

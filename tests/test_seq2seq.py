@@ -1,0 +1,401 @@
+"""Tests of the RNN encoder-decoder (hf_seq.models.seq2seq) and the hf-seq-translation pipeline."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, pipeline
+
+import hf_seq  # noqa: F401  (registers the Auto classes)
+from hf_seq.models.seq2seq import (
+    RNNSeq2SeqCache,
+    RNNSeq2SeqConfig,
+    RNNSeq2SeqForConditionalGeneration,
+    RNNSeq2SeqModel,
+)
+from hf_seq.pipelines import TRANSLATION_TASK, save_translation_pipeline
+from hf_seq.tokenization import build_word_level_tokenizer
+
+from .conftest import run_without_hf_seq
+
+VOCAB = 40
+VARIANTS = {
+    "none-gru": dict(attention="none", cell_type="gru"),
+    "bahdanau-gru": dict(attention="bahdanau", cell_type="gru"),
+    "luong-general-lstm": dict(attention="luong", attention_score="general", cell_type="lstm", encoder_layers=2, decoder_layers=2),
+    "luong-concat-feed-rnn": dict(attention="luong", attention_score="concat", input_feeding=True, cell_type="rnn"),
+    "luong-dot-copy-lstm": dict(attention="luong", attention_score="dot", bidirectional_encoder=False, bridge="copy", cell_type="lstm"),
+    "bahdanau-tied-shared": dict(attention="bahdanau", tie_word_embeddings=True, share_encoder_decoder_embeddings=True),
+    "luong-separate-vocab": dict(attention="luong", target_vocab_size=30, bridge="zero"),
+}
+
+
+def make_config(**overrides):
+    kwargs = dict(
+        vocab_size=VOCAB, hidden_size=16, encoder_embedding_size=8, decoder_embedding_size=8, attention_size=12,
+        dropout=0.0,
+    )
+    kwargs.update(overrides)
+    return RNNSeq2SeqConfig(**kwargs)
+
+
+def make_model(**overrides):
+    torch.manual_seed(0)
+    return RNNSeq2SeqForConditionalGeneration(make_config(**overrides)).eval()
+
+
+def padded_batch(lengths=(7, 4, 6), seed=0, left=False):
+    g = torch.Generator().manual_seed(seed)
+    S = max(lengths)
+    ids = torch.full((len(lengths), S), 1)
+    mask = torch.zeros(len(lengths), S, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        span = slice(S - n, S) if left else slice(0, n)
+        ids[i, span] = torch.randint(4, VOCAB, (n,), generator=g)
+        mask[i, span] = 1
+    return ids, mask
+
+
+@pytest.fixture(params=list(VARIANTS), ids=list(VARIANTS))
+def model(request):
+    return make_model(**VARIANTS[request.param])
+
+
+# ---------------------------------------------------------------- shapes, loss, init, gradients
+def test_forward_shapes_and_loss(model):
+    ids, mask = padded_batch()
+    labels = torch.randint(4, model.config.decoder_vocab_size, (3, 5))
+    labels[1, 3:] = -100
+    out = model(input_ids=ids, attention_mask=mask, labels=labels, output_attentions=True, output_hidden_states=True)
+    assert out.logits.shape == (3, 5, model.config.decoder_vocab_size)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    manual = torch.nn.functional.cross_entropy(out.logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+    torch.testing.assert_close(out.loss, manual)
+    assert out.encoder_last_hidden_state.shape == (3, 7, model.config.encoder_output_size)
+    assert isinstance(out.cache, RNNSeq2SeqCache) and out.cache.seen_tokens == 5
+    if model.config.attention == "none":
+        assert out.cross_attentions is None
+    else:
+        assert out.cross_attentions[0].shape == (3, 5, 7)
+
+
+def test_base_model_and_auto_classes():
+    config = make_config(attention="bahdanau")
+    assert isinstance(AutoConfig.for_model("hf_seq_rnn_seq2seq"), RNNSeq2SeqConfig)
+    assert isinstance(AutoModel.from_config(config), RNNSeq2SeqModel)
+    assert isinstance(AutoModelForSeq2SeqLM.from_config(config), RNNSeq2SeqForConditionalGeneration)
+    ids, mask = padded_batch()
+    out = RNNSeq2SeqModel(config)(input_ids=ids, attention_mask=mask, decoder_input_ids=torch.full((3, 4), 2))
+    assert out.last_hidden_state.shape == (3, 4, 16)
+
+
+def test_gradients_reach_every_parameter(model):
+    model.train()
+    ids, mask = padded_batch()
+    labels = torch.randint(4, model.config.decoder_vocab_size, (3, 5))
+    model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    # the padding row of an embedding gets no gradient by design; everything else must learn
+    assert missing == [], missing
+
+
+def test_every_parameter_initialized_and_padding_row_zero():
+    model = make_model(attention="bahdanau", cell_type="lstm")
+    for name, p in model.named_parameters():
+        assert torch.isfinite(p).all(), name
+        if "bias" not in name:
+            assert p.abs().sum() > 0, name
+    assert torch.all(model.model.encoder.embed_tokens.weight[1] == 0)
+    H = model.config.hidden_size
+    assert torch.all(model.model.decoder.rnn.bias_ih_l0[H : 2 * H] == 1.0)  # LSTM forget-gate bias
+
+
+def test_tied_and_shared_embeddings(tmp_path):
+    model = make_model(**VARIANTS["bahdanau-tied-shared"])
+    assert model.lm_head.weight is model.model.encoder.embed_tokens.weight
+    assert model.model.decoder.embed_tokens is None
+    model.save_pretrained(tmp_path)
+    again = RNNSeq2SeqForConditionalGeneration.from_pretrained(tmp_path)
+    assert again.lm_head.weight is again.model.encoder.embed_tokens.weight
+    torch.testing.assert_close(again.lm_head.weight, model.lm_head.weight)
+    untied = make_model(attention="none")
+    assert untied.lm_head.weight.data_ptr() != untied.model.decoder.embed_tokens.weight.data_ptr()
+
+
+def test_prepare_decoder_input_ids_and_collator():
+    model = make_model(attention="none")
+    labels = torch.tensor([[5, 6, 3, -100], [7, 3, -100, -100]])
+    torch.testing.assert_close(
+        model.prepare_decoder_input_ids_from_labels(labels), torch.tensor([[2, 5, 6, 3], [2, 7, 3, 1]])
+    )
+    tok = build_word_level_tokenizer(["a b c d e"])
+    collator = DataCollatorForSeq2Seq(tok, model=model)
+    batch = collator([{"input_ids": [4, 5, 6], "labels": [7, 3]}, {"input_ids": [4], "labels": [5, 6, 3]}])
+    torch.testing.assert_close(batch["decoder_input_ids"], torch.tensor([[2, 7, 3], [2, 5, 6]]))
+    assert model(**batch).loss.isfinite()
+
+
+# ---------------------------------------------------------------- generation
+def _count_decoder_lengths(model):
+    lengths = []
+    handle = model.model.decoder.register_forward_pre_hook(lambda mod, args: lengths.append(args[0].shape[1]))
+    return lengths, handle
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(num_beams=3, num_return_sequences=2, length_penalty=0.6), dict(do_sample=True, top_k=10)],
+    ids=["greedy", "beam", "sample"],
+)
+def test_cached_equals_uncached(model, kwargs):
+    ids, mask = padded_batch()
+    common = dict(attention_mask=mask, max_new_tokens=6, min_new_tokens=6, **kwargs)
+    lengths, handle = _count_decoder_lengths(model)
+    torch.manual_seed(3)
+    cached = model.generate(ids, **common)
+    handle.remove()
+    assert max(lengths[1:]) == 1  # O(1) per new token: only the newest token enters the decoder
+    torch.manual_seed(3)
+    uncached = model.generate(ids, use_cache=False, **common)
+    assert cached.shape[1] == 7
+    torch.testing.assert_close(cached, uncached, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("left", [False, True], ids=["right-pad", "left-pad"])
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_batched_equals_one_by_one(model, left, num_beams):
+    ids, mask = padded_batch(left=left)
+    kw = dict(max_new_tokens=6, num_beams=num_beams, output_scores=True, return_dict_in_generate=True)
+    batched = model.generate(ids, attention_mask=mask, **kw)
+    for i in range(ids.shape[0]):
+        real = ids[i][mask[i].bool()].unsqueeze(0)
+        single = model.generate(real, **kw)
+        n = single.sequences.shape[1]
+        row = batched.sequences[i, :n]
+        torch.testing.assert_close(row, single.sequences[0], rtol=0, atol=0)
+        if n < batched.sequences.shape[1]:  # the batched row was only padded after its end
+            assert torch.all(batched.sequences[i, n:] == model.config.pad_token_id)
+    enc_batched = model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    enc_single = model.get_encoder()(input_ids=ids[1:2][mask[1:2].bool()].unsqueeze(0)).last_hidden_state
+    torch.testing.assert_close(enc_batched[1][mask[1].bool()], enc_single[0], atol=1e-6, rtol=1e-5)
+
+
+def test_encoder_outputs_path_equals_input_ids_path(model):
+    ids, mask = padded_batch()
+    enc = model.get_encoder()(input_ids=ids, attention_mask=mask)
+    for kw in [dict(), dict(num_beams=2)]:
+        a = model.generate(ids, attention_mask=mask, max_new_tokens=5, **kw)
+        b = model.generate(encoder_outputs=enc, attention_mask=mask, max_new_tokens=5, **kw)
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    dec = torch.randint(4, model.config.decoder_vocab_size, (3, 4))
+    x = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
+    y = model(encoder_outputs=enc, decoder_input_ids=dec).logits
+    z = model(encoder_outputs=enc.to_tuple(), decoder_input_ids=dec).logits
+    torch.testing.assert_close(x, y)
+    torch.testing.assert_close(x, z)
+
+
+def test_stepwise_forward_with_cache_equals_full_forward(model):
+    ids, mask = padded_batch()
+    dec = torch.randint(4, model.config.decoder_vocab_size, (3, 5))
+    full = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
+    out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec[:, :2])
+    steps = [out.logits]
+    for t in range(2, 5):
+        out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec[:, t : t + 1], cache=out.cache)
+        steps.append(out.logits)
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["bahdanau-gru", "luong-general-lstm", "luong-concat-feed-rnn"])
+def test_attention_sums_to_one_and_is_zero_on_padding(variant):
+    model = make_model(**VARIANTS[variant])
+    for left in (False, True):
+        ids, mask = padded_batch(left=left)
+        out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=torch.full((3, 4), 2), output_attentions=True)
+        weights = out.cross_attentions[0]  # (batch, tgt_len, src_len)
+        assert weights.shape == (3, 4, 7)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(3, 4))
+        assert torch.all(weights.masked_select(~mask.bool().unsqueeze(1).expand_as(weights)) == 0)
+        assert torch.all(weights.masked_select(mask.bool().unsqueeze(1).expand_as(weights)) > 0)
+
+
+def test_generate_returns_cross_attentions():
+    model = make_model(attention="bahdanau")
+    ids, mask = padded_batch()
+    out = model.generate(
+        ids, attention_mask=mask, max_new_tokens=4, min_new_tokens=4, output_attentions=True, return_dict_in_generate=True
+    )
+    assert len(out.cross_attentions) == 4  # one per new token
+    assert out.cross_attentions[0][0].shape == (3, 1, 7)
+    assert torch.all(out.cross_attentions[1][0][1, 0, 4:] == 0)
+
+
+# ---------------------------------------------------------------- persistence, remote code, pipeline
+def test_save_load_identical(tmp_path, model):
+    ids, mask = padded_batch()
+    model.save_pretrained(tmp_path)
+    again = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    assert type(again) is RNNSeq2SeqForConditionalGeneration
+    dec = torch.full((3, 3), 2)
+    torch.testing.assert_close(model(ids, mask, dec).logits, again(ids, mask, dec).logits, rtol=0, atol=0)
+    torch.testing.assert_close(
+        model.generate(ids, attention_mask=mask, max_new_tokens=5, num_beams=2),
+        again.generate(ids, attention_mask=mask, max_new_tokens=5, num_beams=2),
+    )
+
+
+def _tiny_tokenizer():
+    words = "the cat sat on a mat dog ran le chat est sur un tapis chien court".split()
+    return build_word_level_tokenizer([" ".join(words)])
+
+
+def test_remote_code_reload_without_hf_seq(tmp_path):
+    model = make_model(attention="luong", input_feeding=True, attention_score="concat", cell_type="lstm")
+    RNNSeq2SeqConfig.register_for_auto_class()
+    RNNSeq2SeqForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
+    model.save_pretrained(tmp_path / "m")
+    ids, mask = padded_batch()
+    expected = model.generate(ids, attention_mask=mask, max_new_tokens=5, num_beams=2).tolist()
+    logits = model(ids, mask, torch.full((3, 2), 2)).logits
+    result = run_without_hf_seq(
+        f"""
+        import json, torch
+        from transformers import AutoModelForSeq2SeqLM
+        m = AutoModelForSeq2SeqLM.from_pretrained({str(tmp_path / "m")!r}, trust_remote_code=True).eval()
+        ids, mask = torch.tensor({ids.tolist()}), torch.tensor({mask.tolist()})
+        out = m.generate(ids, attention_mask=mask, max_new_tokens=5, num_beams=2)
+        logits = m(ids, mask, torch.full((3, 2), 2)).logits
+        print(json.dumps({{"module": type(m).__module__, "ids": out.tolist(), "logits": logits.tolist()}}))
+        """,
+        tmp_path,
+    )
+    assert result["module"].startswith("transformers_modules")
+    assert result["ids"] == expected
+    torch.testing.assert_close(torch.tensor(result["logits"]), logits, rtol=0, atol=0)
+
+
+def test_pipeline_from_saved_folder_without_hf_seq(tmp_path):
+    tok = _tiny_tokenizer()
+    model = make_model(attention="bahdanau", vocab_size=len(tok))
+    save_translation_pipeline(model, tok, tmp_path / "pipe")
+    config = json.loads((tmp_path / "pipe" / "config.json").read_text())
+    assert TRANSLATION_TASK in config["custom_pipelines"]
+    local = pipeline(model=str(tmp_path / "pipe"), trust_remote_code=True)
+    sources = ["the cat sat on a mat", "a dog ran", "the cat"]
+    expected = local(sources, batch_size=3, max_new_tokens=6)
+    one_by_one = [local(s, max_new_tokens=6) for s in sources]
+    assert expected == one_by_one
+    beams = local("the dog", num_beams=3, num_return_sequences=2, max_new_tokens=5)
+    assert len(beams) == 2 and all("translation_text" in b for b in beams)
+    result = run_without_hf_seq(
+        f"""
+        import json
+        from transformers import pipeline
+        p = pipeline(model={str(tmp_path / "pipe")!r}, trust_remote_code=True)
+        out = p({sources!r}, batch_size=3, max_new_tokens=6)
+        print(json.dumps({{"cls": type(p).__name__, "module": type(p.model).__module__, "out": out}}))
+        """,
+        tmp_path,
+    )
+    assert result["cls"] == "Seq2SeqTranslationPipeline"
+    assert result["module"].startswith("transformers_modules")
+    assert result["out"] == expected
+
+
+def test_pipeline_with_separate_target_tokenizer(tmp_path):
+    src_tok = build_word_level_tokenizer(["the cat sat on a mat"])
+    tgt_tok = build_word_level_tokenizer(["le chat est sur un tapis rouge"])
+    model = make_model(attention="luong", vocab_size=len(src_tok), target_vocab_size=len(tgt_tok))
+    save_translation_pipeline(model, src_tok, tmp_path / "pipe", target_tokenizer=tgt_tok)
+    pipe = pipeline(model=str(tmp_path / "pipe"), trust_remote_code=True)
+    out = pipe("the cat", max_new_tokens=4, min_new_tokens=4, return_tensors=True)[0]["translation_token_ids"]
+    text = pipe("the cat", max_new_tokens=4, min_new_tokens=4)[0]["translation_text"]
+    assert text == tgt_tok.decode(out, skip_special_tokens=True).strip()
+    assert set(text.split()) <= set("le chat est sur un tapis rouge".split())
+
+
+# ---------------------------------------------------------------- learning
+def test_learns_to_reverse_sequences():
+    """Reverse 3-7 symbols from a 10-symbol alphabet: >= 95% exact match after ~250 CPU steps."""
+    torch.manual_seed(0)
+    V = 14
+    config = RNNSeq2SeqConfig(
+        vocab_size=V, hidden_size=64, encoder_embedding_size=32, decoder_embedding_size=32, attention="bahdanau",
+        dropout=0.0,
+    )
+    model = RNNSeq2SeqForConditionalGeneration(config)
+    gen = torch.Generator().manual_seed(0)
+
+    def batch(n):
+        lengths = torch.randint(3, 8, (n,), generator=gen)
+        S = int(lengths.max())
+        src = torch.full((n, S), 1)
+        mask = torch.zeros(n, S, dtype=torch.long)
+        labels = torch.full((n, S + 1), -100)
+        for i, n_i in enumerate(lengths.tolist()):
+            s = torch.randint(4, V, (n_i,), generator=gen)
+            src[i, :n_i], mask[i, :n_i], labels[i, :n_i], labels[i, n_i] = s, 1, s.flip(0), 3
+        return src, mask, labels
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(250):
+        src, mask, labels = batch(32)
+        loss = model(input_ids=src, attention_mask=mask, labels=labels).loss
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    assert loss.item() < first / 10
+    model.eval()
+    src, mask, labels = batch(200)
+    out = model.generate(src, attention_mask=mask, max_new_tokens=9)[:, 1:]
+    exact = 0
+    for hyp, ref in zip(out.tolist(), labels.tolist()):
+        ref = [t for t in ref if t != -100]
+        exact += hyp[: len(ref)] == ref
+    assert exact / 200 >= 0.95, exact / 200
+
+
+# ---------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(share_encoder_decoder_embeddings=True, target_vocab_size=30), "target_vocab_size=30"),
+        (dict(share_encoder_decoder_embeddings=True, decoder_embedding_size=12), "decoder_embedding_size=12"),
+        (dict(attention="luong", attention_score="dot"), "dot"),
+        (dict(attention="bahdanau", input_feeding=True), "input_feeding"),
+        (dict(cell_type="transformer"), "cell_type='transformer'"),
+        (dict(attention="local"), "attention='local'"),
+        (dict(bridge="copy"), "bridge='copy'"),
+        (dict(target_vocab_size=2, pad_token_id=1, decoder_start_token_id=2), "decoder_start_token_id=2"),
+        (dict(dropout=1.5), "dropout=1.5"),
+    ],
+)
+def test_config_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_config(**kwargs)
+
+
+def test_input_errors():
+    model = make_model(attention="bahdanau", target_vocab_size=30)
+    ids, mask = padded_batch()
+    dec = torch.full((3, 2), 2)
+    with pytest.raises(ValueError, match=r"input_ids contains token id 40"):
+        model(input_ids=torch.tensor([[4, 40]]), decoder_input_ids=dec[:1])
+    with pytest.raises(ValueError, match=r"input_ids contains token id -1"):
+        model(input_ids=torch.tensor([[4, -1]]), decoder_input_ids=dec[:1])
+    with pytest.raises(ValueError, match=r"decoder_input_ids contains token id 35.*\[0, 30\)"):
+        model(input_ids=ids, attention_mask=mask, decoder_input_ids=torch.full((3, 2), 35))
+    with pytest.raises(ValueError, match=r"labels contains token id 30"):
+        model(input_ids=ids, attention_mask=mask, labels=torch.full((3, 2), 30))
+    with pytest.raises(ValueError, match=r"attention_mask has shape \(3, 5\)"):
+        model(input_ids=ids, attention_mask=mask[:, :5], decoder_input_ids=dec)
+    with pytest.raises(ValueError, match="all-zero row"):
+        model(input_ids=ids, attention_mask=torch.zeros_like(mask), decoder_input_ids=dec)
+    with pytest.raises(TypeError, match="integer tensor"):
+        model(input_ids=ids.float(), decoder_input_ids=dec)
+    with pytest.raises(TypeError, match="RNNSeq2SeqCache"):
+        model(input_ids=ids, decoder_input_ids=dec, cache=(torch.zeros(1),))

@@ -1,0 +1,454 @@
+"""Tests of the Transformer (Vaswani et al. 2017): encoder-decoder and decoder-only heads."""
+
+import math
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+import hf_seq  # noqa: F401  (registers the Auto classes)
+from hf_seq.models.transformer import (
+    TransformerConfig,
+    TransformerForCausalLM,
+    TransformerForConditionalGeneration,
+    TransformerModel,
+    sinusoidal_position_encoding,
+)
+
+from conftest import run_without_hf_seq
+from mixin import GenerationTesterMixin, ModelTesterMixin
+
+VOCAB = 40
+
+
+def tiny_config(**overrides) -> TransformerConfig:
+    kwargs = dict(
+        vocab_size=VOCAB,
+        d_model=32,
+        d_ff=64,
+        num_heads=4,
+        encoder_layers=2,
+        decoder_layers=2,
+        max_position_embeddings=64,
+        dropout=0.1,
+    )
+    kwargs.update(overrides)
+    return TransformerConfig(**kwargs)
+
+
+def seq2seq(**overrides) -> TransformerForConditionalGeneration:
+    return TransformerForConditionalGeneration(tiny_config(**overrides)).eval()
+
+
+def causal_lm(**overrides) -> TransformerForCausalLM:
+    return TransformerForCausalLM(tiny_config(**overrides)).eval()
+
+
+def random_ids(batch, length, low=4):
+    return torch.randint(low, VOCAB, (batch, length))
+
+
+class TransformerModelTester:
+    """Inputs for hf-seq's shared mixins: a left-padded batch; encoder-decoder heads also get decoder inputs."""
+
+    def __init__(self, encoder_decoder: bool, **overrides):
+        self.encoder_decoder = encoder_decoder
+        self.overrides = overrides
+
+    def get_config(self):
+        return tiny_config(**self.overrides)
+
+    def prepare_inputs(self, config, with_labels=False, padded=True):
+        g = torch.Generator().manual_seed(0)
+        ids = torch.randint(4, config.vocab_size, (3, 9), generator=g)
+        mask = torch.ones_like(ids)
+        if padded:
+            mask[0, :4] = 0
+            mask[1, :1] = 0
+            ids = ids.masked_fill(mask == 0, config.pad_token_id)
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        if self.encoder_decoder:
+            target = torch.randint(4, config.vocab_size, (3, 5), generator=g)
+            inputs["decoder_input_ids"] = target
+            if with_labels:
+                inputs["labels"] = target
+        elif with_labels:
+            inputs["labels"] = ids.masked_fill(mask == 0, -100)
+        return inputs
+
+
+class TestTransformerEncoderDecoder(ModelTesterMixin):
+    model_tester = TransformerModelTester(encoder_decoder=True, norm_first=True)
+    all_model_classes = (TransformerModel, TransformerForConditionalGeneration)
+    auto_classes = {"TransformerModel": "AutoModel", "TransformerForConditionalGeneration": "AutoModelForSeq2SeqLM"}
+
+
+class TestTransformerCausalLM(ModelTesterMixin, GenerationTesterMixin):
+    model_tester = TransformerModelTester(encoder_decoder=False)
+    all_model_classes = (TransformerForCausalLM,)
+    generative_model_classes = (TransformerForCausalLM,)
+    auto_classes = {"TransformerForCausalLM": "AutoModelForCausalLM"}
+
+
+VARIANTS = [
+    {},
+    {"norm_first": True},
+    {"position_embedding_type": "learned"},
+    {"share_embeddings": False, "tie_word_embeddings": False},
+]
+
+
+# --- configuration -------------------------------------------------------------------------------------------------
+def test_config_defaults_are_the_paper_base_model_and_paper_names_alias():
+    c = TransformerConfig()
+    assert (c.d_model, c.d_ff, c.num_heads, c.N, c.decoder_layers) == (512, 2048, 8, 6, 6)
+    assert (c.dropout, c.norm_first, c.scale_embedding, c.share_embeddings) == (0.1, False, True, True)
+    assert c.model_type == "hf_seq_transformer"
+    c = tiny_config(d_model=48, num_heads=6)
+    assert c.hidden_size == 48 and c.num_attention_heads == 6
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"d_model": 30, "num_heads": 4}, r"d_model=30.*h=4"),
+        ({"d_model": 0}, "hidden_size.*positive"),
+        ({"dropout": 1.0}, r"dropout.*\[0, 1\)"),
+        ({"attention_dropout": -0.1}, "attention_dropout"),
+        ({"position_embedding_type": "rotary"}, "rotary"),
+        ({"activation_function": "swish"}, "swish"),
+        ({"share_embeddings": True, "tie_word_embeddings": False}, "tie_word_embeddings"),
+        ({"pad_token_id": 99}, "pad_token_id.*99"),
+    ],
+)
+def test_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_config(**kwargs)
+
+
+# --- positional encoding (§3.5) ------------------------------------------------------------------------------------
+def test_sinusoidal_encoding_equals_the_paper_formula():
+    d, positions = 32, 200
+    table = sinusoidal_position_encoding(positions, d)
+    expected = torch.empty(positions, d, dtype=torch.float64)
+    for pos in range(positions):
+        for i in range(d // 2):
+            angle = pos / 10000 ** (2 * i / d)
+            expected[pos, 2 * i] = math.sin(angle)
+            expected[pos, 2 * i + 1] = math.cos(angle)
+    assert torch.allclose(table.double(), expected, atol=1e-6, rtol=0)
+    assert torch.equal(table[0], torch.tensor([0.0, 1.0] * (d // 2)))
+    # the model uses exactly this table, also after a save/load round trip (it is a non-saved buffer)
+    model = seq2seq()
+    assert torch.equal(model.model.encoder.embeddings.embed_positions.table, sinusoidal_position_encoding(64, 32))
+
+
+def test_sinusoidal_table_is_rebuilt_after_loading(tmp_path):
+    model = seq2seq()
+    model.save_pretrained(tmp_path)
+    loaded = TransformerForConditionalGeneration.from_pretrained(tmp_path)
+    assert torch.equal(loaded.model.decoder.embeddings.embed_positions.table, sinusoidal_position_encoding(64, 32))
+
+
+# --- weights ---------------------------------------------------------------------------------------------------------
+def test_shared_and_tied_embeddings():
+    model = seq2seq()
+    shared = model.model.encoder.embeddings.embed_tokens.weight
+    assert model.model.decoder.embeddings.embed_tokens.weight is shared and model.lm_head.weight is shared
+    model = seq2seq(share_embeddings=False, tie_word_embeddings=True)
+    assert model.lm_head.weight is model.model.decoder.embeddings.embed_tokens.weight
+    assert model.model.encoder.embeddings.embed_tokens.weight is not model.lm_head.weight
+    model = seq2seq(share_embeddings=False, tie_word_embeddings=False)
+    assert model.lm_head.weight is not model.model.decoder.embeddings.embed_tokens.weight
+    lm = causal_lm()
+    assert lm.lm_head.weight is lm.model.embeddings.embed_tokens.weight
+
+
+def test_init_and_gradients_reach_every_parameter():
+    model = seq2seq(share_embeddings=False, tie_word_embeddings=False).train()
+    emb = model.model.encoder.embeddings.embed_tokens.weight
+    assert torch.all(emb[1] == 0)  # <pad> row
+    assert abs(emb[4:].std().item() - 32**-0.5) < 0.02  # N(0, d_model^-0.5): scaled embeddings have unit variance
+    for name, p in model.named_parameters():
+        assert torch.isfinite(p).all(), name
+        if name.endswith("layer_norm.weight"):
+            assert torch.all(p == 1), name
+    src, labels = random_ids(3, 6), random_ids(3, 5)
+    model(input_ids=src, labels=labels).loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+# --- masking -------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_decoder_is_causal(variant):
+    model = seq2seq(**variant)
+    src, tgt = random_ids(2, 7), random_ids(2, 8)
+    changed = tgt.clone()
+    changed[:, 4:] = random_ids(2, 4)
+    a = model(input_ids=src, decoder_input_ids=tgt).logits
+    b = model(input_ids=src, decoder_input_ids=changed).logits
+    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-5)
+    assert not torch.allclose(a[:, 4:], b[:, 4:], atol=1e-3)
+    lm = causal_lm(**variant)
+    a, b = lm(tgt).logits, lm(changed).logits
+    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-5)
+    assert not torch.allclose(a[:, 4:], b[:, 4:], atol=1e-3)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_source_padding_does_not_change_outputs(variant):
+    model = seq2seq(**variant)
+    src, tgt = random_ids(1, 5), random_ids(1, 6)
+    alone = model(input_ids=src, decoder_input_ids=tgt, output_attentions=True)
+    for side in ("right", "left"):
+        pad = torch.full((1, 3), 1)
+        padded = torch.cat([src, pad], 1) if side == "right" else torch.cat([pad, src], 1)
+        mask = (padded != 1).long()
+        out = model(input_ids=padded, attention_mask=mask, decoder_input_ids=tgt, output_attentions=True)
+        assert torch.allclose(out.logits, alone.logits, atol=1e-5), side
+        real = mask[0].bool()
+        assert torch.allclose(out.encoder_last_hidden_state[:, real], alone.encoder_last_hidden_state, atol=1e-5)
+        assert torch.all(out.cross_attentions[0][..., ~real] == 0)
+
+
+@pytest.mark.parametrize("variant", VARIANTS[:2])
+def test_left_padding_does_not_change_lm_outputs(variant):
+    lm = causal_lm(**variant)
+    ids = random_ids(1, 6)
+    padded = torch.cat([torch.full((1, 3), 1), ids], 1)
+    mask = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1]])
+    assert torch.allclose(lm(padded, attention_mask=mask).logits[:, 3:], lm(ids).logits, atol=1e-5)
+
+
+# --- SDPA == eager ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", VARIANTS[:2])
+def test_sdpa_equals_eager(variant):
+    sdpa = seq2seq(**variant)
+    assert sdpa.config._attn_implementation == "sdpa"
+    eager = TransformerForConditionalGeneration(tiny_config(**variant, attn_implementation="eager")).eval()
+    assert eager.config._attn_implementation == "eager"
+    eager.load_state_dict(sdpa.state_dict())
+    src, tgt = random_ids(3, 7), random_ids(3, 5)
+    mask = torch.ones_like(src)
+    mask[0, 4:] = 0
+    dec_mask = torch.ones_like(tgt)
+    dec_mask[1, 3:] = 0
+    kwargs = dict(input_ids=src, attention_mask=mask, decoder_input_ids=tgt)
+    ref = sdpa(**kwargs).logits
+    assert torch.allclose(eager(**kwargs).logits, ref, atol=1e-5)
+    # output_attentions switches to the eager path on an SDPA model and returns every weight
+    out = sdpa(**kwargs, output_attentions=True)
+    assert torch.allclose(out.logits, ref, atol=1e-5)
+    assert len(out.encoder_attentions) == len(out.decoder_attentions) == len(out.cross_attentions) == 2
+    assert out.encoder_attentions[0].shape == (3, 4, 7, 7)
+    assert out.decoder_attentions[0].shape == (3, 4, 5, 5)
+    assert out.cross_attentions[0].shape == (3, 4, 5, 7)
+    assert torch.allclose(out.cross_attentions[1].sum(-1), torch.ones(3, 4, 5), atol=1e-5)
+    assert torch.all(out.decoder_attentions[0].triu(1) == 0)
+    with_dec_mask = dict(kwargs, decoder_attention_mask=dec_mask)
+    assert torch.allclose(sdpa(**with_dec_mask).logits, eager(**with_dec_mask).logits, atol=1e-5)
+    lm_sdpa, lm_eager = causal_lm(**variant), TransformerForCausalLM(tiny_config(**variant, attn_implementation="eager"))
+    lm_eager.load_state_dict(lm_sdpa.state_dict())
+    lm_eager.eval()
+    ids = random_ids(2, 6)
+    assert torch.allclose(lm_sdpa(ids).logits, lm_eager(ids).logits, atol=1e-5)
+
+
+# --- caching and generation ------------------------------------------------------------------------------------------
+def test_incremental_decoding_with_cache_equals_full_forward():
+    model = seq2seq()
+    src, tgt = random_ids(2, 6), random_ids(2, 7)
+    mask = torch.ones_like(src)
+    mask[1, 4:] = 0
+    full = model(input_ids=src, attention_mask=mask, decoder_input_ids=tgt).logits
+    enc = model.get_encoder()(src, mask)
+    out = model(encoder_outputs=enc, attention_mask=mask, decoder_input_ids=tgt[:, :3], use_cache=True)
+    steps = [out.logits]
+    for t in range(3, 7):
+        out = model(encoder_outputs=enc, attention_mask=mask, decoder_input_ids=tgt[:, t : t + 1], cache=out.cache)
+        steps.append(out.logits)
+    assert type(out.cache).__name__ == "EncoderDecoderCache" and out.cache.get_seq_length() == 7
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)
+
+    lm = causal_lm()
+    full = lm(tgt).logits
+    out = lm(tgt[:, :2], use_cache=True)
+    steps = [out.logits]
+    for t in range(2, 7):
+        out = lm(tgt[:, t : t + 1], cache=out.cache)
+        steps.append(out.logits)
+    assert type(out.cache).__name__ == "DynamicCache"
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)
+
+
+GEN_MODES = {
+    "greedy": dict(do_sample=False, num_beams=1),
+    "beam": dict(do_sample=False, num_beams=3, num_return_sequences=2),
+    "sample": dict(do_sample=True, top_k=10),
+}
+
+
+def _generate(model, seed, **kwargs):
+    torch.manual_seed(seed)
+    return model.generate(**kwargs, return_dict_in_generate=True, output_scores=True)
+
+
+@pytest.mark.parametrize("mode", GEN_MODES)
+def test_seq2seq_cached_generation_equals_uncached(mode):
+    model = seq2seq()
+    src = random_ids(3, 6)
+    mask = torch.ones_like(src)
+    mask[2, 4:] = 0
+    kw = dict(input_ids=src, attention_mask=mask, max_new_tokens=10, min_new_tokens=10, **GEN_MODES[mode])
+    a, b = _generate(model, 1, **kw), _generate(model, 1, use_cache=False, **kw)
+    assert torch.equal(a.sequences, b.sequences)
+    assert a.sequences.shape[1] == 11 and torch.all(a.sequences[:, 0] == model.config.decoder_start_token_id)
+    for x, y in zip(a.scores, b.scores):
+        assert torch.allclose(x, y, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", GEN_MODES)
+def test_lm_cached_generation_equals_uncached(mode):
+    lm = causal_lm()
+    ids = random_ids(2, 5)
+    kw = dict(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, min_new_tokens=10, **GEN_MODES[mode])
+    a, b = _generate(lm, 2, **kw), _generate(lm, 2, use_cache=False, **kw)
+    assert torch.equal(a.sequences, b.sequences)
+    for x, y in zip(a.scores, b.scores):
+        assert torch.allclose(x, y, atol=1e-4)
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_seq2seq_batched_generation_equals_one_at_a_time(num_beams):
+    model = seq2seq()
+    sources = [random_ids(1, n) for n in (3, 7, 5)]
+    batch = torch.full((3, 7), 1)
+    for i, s in enumerate(sources):
+        batch[i, : s.shape[1]] = s
+    kw = dict(max_new_tokens=8, min_new_tokens=8, num_beams=num_beams, do_sample=False)
+    together = model.generate(batch, attention_mask=(batch != 1).long(), **kw)
+    for i, s in enumerate(sources):
+        assert torch.equal(model.generate(s, **kw)[0], together[i])
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_lm_batched_left_padded_generation_equals_one_at_a_time(num_beams):
+    lm = causal_lm()
+    prompts = [random_ids(1, n) for n in (2, 6, 4)]
+    batch = torch.full((3, 6), 1)
+    for i, p in enumerate(prompts):
+        batch[i, 6 - p.shape[1] :] = p
+    kw = dict(max_new_tokens=8, min_new_tokens=8, num_beams=num_beams, do_sample=False)
+    together = lm.generate(batch, attention_mask=(batch != 1).long(), **kw)
+    for i, p in enumerate(prompts):
+        assert torch.equal(lm.generate(p, attention_mask=torch.ones_like(p), **kw)[0, p.shape[1] :], together[i, 6:])
+
+
+# --- persistence ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_save_load_gives_identical_outputs(variant, tmp_path):
+    model = seq2seq(**variant)
+    src, tgt = random_ids(2, 6), random_ids(2, 4)
+    model.save_pretrained(tmp_path / "s2s")
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "s2s").eval()
+    assert type(loaded) is TransformerForConditionalGeneration
+    assert torch.equal(loaded(input_ids=src, decoder_input_ids=tgt).logits, model(input_ids=src, decoder_input_ids=tgt).logits)
+    lm = causal_lm(**variant)
+    lm.save_pretrained(tmp_path / "lm")
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "lm").eval()
+    assert type(loaded) is TransformerForCausalLM and not loaded.config.is_encoder_decoder
+    assert torch.equal(loaded(tgt).logits, lm(tgt).logits)
+
+
+def test_auto_classes():
+    config = AutoConfig.for_model("hf_seq_transformer", vocab_size=VOCAB, d_model=32, num_heads=4, d_ff=64, N=1)
+    assert isinstance(config, TransformerConfig)
+    assert type(AutoModel.from_config(config)) is TransformerModel
+    assert type(AutoModelForSeq2SeqLM.from_config(config)) is TransformerForConditionalGeneration
+    assert type(AutoModelForCausalLM.from_config(config)) is TransformerForCausalLM
+
+
+def test_remote_code_reload_without_hf_seq(tmp_path):
+    TransformerConfig.register_for_auto_class()
+    TransformerForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
+    TransformerForCausalLM.register_for_auto_class("AutoModelForCausalLM")
+    model, lm = seq2seq(norm_first=True), causal_lm()
+    model.save_pretrained(tmp_path / "s2s")
+    lm.save_pretrained(tmp_path / "lm")
+    src = [[5, 6, 7, 8, 9], [10, 11, 12, 1, 1]]
+    mask = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
+    src_t, mask_t = torch.tensor(src), torch.tensor(mask)
+    kw = dict(max_new_tokens=6, min_new_tokens=6, num_beams=2, do_sample=False)
+    expected = {
+        "s2s": model.generate(src_t, attention_mask=mask_t, **kw).tolist(),
+        "lm": lm.generate(src_t[:, :3], attention_mask=torch.ones(2, 3, dtype=torch.long), **kw).tolist(),
+        "logits": model(input_ids=src_t, attention_mask=mask_t, decoder_input_ids=src_t).logits.sum().item(),
+    }
+    code = f"""
+        import json, torch
+        from transformers import AutoModelForSeq2SeqLM, AutoModelForCausalLM
+        m = AutoModelForSeq2SeqLM.from_pretrained({str(tmp_path / 's2s')!r}, trust_remote_code=True).eval()
+        lm = AutoModelForCausalLM.from_pretrained({str(tmp_path / 'lm')!r}, trust_remote_code=True).eval()
+        src, mask = torch.tensor({src}), torch.tensor({mask})
+        kw = {kw!r}
+        print(json.dumps({{
+            "module": type(m).__module__,
+            "s2s": m.generate(src, attention_mask=mask, **kw).tolist(),
+            "lm": lm.generate(src[:, :3], attention_mask=torch.ones(2, 3, dtype=torch.long), **kw).tolist(),
+            "logits": m(input_ids=src, attention_mask=mask, decoder_input_ids=src).logits.sum().item(),
+        }}))
+    """
+    got = run_without_hf_seq(code, tmp_path)
+    assert "hf_seq" not in got["module"] and "transformers_modules" in got["module"]
+    assert got["s2s"] == expected["s2s"] and got["lm"] == expected["lm"]
+    assert abs(got["logits"] - expected["logits"]) < 1e-3
+
+
+# --- learning ------------------------------------------------------------------------------------------------------
+def test_learns_a_copy_task():
+    """A 2-layer model learns to copy random 6-token strings within ~250 CPU steps; greedy decoding then copies."""
+    torch.manual_seed(0)
+    model = TransformerForConditionalGeneration(tiny_config(dropout=0.0, max_position_embeddings=16)).train()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3, betas=(0.9, 0.98))
+    eos = model.config.eos_token_id
+    first_loss = None
+    for _ in range(250):
+        src = random_ids(64, 6)
+        labels = torch.cat([src, torch.full((64, 1), eos)], 1)
+        loss = model(input_ids=src, labels=labels).loss
+        first_loss = first_loss if first_loss is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.1 * first_loss
+    model.eval()
+    test = random_ids(20, 6)
+    out = model.generate(test, max_new_tokens=8, do_sample=False)
+    assert (out[:, 1:7] == test).all(1).float().mean() >= 0.9
+    assert torch.all(out[:, 7] == eos)
+
+
+# --- errors --------------------------------------------------------------------------------------------------------
+def test_clear_errors():
+    model, lm = seq2seq(), causal_lm()
+    src = random_ids(2, 5)
+    with pytest.raises(ValueError, match="exceeds max_position_embeddings=64"):
+        model(input_ids=random_ids(1, 65), decoder_input_ids=src)
+    with pytest.raises(ValueError, match="exceeds max_position_embeddings=64"):
+        lm(random_ids(1, 65))
+    with pytest.raises(ValueError, match=r"\[0, 40\).*to 40"):
+        model(input_ids=torch.tensor([[5, 40]]), decoder_input_ids=src)
+    with pytest.raises(ValueError, match=r"from -3"):
+        lm(torch.tensor([[5, -3]]))
+    with pytest.raises(ValueError, match=r"attention_mask shape \(2, 4\)"):
+        model(input_ids=src, attention_mask=torch.ones(2, 4), decoder_input_ids=src)
+    with pytest.raises(ValueError, match=r"attention_mask shape \(2, 3\)"):
+        lm(src, attention_mask=torch.ones(2, 3))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 40\).*e.g. 57"):
+        model(input_ids=src, labels=torch.tensor([[5, 57], [-100, 4]]))
+    with pytest.raises(ValueError, match="decoder_input_ids"):
+        model(input_ids=src)
+    # the generation path checks too: a prompt that leaves no room for new positions
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        lm.generate(random_ids(1, 60), max_new_tokens=10, min_new_tokens=10, do_sample=False)
