@@ -35,6 +35,15 @@ def _wrap(tokenizer: Tokenizer, with_mask: bool, padding_side: str, model_max_le
     )
 
 
+def _train_word_level(tok: Tokenizer, texts: Iterable[str], trainer, specials: list[str]) -> None:
+    """Train, then renumber the vocabulary 0..n-1: a corpus that already contains a special token's text (PTB's
+    `<unk>`) makes the trainer count it as a word too and leave a hole in the ids."""
+    tok.train_from_iterator(_batches(texts), trainer=trainer)
+    words = [w for w, _ in sorted(tok.get_vocab(with_added_tokens=False).items(), key=lambda kv: kv[1])]
+    ordered = specials + [w for w in words if w not in specials]
+    tok.model = models.WordLevel(vocab={w: i for i, w in enumerate(ordered)}, unk_token=SPECIAL_TOKENS["unk_token"])
+
+
 def _batches(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
     batch = []
     for text in texts:
@@ -75,7 +84,7 @@ def build_word_level_tokenizer(
         special_tokens=_specials(with_mask),
         show_progress=False,
     )
-    tok.train_from_iterator(_batches(texts), trainer=trainer)
+    _train_word_level(tok, texts, trainer, _specials(with_mask))
     return _wrap(tok, with_mask, padding_side, model_max_length)
 
 
@@ -97,7 +106,7 @@ def build_char_level_tokenizer(
     trainer = trainers.WordLevelTrainer(
         vocab_size=10**9, min_frequency=min_frequency, special_tokens=_specials(with_mask), show_progress=False
     )
-    tok.train_from_iterator(_batches(texts), trainer=trainer)
+    _train_word_level(tok, texts, trainer, _specials(with_mask))
     return _wrap(tok, with_mask, padding_side, model_max_length)
 
 

@@ -60,8 +60,9 @@ def check_attention_mask(attention_mask: torch.Tensor, batch_size: int, seq_len:
 class RecurrentCache:
     """The recurrent state of every layer, carried between `generate()` steps: O(1) memory and work per new token.
 
-    `states[i]` is a tuple with one tensor for GRU/RNN (h) and two for LSTM (h, c), each (batch, directions, hidden),
-    batch-first so that beam search can reorder rows with `index_select(0, beam_idx)`.
+    `states[i]` is a tuple with one tensor for GRU/RNN (h) and two for LSTM (h, c), each (directions, batch, hidden):
+    the fused kernel's own layout, so a decoding step passes it in and out without a copy. The batch is dim 1, which
+    is where beam search reorders rows.
     """
 
     is_compileable = False
@@ -82,13 +83,13 @@ class RecurrentCache:
         return self.seen_tokens
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        self.states = [tuple(t.index_select(0, beam_idx.to(t.device)) for t in layer) for layer in self.states]
+        self.states = [tuple(t.index_select(1, beam_idx.to(t.device)) for t in layer) for layer in self.states]
 
     def batch_repeat_interleave(self, repeats: int) -> None:
-        self.states = [tuple(t.repeat_interleave(repeats, dim=0) for t in layer) for layer in self.states]
+        self.states = [tuple(t.repeat_interleave(repeats, dim=1) for t in layer) for layer in self.states]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self.states = [tuple(t[indices] for t in layer) for layer in self.states]
+        self.states = [tuple(t[:, indices] for t in layer) for layer in self.states]
 
     def detach(self) -> "RecurrentCache":
         """A copy cut from the autograd graph: truncated BPTT carries the values, not the gradients."""
@@ -134,14 +135,10 @@ class RecurrentLayer(nn.Module):
         )
 
     def forward(self, x, state: tuple[torch.Tensor, ...] | None):
-        # x: (B, T, C) tensor or a PackedSequence; state tensors are (B, D, H) -> the kernel wants (D, B, H).
-        hx = None
-        if state is not None:
-            hx = tuple(t.transpose(0, 1).contiguous() for t in state)
-            hx = hx if self.cell_type == "lstm" else hx[0]
+        # x: (B, T, C) tensor or a PackedSequence; state: tensors of (D, B, H), the kernel's layout
+        hx = state if state is None or self.cell_type == "lstm" else state[0]
         out, h_n = self.rnn(x, hx)
-        h_n = h_n if isinstance(h_n, tuple) else (h_n,)
-        return out, tuple(t.transpose(0, 1) for t in h_n)
+        return out, (h_n if isinstance(h_n, tuple) else (h_n,))
 
 
 class RecurrentPreTrainedModel(PreTrainedModel):
@@ -220,8 +217,8 @@ class RecurrentModel(RecurrentPreTrainedModel):
             )
         B, T, _ = inputs_embeds.shape
         past_len = cache.seen_tokens if cache is not None else 0
-        if cache is not None and cache.states[0][0].shape[0] != B:
-            raise ValueError(f"`cache` holds {cache.states[0][0].shape[0]} rows but the input has batch size {B}.")
+        if cache is not None and cache.states[0][0].shape[1] != B:
+            raise ValueError(f"`cache` holds {cache.states[0][0].shape[1]} rows but the input has batch size {B}.")
         hidden = self.embedding_dropout(inputs_embeds)
 
         # 2. keep padding out of the state: move each row's real tokens to the front (stable), then pack.
@@ -266,7 +263,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
         last_hidden = self.output_dropout(hidden)
 
         # final state of the top layer, directions concatenated: (B, D * H)
-        final_hidden = new_states[-1][0].reshape(B, -1)
+        final_hidden = new_states[-1][0].transpose(0, 1).reshape(B, -1)
         new_cache = RecurrentCache(new_states, past_len + T) if use_cache else None
         return RecurrentModelOutput(
             last_hidden_state=last_hidden,

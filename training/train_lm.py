@@ -1,0 +1,219 @@
+#!/usr/bin/env python
+"""Train a recurrent language model (RNN | GRU | LSTM) from a YAML experiment file, with `Trainer`.
+
+    python training/train_lm.py configs/lstm_timemachine.yaml            # the default demo (minutes on 2 CPU cores)
+    python training/train_lm.py configs/lstm_ptb_small.yaml --smoke      # a few steps on a tiny model, for tests
+
+Sections of the YAML file: `model` (architecture + any field of its config), `data` (DataArguments below),
+`training` (any `TrainingArguments` field), `generate` (GenerateArguments below). Writes to `training.output_dir` a
+Hub-ready folder: config + safetensors + tokenizer + generation config + remote code, plus `eval_results.json`
+(validation/test perplexity), `sample.txt` and `training_curve.png`. An interrupted run resumes from its last
+checkpoint when started again with the same output_dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+import hf_seq
+from hf_seq.data import contiguous_stream_blocks, group_into_blocks, load_text_splits, stream, tokenize_lines
+from hf_seq.models.recurrent import GRUConfig, LSTMConfig, RNNConfig
+from hf_seq.plotting import plot_training_curve
+from hf_seq.tokenization import build_bpe_tokenizer, build_char_level_tokenizer, build_word_level_tokenizer
+from hf_seq.trainer import StatefulLMTrainer, evaluate_perplexity
+from hf_seq.yaml_config import ConfigError, parse_sections
+
+ARCHITECTURES = {"rnn": RNNConfig, "gru": GRUConfig, "lstm": LSTMConfig}
+
+
+@dataclass
+class DataArguments:
+    train_files: list[str] | None = field(default=None, metadata={"help": "text files; default: embedded Time Machine"})
+    validation_files: list[str] | None = None
+    test_files: list[str] | None = None
+    dataset_name: str | None = field(default=None, metadata={"help": "a Hub dataset name instead of files"})
+    dataset_config: str | None = None
+    tokenizer: str = field(default="word", metadata={"help": "word | char | bpe | path of a saved tokenizer"})
+    vocab_size: int | None = None
+    min_frequency: int = 1
+    lowercase: bool = False
+    split_punctuation: bool = False
+    line_separator: str = field(default="eos", metadata={"help": "eos | space | none"})
+    block_size: int = field(default=35, metadata={"help": "tokens per training sequence (the BPTT length)"})
+    stateful_bptt: bool = field(
+        default=False, metadata={"help": "carry the hidden state across consecutive batches (Zaremba et al. 2014)"}
+    )
+    max_train_tokens: int | None = field(default=None, metadata={"help": "cap the training stream (smoke runs)"})
+    max_eval_tokens: int | None = None
+    eval_batch_size: int = 10
+
+
+@dataclass
+class GenerateArguments:
+    prompt: str = "the time traveller"
+    max_new_tokens: int = 60
+    do_sample: bool = True
+    temperature: float = 0.8
+    top_k: int = 0
+    num_beams: int = 1
+    seed: int = 0
+
+
+SMOKE = {
+    "model": {"hidden_size": 16, "embedding_size": 16, "num_hidden_layers": 1},
+    "data": {"max_train_tokens": 2000, "max_eval_tokens": 500, "block_size": 16},
+    "training": {"max_steps": 3, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 4,
+                 "eval_strategy": "no", "save_strategy": "no", "logging_steps": 1},
+    "generate": {"max_new_tokens": 5},
+}
+
+
+def parse(config_path: str, smoke: bool = False, output_dir: str | None = None):
+    allowed_model = {"architecture"} | set(LSTMConfig.__dataclass_fields__) | {"nonlinearity"}
+    parsed, free = parse_sections(
+        config_path,
+        {"data": DataArguments, "generate": GenerateArguments},
+        {"model": sorted(allowed_model), "training": None},
+    )
+    data, gen, model_kw, train_kw = parsed["data"], parsed["generate"], free["model"], free["training"]
+    arch = model_kw.pop("architecture", "lstm")
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"{config_path}: model.architecture {arch!r} is not one of {sorted(ARCHITECTURES)}")
+    if smoke:
+        model_kw.update(SMOKE["model"])
+        for k, v in SMOKE["data"].items():
+            setattr(data, k, v)
+        train_kw.update(SMOKE["training"])
+        gen.max_new_tokens = SMOKE["generate"]["max_new_tokens"]
+    if output_dir:
+        train_kw["output_dir"] = output_dir
+    train_kw.setdefault("report_to", "none")
+    try:
+        training_args = TrainingArguments(**train_kw)
+    except TypeError as e:
+        raise ConfigError(f"{config_path}: section 'training': {e}") from e
+    return arch, model_kw, data, training_args, gen
+
+
+def build_tokenizer(data: DataArguments, raw):
+    if data.tokenizer not in ("word", "char", "bpe"):
+        return AutoTokenizer.from_pretrained(data.tokenizer)
+    lines = (t for t in raw["train"]["text"] if t.strip())
+    common = dict(lowercase=data.lowercase, padding_side="left")
+    if data.tokenizer == "char":
+        return build_char_level_tokenizer(lines, min_frequency=data.min_frequency, **common)
+    if data.tokenizer == "bpe":
+        return build_bpe_tokenizer(lines, vocab_size=data.vocab_size or 8000, **common)
+    return build_word_level_tokenizer(lines, vocab_size=data.vocab_size, min_frequency=data.min_frequency,
+                                      split_punctuation=data.split_punctuation, **common)
+
+
+def main(argv=None):
+    cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("config", help="YAML experiment file (see configs/)")
+    cli.add_argument("--smoke", action="store_true", help="tiny model, a few steps: checks the pipeline end to end")
+    cli.add_argument("--output_dir", help="override training.output_dir")
+    opts = cli.parse_args(argv)
+    arch, model_kw, data, args, gen = parse(opts.config, opts.smoke, opts.output_dir)
+    set_seed(args.seed)
+    started = time.time()
+
+    # 1. data and tokenizer
+    raw = load_text_splits(data.train_files, data.validation_files, data.test_files, data.dataset_name,
+                           data.dataset_config)
+    tokenizer = build_tokenizer(data, raw)
+    tokenized = tokenize_lines(raw, tokenizer, data.line_separator)
+    streams = {split: stream(tokenized[split]) for split in tokenized}
+    if data.max_train_tokens:
+        streams["train"] = streams["train"][: data.max_train_tokens]
+    if data.max_eval_tokens:
+        for split in ("validation", "test"):
+            streams[split] = streams[split][: data.max_eval_tokens]
+
+    # 2. model
+    config = ARCHITECTURES[arch](
+        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, **model_kw,
+    )
+    model = AutoModelForCausalLM.from_config(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{type(model).__name__}: {n_params / 1e6:.2f}M parameters, vocabulary {len(tokenizer)}, "
+          f"{len(streams['train'])} training tokens")
+
+    # 3. train
+    if data.stateful_bptt:
+        args.label_names = ["target_ids"]
+        train_ds = contiguous_stream_blocks(streams["train"], args.per_device_train_batch_size, data.block_size)
+        eval_ds = contiguous_stream_blocks(streams["validation"], args.per_device_eval_batch_size, data.block_size)
+        trainer_cls = StatefulLMTrainer
+    else:
+        train_ds = group_into_blocks(streams["train"], data.block_size).shuffle(seed=args.seed)
+        eval_ds = group_into_blocks(streams["validation"], data.block_size)
+        trainer_cls = Trainer
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                          data_collator=default_data_collator)
+    resume = args.resume_from_checkpoint
+    if resume is None and os.path.isdir(args.output_dir):
+        resume = get_last_checkpoint(args.output_dir)  # an interrupted run picks up where it stopped
+        if resume:
+            print(f"resuming from {resume}")
+    trainer.train(resume_from_checkpoint=resume)
+    train_seconds = time.time() - started
+
+    # 4. evaluate: perplexity over each contiguous stream, state carried (Zaremba et al.'s protocol)
+    results = {"architecture": arch, "parameters": n_params, "train_seconds": round(train_seconds, 1),
+               "stateful_bptt": data.stateful_bptt, "train_tokens": int(len(streams["train"]))}
+    for split in ("validation", "test"):
+        r = evaluate_perplexity(model, streams[split], batch_size=data.eval_batch_size, bptt=data.block_size)
+        results[f"{split}_loss"], results[f"{split}_perplexity"] = r["loss"], r["perplexity"]
+    results["epochs"] = trainer.state.epoch
+
+    # 5. sample
+    model.generation_config.update(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                                   eos_token_id=tokenizer.eos_token_id, max_new_tokens=gen.max_new_tokens,
+                                   do_sample=gen.do_sample, temperature=gen.temperature, top_k=gen.top_k,
+                                   num_beams=gen.num_beams)
+    set_seed(gen.seed)
+    prompt = tokenizer(gen.prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(**prompt)
+    sample = tokenizer.decode(out[0], skip_special_tokens=True)
+
+    # 6. save a Hub-ready folder: weights, tokenizer, generation config, remote code, results
+    type(model.config).register_for_auto_class()
+    type(model).register_for_auto_class("AutoModelForCausalLM")
+    model.config.use_cache = True
+    trainer.save_model(args.output_dir)
+    tokenizer.save_pretrained(args.output_dir)
+    with open(os.path.join(args.output_dir, "eval_results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    with open(os.path.join(args.output_dir, "sample.txt"), "w") as f:
+        f.write(sample + "\n")
+    if trainer.state.log_history and any("loss" in e for e in trainer.state.log_history):
+        plot_training_curve(trainer.state.log_history, os.path.join(args.output_dir, "training_curve.png"),
+                            title=f"{arch.upper()} LM")
+    print(json.dumps(results, indent=2))
+    print(f"validation perplexity {results['validation_perplexity']:.2f}, test perplexity "
+          f"{results['test_perplexity']:.2f} ({train_seconds:.0f} s)")
+    print(f"sample: {sample}")
+    print(f"saved to {args.output_dir}")
+    return results
+
+
+if __name__ == "__main__":
+    hf_seq.register_auto_classes()
+    try:
+        main()
+    except (ConfigError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
