@@ -1,0 +1,110 @@
+"""The LM train -> evaluate -> generate -> save path, the stream layout for stateful BPTT, and perplexity."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
+
+import hf_seq  # noqa: F401
+from hf_seq.data import contiguous_stream_blocks, group_into_blocks, load_text_splits, stream, tokenize_lines
+from hf_seq.models.recurrent import GRUConfig, GRUForCausalLM, LSTMConfig, LSTMForCausalLM
+from hf_seq.tokenization import build_word_level_tokenizer
+from hf_seq.trainer import StatefulLMTrainer, evaluate_perplexity
+from hf_seq.yaml_config import ConfigError
+
+
+def test_contiguous_stream_blocks_continue_row_by_row():
+    tokens = np.arange(1000)
+    ds = contiguous_stream_blocks(tokens, batch_size=4, bptt=5)
+    x, y = np.array(ds["input_ids"]), np.array(ds["target_ids"])
+    assert (y == x + 1).all()  # targets are the next token
+    for k in range(len(x) // 4 - 1):
+        for b in range(4):  # row b of batch k+1 continues row b of batch k
+            assert x[(k + 1) * 4 + b][0] == x[k * 4 + b][-1] + 1
+
+
+def test_group_into_blocks_and_embedded_corpus_splits():
+    raw = load_text_splits()  # embedded Time Machine
+    assert set(raw) == {"train", "validation", "test"} and len(raw["train"]) > 10 * len(raw["test"])
+    blocks = group_into_blocks(np.arange(103), 10)
+    assert len(blocks) == 10 and blocks[3]["input_ids"] == list(range(30, 40)) == blocks[3]["labels"]
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        load_text_splits(train_files=["nope.txt"])
+
+
+def test_perplexity_is_exp_of_token_weighted_nll():
+    torch.manual_seed(0)
+    model = GRUForCausalLM(GRUConfig(vocab_size=30, hidden_size=8, output_dropout=0.0)).eval()
+    tokens = np.random.default_rng(0).integers(0, 30, 201)
+    got = evaluate_perplexity(model, tokens, batch_size=1, bptt=7, progress=False)
+    with torch.no_grad():  # one forward over the whole stream predicts every token after the first
+        logits = model(torch.as_tensor(tokens[None, :-1])).logits[0]
+    nll = F.cross_entropy(logits, torch.as_tensor(tokens[1:]))
+    assert got["tokens"] == 200
+    assert math.isclose(got["perplexity"], math.exp(nll.item()), rel_tol=1e-5)
+
+
+def _lines():
+    # five fixed sentences in random order: learnable structure, so the loss has far to fall
+    rng = np.random.default_rng(0)
+    sentences = ["the time traveller was expounding a recondite matter to us",
+                 "his grey eyes shone and twinkled", "and his usually pale face was flushed and animated",
+                 "the fire burned brightly", "there was that luxurious after dinner atmosphere"]
+    return [sentences[i] for i in rng.integers(0, 5, 200)]
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+def test_a_few_trainer_steps_lower_the_loss(tmp_path, stateful):
+    tok = build_word_level_tokenizer(_lines())
+    tokens = np.concatenate([np.array(tok(line)["input_ids"] + [tok.eos_token_id]) for line in _lines()])
+    torch.manual_seed(0)
+    model = LSTMForCausalLM(LSTMConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                                       embedding_dropout=0.0, hidden_dropout=0.0, output_dropout=0.0))
+    before = evaluate_perplexity(model, tokens, batch_size=4, bptt=10, progress=False)["perplexity"]
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=40, learning_rate=3e-2, per_device_train_batch_size=8,
+                             report_to="none", save_strategy="no", logging_steps=10, use_cpu=True,
+                             label_names=["target_ids"] if stateful else None)
+    if stateful:
+        ds, cls = contiguous_stream_blocks(tokens, 8, 10), StatefulLMTrainer
+    else:
+        ds, cls = group_into_blocks(tokens, 10), Trainer
+    trainer = cls(model=model, args=args, train_dataset=ds, data_collator=default_data_collator)
+    trainer.train()
+    after = evaluate_perplexity(model, tokens, batch_size=4, bptt=10, progress=False)["perplexity"]
+    assert after < 0.7 * before, (before, after)
+    if stateful:
+        assert trainer._carried is not None and not trainer._carried.states[0][0].requires_grad
+
+
+def test_train_lm_smoke_writes_a_hub_ready_folder(tmp_path):
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "training", "train_lm.py")
+    spec = importlib.util.spec_from_file_location("train_lm", path)
+    train_lm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_lm)
+    config = os.path.join(os.path.dirname(__file__), "..", "configs", "lstm_timemachine.yaml")
+    out = tmp_path / "run"
+    results = train_lm.main([config, "--smoke", "--output_dir", str(out)])
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json",
+                 "modeling_recurrent.py", "configuration_recurrent.py", "eval_results.json", "sample.txt"):
+        assert (out / name).exists(), name
+    saved = json.loads((out / "eval_results.json").read_text())
+    assert saved["validation_perplexity"] == results["validation_perplexity"] > 1
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert model.get_input_embeddings().weight.shape[0] == len(tok)
+    assert json.loads((out / "config.json").read_text())["auto_map"]["AutoModelForCausalLM"].endswith("LSTMForCausalLM")
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  architecture: lstm\n  hiden_size: 3\n")
+    with pytest.raises(ConfigError, match=r"hiden_size.*section 'model'.*Allowed keys:.*hidden_size"):
+        train_lm.parse(str(bad))
+    bad.write_text("model:\n  architecture: transformerz\n")
+    with pytest.raises(ConfigError, match="transformerz"):
+        train_lm.parse(str(bad))
