@@ -1,7 +1,10 @@
 """The LM train -> evaluate -> generate -> save path, the stream layout for stateful BPTT, and perplexity."""
 
+import importlib.util
 import json
 import math
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -15,6 +18,18 @@ from hf_seq.models.recurrent import GRUConfig, GRUForCausalLM, LSTMConfig, LSTMF
 from hf_seq.tokenization import build_word_level_tokenizer
 from hf_seq.trainer import StatefulLMTrainer, evaluate_perplexity
 from hf_seq.yaml_config import ConfigError
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def load_script(name):
+    """Import a training/ script as a module (they are scripts, not part of the package)."""
+    path = os.path.join(ROOT, "training", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_contiguous_stream_blocks_continue_row_by_row():
@@ -81,14 +96,8 @@ def test_a_few_trainer_steps_lower_the_loss(tmp_path, stateful):
 
 
 def test_train_lm_smoke_writes_a_hub_ready_folder(tmp_path):
-    import importlib.util
-    import os
-
-    path = os.path.join(os.path.dirname(__file__), "..", "training", "train_lm.py")
-    spec = importlib.util.spec_from_file_location("train_lm", path)
-    train_lm = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_lm)
-    config = os.path.join(os.path.dirname(__file__), "..", "configs", "lstm_timemachine.yaml")
+    train_lm = load_script("train_lm")
+    config = os.path.join(ROOT, "configs", "lstm_timemachine.yaml")
     out = tmp_path / "run"
     results = train_lm.main([config, "--smoke", "--output_dir", str(out)])
     for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json",
@@ -108,3 +117,12 @@ def test_train_lm_smoke_writes_a_hub_ready_folder(tmp_path):
     bad.write_text("model:\n  architecture: transformerz\n")
     with pytest.raises(ConfigError, match="transformerz"):
         train_lm.parse(str(bad))
+
+
+@pytest.mark.parametrize("name", ["lstm_timemachine", "gru_timemachine", "rnn_timemachine", "lstm_ptb_small",
+                                  "lstm_ptb_small_shuffled", "lstm_ptb_medium_gpu", "lstm_wikitext2"])
+def test_every_lm_config_parses(name):
+    train_lm = load_script("train_lm")
+    arch, model_kw, data, args, gen = train_lm.parse(os.path.join(ROOT, "configs", f"{name}.yaml"))
+    train_lm.ARCHITECTURES[arch](vocab_size=100, **model_kw)  # the model section builds a valid config
+    assert args.max_grad_norm > 0  # clipping stays on
