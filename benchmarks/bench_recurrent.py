@@ -111,7 +111,7 @@ def train_speed(name, vocab, hidden, layers, batch, bptt, steps, reps):
 @torch.no_grad()
 def manual_greedy(hf, prompt, new_tokens):
     """Hand-written greedy decoding over the same weights: one fused-kernel step per token, state carried."""
-    emb, layers, head = hf.model.embeddings, [l.rnn for l in hf.model.layers], hf.lm_head
+    emb, layers, head = hf.model.embeddings, [layer.rnn for layer in hf.model.layers], hf.lm_head
     states = [None] * len(layers)
     x, out = prompt, []
     for _ in range(new_tokens):
@@ -123,7 +123,7 @@ def manual_greedy(hf, prompt, new_tokens):
     return torch.cat(out, 1)
 
 
-def gen_speed(name, vocab, hidden, layers, batch, new_tokens, reps=3):
+def gen_speed(name, vocab, hidden, layers, batch, new_tokens, reps=2):
     torch.manual_seed(0)
     hf = hf_model(name, vocab, hidden, layers, 0.0).eval()
     hf.generation_config.eos_token_id = None
@@ -194,7 +194,7 @@ def main():
         train_kw, cells, gen_lengths, gen_batches = dict(batch=4, bptt=8, steps=2, reps=1), ["lstm"], (8, 32), (1, 4)
     else:
         shape = dict(vocab=10000, hidden=650, layers=2)
-        train_kw, cells, gen_lengths, gen_batches = dict(batch=20, bptt=35, steps=8, reps=3), list(CELLS), (64, 512), (1, 32)
+        train_kw, cells, gen_lengths, gen_batches = dict(batch=20, bptt=35, steps=4, reps=2), list(CELLS), (64, 512), (1, 32)
     result = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
                           "threads": opts.threads, "torch": torch.__version__},
               "shape": shape, "training": {}, "generation": {}, "peak_memory_mb": {}}

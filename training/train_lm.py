@@ -15,17 +15,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    Trainer,
+    TrainingArguments,
+    default_data_collator,
+    set_seed,
+)
 
 import hf_seq
+from hf_seq.checkpointing import latest_complete_checkpoint
 from hf_seq.data import contiguous_stream_blocks, group_into_blocks, load_text_splits, stream, tokenize_lines
 from hf_seq.models.recurrent import GRUConfig, LSTMConfig, RNNConfig
 from hf_seq.plotting import plot_training_curve
@@ -164,7 +170,8 @@ def main(argv=None):
                           data_collator=default_data_collator)
     resume = args.resume_from_checkpoint
     if resume is None and os.path.isdir(args.output_dir):
-        resume = get_last_checkpoint(args.output_dir)  # an interrupted run picks up where it stopped
+        # an interrupted run picks up where it stopped; a checkpoint cut short by a crash mid-save is skipped
+        resume = latest_complete_checkpoint(args.output_dir)
         if resume:
             print(f"resuming from {resume}")
     trainer.train(resume_from_checkpoint=resume)
@@ -172,17 +179,18 @@ def main(argv=None):
 
     # 4. evaluate: perplexity over each contiguous stream, state carried (Zaremba et al.'s protocol)
     results = {"architecture": arch, "parameters": n_params, "train_seconds": round(train_seconds, 1),
-               "stateful_bptt": data.stateful_bptt, "train_tokens": int(len(streams["train"]))}
+               "stateful_bptt": data.stateful_bptt, "train_tokens": int(len(streams["train"])),
+               "config_file": opts.config, "train_files": data.train_files or "timemachine (embedded)"}
     for split in ("validation", "test"):
         r = evaluate_perplexity(model, streams[split], batch_size=data.eval_batch_size, bptt=data.block_size)
         results[f"{split}_loss"], results[f"{split}_perplexity"] = r["loss"], r["perplexity"]
     results["epochs"] = trainer.state.epoch
 
     # 5. sample
+    sampling = dict(temperature=gen.temperature, top_k=gen.top_k) if gen.do_sample else {}
     model.generation_config.update(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                                    eos_token_id=tokenizer.eos_token_id, max_new_tokens=gen.max_new_tokens,
-                                   do_sample=gen.do_sample, temperature=gen.temperature, top_k=gen.top_k,
-                                   num_beams=gen.num_beams)
+                                   do_sample=gen.do_sample, num_beams=gen.num_beams, **sampling)
     set_seed(gen.seed)
     prompt = tokenizer(gen.prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
     model.eval()
@@ -208,6 +216,11 @@ def main(argv=None):
           f"{results['test_perplexity']:.2f} ({train_seconds:.0f} s)")
     print(f"sample: {sample}")
     print(f"saved to {args.output_dir}")
+    if args.push_to_hub:  # the complete folder (card, remote code, clean generation config) replaces Trainer's push
+        from hf_seq.hub import publish
+
+        publish(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+                token=args.hub_token, private=bool(args.hub_private_repo))
     return results
 
 

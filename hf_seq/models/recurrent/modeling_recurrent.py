@@ -137,7 +137,15 @@ class RecurrentLayer(nn.Module):
     def forward(self, x, state: tuple[torch.Tensor, ...] | None):
         # x: (B, T, C) tensor or a PackedSequence; state: tensors of (D, B, H), the kernel's layout
         hx = state if state is None or self.cell_type == "lstm" else state[0]
-        out, h_n = self.rnn(x, hx)
+        if self.cell_type == "lstm" and torch.is_autocast_enabled("cpu") and self.rnn.weight_hh_l0.device.type == "cpu":
+            # torch's CPU (oneDNN) LSTM has no bf16/fp16 primitive on CPUs without native bf16: under CPU autocast
+            # the recurrence runs in float32, the rest of the model stays in low precision.
+            with torch.autocast("cpu", enabled=False):
+                x = x._replace(data=x.data.float()) if isinstance(x, PackedSequence) else x.float()
+                hx = None if hx is None else tuple(t.float() for t in hx)
+                out, h_n = self.rnn(x, hx)
+        else:
+            out, h_n = self.rnn(x, hx)
         return out, (h_n if isinstance(h_n, tuple) else (h_n,))
 
 
@@ -210,11 +218,16 @@ class RecurrentModel(RecurrentPreTrainedModel):
         if inputs_embeds is None:
             check_input_ids(input_ids, self.config.vocab_size)
             inputs_embeds = self.embeddings(input_ids)
-        elif inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != self.config.embedding_size:
-            raise ValueError(
-                f"`inputs_embeds` must have shape (batch, seq_len, {self.config.embedding_size}), "
-                f"got {tuple(inputs_embeds.shape)}."
-            )
+        else:
+            if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != self.config.embedding_size:
+                raise ValueError(
+                    f"`inputs_embeds` must have shape (batch, seq_len, {self.config.embedding_size}), "
+                    f"got {tuple(inputs_embeds.shape)}."
+                )
+            if inputs_embeds.shape[0] == 0 or inputs_embeds.shape[1] == 0:
+                raise ValueError(f"`inputs_embeds` is empty (shape {tuple(inputs_embeds.shape)}).")
+            if not torch.isfinite(inputs_embeds).all():
+                raise ValueError("`inputs_embeds` contains NaN or inf.")
         B, T, _ = inputs_embeds.shape
         past_len = cache.seen_tokens if cache is not None else 0
         if cache is not None and cache.states[0][0].shape[1] != B:
@@ -347,6 +360,11 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             if valid.numel() and (valid.min() < 0 or valid.max() >= self.config.vocab_size):
                 bad = int(valid.min()) if valid.min() < 0 else int(valid.max())
                 raise ValueError(f"label {bad} is outside [0, {self.config.vocab_size}) (use -100 to ignore).")
+            if not (labels[:, 1:] != -100).any():
+                raise ValueError(
+                    "`labels` leave no token to predict after the shift (every row has fewer than 2 labelled tokens); "
+                    "the loss would be NaN."
+                )
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
 
         return RecurrentCausalLMOutput(
