@@ -17,10 +17,25 @@ from transformers import (
 _DONE = False
 
 
+AUTO_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+        AutoModelForPreTraining,
+        AutoModelForSeq2SeqLM,
+        AutoModelForSequenceClassification,
+        AutoModelForTokenClassification,
+    )
+}
+
+
 def _register(config_cls, **auto_to_model):
+    """`_register(LSTMConfig, AutoModel=LSTMModel, ...)`: the config's model_type plus one model per Auto class."""
     AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)
-    for auto_cls, model_cls in auto_to_model.items():
-        globals()[auto_cls].register(config_cls, model_cls, exist_ok=True)
+    for auto_name, model_cls in auto_to_model.items():
+        AUTO_CLASSES[auto_name].register(config_cls, model_cls, exist_ok=True)
 
 
 # --- recurrent family (RNN / GRU / LSTM) ---
@@ -40,6 +55,28 @@ def _register_recurrent():
     _register(RNNConfig, AutoModel=RNNModel, AutoModelForCausalLM=RNNForCausalLM)
     _register(GRUConfig, AutoModel=GRUModel, AutoModelForCausalLM=GRUForCausalLM)
     _register(LSTMConfig, AutoModel=LSTMModel, AutoModelForCausalLM=LSTMForCausalLM)
+
+
+# --- recurrent classifiers and taggers (sequence / token classification heads on RNN / GRU / LSTM) ---
+def _register_recurrent_classification():
+    from .models.recurrent import (
+        GRUConfig,
+        GRUForSequenceClassification,
+        GRUForTokenClassification,
+        LSTMConfig,
+        LSTMForSequenceClassification,
+        LSTMForTokenClassification,
+        RNNConfig,
+        RNNForSequenceClassification,
+        RNNForTokenClassification,
+    )
+
+    for config_cls, seq_cls, tok_cls in (
+        (RNNConfig, RNNForSequenceClassification, RNNForTokenClassification),
+        (GRUConfig, GRUForSequenceClassification, GRUForTokenClassification),
+        (LSTMConfig, LSTMForSequenceClassification, LSTMForTokenClassification),
+    ):
+        _register(config_cls, AutoModelForSequenceClassification=seq_cls, AutoModelForTokenClassification=tok_cls)
 
 
 # --- RNN encoder-decoder (seq2seq, with or without attention) ---
@@ -83,6 +120,7 @@ def register_auto_classes():
     if _DONE:
         return
     _register_recurrent()
+    _register_recurrent_classification()
     _register_transformer()
     _register_seq2seq()
     _register_word2vec()

@@ -9,7 +9,6 @@ import inspect
 import json
 
 import torch
-
 from conftest import run_without_hf_seq
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from mixin import GenerationTesterMixin, ModelTesterMixin
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, pipeline
 
 import hf_seq  # noqa: F401  (registers the Auto classes)
@@ -18,7 +19,6 @@ from hf_seq.models.recurrent import (
     RNNModel,
 )
 from hf_seq.tokenization import build_char_level_tokenizer, build_word_level_tokenizer
-from mixin import GenerationTesterMixin, ModelTesterMixin
 
 VOCAB = 40
 

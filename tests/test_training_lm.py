@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
 
 import hf_seq  # noqa: F401
-from hf_seq.data import contiguous_stream_blocks, group_into_blocks, load_text_splits, stream, tokenize_lines
+from hf_seq.data import contiguous_stream_blocks, group_into_blocks, load_text_splits
 from hf_seq.models.recurrent import GRUConfig, GRUForCausalLM, LSTMConfig, LSTMForCausalLM
 from hf_seq.tokenization import build_word_level_tokenizer
 from hf_seq.trainer import StatefulLMTrainer, evaluate_perplexity
@@ -101,7 +101,7 @@ def test_train_lm_smoke_writes_a_hub_ready_folder(tmp_path):
     out = tmp_path / "run"
     results = train_lm.main([config, "--smoke", "--output_dir", str(out)])
     for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json",
-                 "modeling_recurrent.py", "configuration_recurrent.py", "eval_results.json", "sample.txt"):
+                 "modeling_recurrent.py", "configuration_recurrent.py", "eval_results.json", "sample.txt", "README.md"):
         assert (out / name).exists(), name
     saved = json.loads((out / "eval_results.json").read_text())
     assert saved["validation_perplexity"] == results["validation_perplexity"] > 1

@@ -33,6 +33,7 @@ from transformers import (
 import hf_seq
 from hf_seq.checkpointing import latest_complete_checkpoint
 from hf_seq.data import contiguous_stream_blocks, group_into_blocks, load_text_splits, stream, tokenize_lines
+from hf_seq.hub import write_model_card
 from hf_seq.models.recurrent import GRUConfig, LSTMConfig, RNNConfig
 from hf_seq.plotting import plot_training_curve
 from hf_seq.tokenization import build_bpe_tokenizer, build_char_level_tokenizer, build_word_level_tokenizer
@@ -211,6 +212,9 @@ def main(argv=None):
     if trainer.state.log_history and any("loss" in e for e in trainer.state.log_history):
         plot_training_curve(trainer.state.log_history, os.path.join(args.output_dir, "training_curve.png"),
                             title=f"{arch.upper()} LM")
+    # the model card, rendered from eval_results.json (hf-seq publish re-renders it with the real repo id)
+    repo_id = args.hub_model_id or f"YOUR_NAME/{os.path.basename(os.path.abspath(args.output_dir))}"
+    write_model_card(args.output_dir, repo_id=repo_id, model=model)
     print(json.dumps(results, indent=2))
     print(f"validation perplexity {results['validation_perplexity']:.2f}, test perplexity "
           f"{results['test_perplexity']:.2f} ({train_seconds:.0f} s)")

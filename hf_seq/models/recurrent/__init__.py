@@ -11,3 +11,38 @@ from .modeling_recurrent import (
     RNNForCausalLM,
     RNNModel,
 )
+from .modeling_recurrent_classification import (
+    GRUForSequenceClassification,
+    GRUForTokenClassification,
+    LSTMForSequenceClassification,
+    LSTMForTokenClassification,
+    RecurrentForSequenceClassification,
+    RecurrentForTokenClassification,
+    RNNForSequenceClassification,
+    RNNForTokenClassification,
+)
+
+__all__ = [
+    "GRUConfig",
+    "LSTMConfig",
+    "RecurrentConfig",
+    "RNNConfig",
+    "GRUForCausalLM",
+    "GRUModel",
+    "LSTMForCausalLM",
+    "LSTMModel",
+    "RecurrentCache",
+    "RecurrentForCausalLM",
+    "RecurrentModel",
+    "RecurrentPreTrainedModel",
+    "RNNForCausalLM",
+    "RNNModel",
+    "GRUForSequenceClassification",
+    "GRUForTokenClassification",
+    "LSTMForSequenceClassification",
+    "LSTMForTokenClassification",
+    "RecurrentForSequenceClassification",
+    "RecurrentForTokenClassification",
+    "RNNForSequenceClassification",
+    "RNNForTokenClassification",
+]

@@ -29,6 +29,8 @@ class RecurrentConfig(PreTrainedConfig):
         initializer_range (`float`): weights are drawn from U(-initializer_range, initializer_range).
         classifier_pooling (`str`): how sequence classifiers pool over time: `"last"` (final state of each
             direction), `"mean"` or `"max"` over real tokens.
+        feature_vocab_size (`int`): token classifiers only: size of a second per-token input (e.g. POS tags) whose
+            embedding is added to the word embedding; 0 turns it off.
     """
 
     model_type = "hf_seq_recurrent"
@@ -47,6 +49,7 @@ class RecurrentConfig(PreTrainedConfig):
     initializer_range: float = 0.05
     classifier_pooling: str = "last"
     classifier_dropout: float | None = None
+    feature_vocab_size: int = 0
     use_cache: bool = True
     pad_token_id: int | None = 1
     bos_token_id: int | None = 2
@@ -68,6 +71,8 @@ class RecurrentConfig(PreTrainedConfig):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {value!r}.")
+        if self.feature_vocab_size < 0:
+            raise ValueError(f"`feature_vocab_size` must be >= 0, got {self.feature_vocab_size!r}.")
         if self.initializer_range <= 0:
             raise ValueError(f"`initializer_range` must be positive, got {self.initializer_range!r}.")
         if self.tie_word_embeddings and not self.output_projection and self.hidden_size != self.embedding_size:

@@ -35,6 +35,9 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
         share_encoder_decoder_embeddings (`bool`): one embedding matrix for source and target (needs a shared
             vocabulary and equal embedding sizes).
         tie_word_embeddings (`bool`): tie the decoder input embedding and the output projection (Press & Wolf 2017).
+        embedding_init_std (`float`): embeddings start as N(0, std^2) (1.0 = PyTorch's default). Small embeddings
+            (e.g. U(-0.1, 0.1)) leave every activation tiny at the start, where attention scores are flat and their
+            gradients second-order: attention models then learn far slower than the attention-free one.
     """
 
     model_type = "hf_seq_rnn_seq2seq"
@@ -58,7 +61,7 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
     dropout: float = 0.2
     share_encoder_decoder_embeddings: bool = False
     tie_word_embeddings: bool = False
-    initializer_range: float = 0.1
+    embedding_init_std: float = 1.0
     pad_token_id: int | None = 1
     bos_token_id: int | None = 2
     eos_token_id: int | list[int] | None = 3
@@ -98,6 +101,8 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
                 raise ValueError(f"{name}={value!r} must be a positive integer.")
         if self.target_vocab_size is not None and self.target_vocab_size < 1:
             raise ValueError(f"target_vocab_size={self.target_vocab_size!r} must be a positive integer or None.")
+        if not self.embedding_init_std > 0:
+            raise ValueError(f"embedding_init_std={self.embedding_init_std!r} must be positive.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout!r} must be in [0, 1).")
         if self.input_feeding and self.attention != "luong":

@@ -222,8 +222,14 @@ class RNNSeq2SeqEncoder(nn.Module):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds to the encoder.")
         if input_ids is not None:
+            if input_ids.ndim != 2 or input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
+                raise ValueError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(input_ids.shape)}.")
             _check_token_ids(input_ids, self.config.vocab_size, "input_ids")
             inputs_embeds = self.embed_tokens(input_ids)
+        elif inputs_embeds.ndim != 3 or inputs_embeds.shape[0] == 0 or inputs_embeds.shape[1] == 0:
+            raise ValueError(f"inputs_embeds must be a non-empty (batch, length, dim) tensor, got {tuple(inputs_embeds.shape)}.")
+        elif not torch.isfinite(inputs_embeds).all():
+            raise ValueError("inputs_embeds contains NaN or inf.")
         B, S = inputs_embeds.shape[:2]
         if attention_mask is None:
             attention_mask = torch.ones(B, S, dtype=torch.long, device=inputs_embeds.device)
@@ -231,6 +237,8 @@ class RNNSeq2SeqEncoder(nn.Module):
             raise ValueError(
                 f"attention_mask has shape {tuple(attention_mask.shape)} but the source is {(B, S)} (batch, length)."
             )
+        elif ((attention_mask != 0) & (attention_mask != 1)).any():  # NaN compares unequal to both
+            raise ValueError("attention_mask must hold only 0 (padding) and 1 (token); it has other values (or NaN).")
         mask = attention_mask.bool()
         lengths = mask.sum(dim=1)
         if int(lengths.min()) == 0:
@@ -363,7 +371,7 @@ class RNNSeq2SeqDecoder(nn.Module):
             # Bahdanau (the query is s_{i-1} and c_i enters the step) and Luong input feeding (h~_{t-1} enters the
             # step) make step t depend on the attention output of step t-1: a loop over target time is inherent to
             # these models. Each step is still one fused multi-layer kernel call.
-            pres, all_weights = [], []
+            outs, contexts, all_weights = [], [], []
             feed = cache.feed
             for t in range(T):
                 x_t = x[:, t : t + 1]  # (B, 1, E)
@@ -371,16 +379,20 @@ class RNNSeq2SeqDecoder(nn.Module):
                     query = (state[0] if isinstance(state, tuple) else state)[-1].unsqueeze(1)  # s_{i-1}, (B, 1, H)
                     context, w = self.attention(query, cache.keys, memory, source_mask)
                     out, state = self.rnn(torch.cat([x_t, context], dim=-1), state)
-                    pre_t = torch.tanh(self.output_layer(torch.cat([out, context, x_t], dim=-1)))
+                    contexts.append(context)
                 else:
                     out, state = self.rnn(torch.cat([x_t, feed.unsqueeze(1)], dim=-1), state)
                     context, w = self.attention(out, cache.keys, memory, source_mask)
-                    pre_t = torch.tanh(self.output_layer(torch.cat([context, out], dim=-1)))
-                    feed = pre_t.squeeze(1)
-                pres.append(pre_t)
+                    out = torch.tanh(self.output_layer(torch.cat([context, out], dim=-1)))  # h~_t
+                    feed = out.squeeze(1)
+                outs.append(out)
                 all_weights.append(w)
-            pre = torch.cat(pres, dim=1)
             weights = torch.cat(all_weights, dim=1)
+            if cfg.attention == "bahdanau":
+                # the deep output does not feed back into the recurrence: one matmul over all steps after the loop
+                pre = torch.tanh(self.output_layer(torch.cat([torch.cat(outs, 1), torch.cat(contexts, 1), x], dim=-1)))
+            else:
+                pre = torch.cat(outs, dim=1)
 
         hidden, cell = self._from_rnn_state(state)
         new_cache = RNNSeq2SeqCache(hidden, cell, feed, cache.keys, cache.seen_tokens + T)
@@ -401,12 +413,26 @@ class RNNSeq2SeqPreTrainedModel(PreTrainedModel):
         # The decoder state is a custom cache object (HF-NOTES: DynamicCache crashes inside EncoderDecoderCache).
         return False
 
+    def _resize_token_embeddings(self, new_num_tokens, pad_to_multiple_of=None, mean_resizing=True):
+        # one shared vocabulary: source embedding, target embedding and output layer all change size together
+        if self.config.target_vocab_size is not None:
+            raise ValueError(
+                f"resize_token_embeddings resizes a shared source/target vocabulary, but this model has separate ones "
+                f"(vocab_size={self.config.vocab_size}, target_vocab_size={self.config.target_vocab_size})."
+            )
+        embeddings = super()._resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        decoder = self.get_decoder()
+        if decoder.embed_tokens is not None and decoder.embed_tokens.num_embeddings != embeddings.num_embeddings:
+            decoder.embed_tokens = self._get_resized_embeddings(
+                decoder.embed_tokens, embeddings.num_embeddings, mean_resizing=mean_resizing
+            )
+        return embeddings
+
     def _init_weights(self, module):
-        """Uniform embeddings (Sutskever et al. 2014 used U(-0.08, 0.08)), Xavier input weights, orthogonal recurrent
-        weights, zero biases except the LSTM forget gate (1, Jozefowicz et al. 2015)."""
-        r = self.config.initializer_range
+        """N(0, embedding_init_std^2) embeddings, Xavier input and projection weights, orthogonal recurrent weights,
+        zero biases except the LSTM forget gate (1, Jozefowicz et al. 2015)."""
         if isinstance(module, nn.Embedding):
-            nn.init.uniform_(module.weight, -r, r)
+            nn.init.normal_(module.weight, 0.0, self.config.embedding_init_std)
             if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
                 with torch.no_grad():
                     module.weight[module.padding_idx].zero_()
@@ -515,6 +541,8 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         if decoder_input_ids is not None:
             _check_token_ids(decoder_input_ids, self.config.decoder_vocab_size, "decoder_input_ids")
             decoder_inputs_embeds = self.get_decoder_input_embeddings()(decoder_input_ids)
+        elif not torch.isfinite(decoder_inputs_embeds).all():
+            raise ValueError("decoder_inputs_embeds contains NaN or inf.")
         if decoder_inputs_embeds.shape[0] != memory.shape[0]:
             raise ValueError(
                 f"decoder inputs have batch size {decoder_inputs_embeds.shape[0]} but the encoder outputs have "

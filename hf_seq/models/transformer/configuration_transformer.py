@@ -85,7 +85,13 @@ class TransformerConfig(PreTrainedConfig):
 
     def _check_values(self):
         """Every size positive, heads dividing d_model, dropouts in [0, 1), known option names."""
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_attention_heads", "max_position_embeddings"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_attention_heads",
+            "max_position_embeddings",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")

@@ -62,6 +62,13 @@ def _positions_from_mask(attention_mask: torch.Tensor | None, past_length: int, 
     return positions.clamp(min=0)[:, -length:]
 
 
+def _check_mask(attention_mask: torch.Tensor | None, name: str = "attention_mask") -> None:
+    """A float mask must hold only 0 and 1 (NaN or fractional values would silently change attention)."""
+    if attention_mask is not None and attention_mask.is_floating_point():
+        if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+            raise ValueError(f"{name} must hold only 0 (padding) and 1 (token); got other values such as NaN.")
+
+
 def _key_padding_bias(attention_mask: torch.Tensor | None, dtype) -> torch.Tensor | None:
     """(B, S) 1/0 mask → additive (B, 1, 1, S) bias, or None when nothing is masked (lets SDPA use its fast path)."""
     if attention_mask is None or bool(attention_mask.all()):
@@ -127,6 +134,12 @@ class TransformerEmbeddings(nn.Module):
             raise ValueError(
                 f"Sequence length {total_length} (cached + new tokens) exceeds max_position_embeddings="
                 f"{self.max_positions}; shorten the input or build the model with a larger max_position_embeddings."
+            )
+        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+            raise TypeError(f"input ids must be an integer tensor, got dtype {input_ids.dtype}.")
+        if input_ids.numel() == 0:
+            raise ValueError(
+                f"input ids are empty (shape {tuple(input_ids.shape)}): give at least one row with at least one token."
             )
         vocab_size = self.embed_tokens.num_embeddings  # follows resize_token_embeddings
         low, high = torch.aminmax(input_ids)
@@ -242,8 +255,9 @@ class TransformerEncoderLayer(nn.Module):
     def forward(self, hidden_states, attention_bias=None, output_attentions=False):
         x = hidden_states
         if self.norm_first:
-            attn, weights = self.self_attn(self.self_attn_layer_norm(x), attention_bias=attention_bias,
-                                           output_attentions=output_attentions)
+            attn, weights = self.self_attn(
+                self.self_attn_layer_norm(x), attention_bias=attention_bias, output_attentions=output_attentions
+            )
             x = x + self.dropout(attn)
             x = x + self.dropout(self.ffn(self.final_layer_norm(x)))
         else:
@@ -290,17 +304,26 @@ class TransformerDecoderLayer(nn.Module):
         x, self_weights = self._sublayer(
             hidden_states,
             self.self_attn_layer_norm,
-            lambda h: self.self_attn(h, attention_bias=self_attention_bias, is_causal=is_causal, cache=cache,
-                                     output_attentions=output_attentions),
+            lambda h: self.self_attn(
+                h,
+                attention_bias=self_attention_bias,
+                is_causal=is_causal,
+                cache=cache,
+                output_attentions=output_attentions,
+            ),
         )
         cross_weights = None
         if self.encoder_attn is not None:
             x, cross_weights = self._sublayer(
                 x,
                 self.encoder_attn_layer_norm,
-                lambda h: self.encoder_attn(h, key_value_states=encoder_hidden_states,
-                                            attention_bias=encoder_attention_bias, cache=cache,
-                                            output_attentions=output_attentions),
+                lambda h: self.encoder_attn(
+                    h,
+                    key_value_states=encoder_hidden_states,
+                    attention_bias=encoder_attention_bias,
+                    cache=cache,
+                    output_attentions=output_attentions,
+                ),
             )
         if self.norm_first:
             x = x + self.dropout(self.ffn(self.final_layer_norm(x)))
@@ -364,6 +387,7 @@ class TransformerEncoder(nn.Module):
                 f"attention_mask shape {tuple(attention_mask.shape)} does not match input_ids shape "
                 f"{tuple(input_ids.shape)}."
             )
+        _check_mask(attention_mask)
         B, S = input_ids.shape
         # 1. embed
         hidden = self.embeddings(input_ids, _positions_from_mask(attention_mask, 0, S, input_ids.device), S)
@@ -414,9 +438,15 @@ class TransformerDecoder(nn.Module):
     ) -> BaseModelOutputWithPastAndCrossAttentions:
         """input_ids: (B, T) new tokens; attention_mask: (B, past + T) or (B, T) without a cache, 1 = real token;
         encoder_hidden_states: (B, S, d_model); encoder_attention_mask: (B, S)."""
+        _check_mask(attention_mask)
+        _check_mask(encoder_attention_mask, "encoder attention_mask")
         B, T = input_ids.shape
         if use_cache and cache is None:
-            cache = EncoderDecoderCache(DynamicCache(), DynamicCache()) if self.config.is_encoder_decoder else DynamicCache()
+            cache = (
+                EncoderDecoderCache(DynamicCache(), DynamicCache())
+                if self.config.is_encoder_decoder
+                else DynamicCache()
+            )
         past_length = cache.get_seq_length() if cache is not None else 0
         if attention_mask is not None and attention_mask.shape not in ((B, past_length + T), (B, T)):
             raise ValueError(
@@ -529,7 +559,10 @@ class TransformerModel(TransformerPreTrainedModel):
             raise ValueError("`decoder_input_ids` (or `labels`) are required for the encoder-decoder forward pass.")
         if encoder_outputs is None:
             encoder_outputs = self.encoder(
-                input_ids, attention_mask, output_attentions=output_attentions, output_hidden_states=output_hidden_states
+                input_ids,
+                attention_mask,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
             )
         elif isinstance(encoder_outputs, tuple):
             encoder_outputs = BaseModelOutput(*encoder_outputs)
@@ -731,7 +764,9 @@ class TransformerForCausalLM(TransformerPreTrainedModel, GenerationMixin):
         loss = None
         if labels is not None:
             if labels.shape != input_ids.shape:
-                raise ValueError(f"labels shape {tuple(labels.shape)} must equal input_ids shape {tuple(input_ids.shape)}.")
+                raise ValueError(
+                    f"labels shape {tuple(labels.shape)} must equal input_ids shape {tuple(input_ids.shape)}."
+                )
             loss = _lm_loss(logits[:, :-1], labels[:, 1:], self.config.vocab_size)
         return CausalLMOutputWithCrossAttentions(
             loss=loss,

@@ -1,4 +1,5 @@
 from .configuration_word2vec import Word2VecConfig
+from .keyed_vectors_word2vec import Word2VecKeyedVectors
 from .modeling_word2vec import (
     Word2VecForMaskedLM,
     Word2VecForPreTraining,
@@ -17,6 +18,7 @@ __all__ = [
     "Word2VecForPreTraining",
     "Word2VecForMaskedLM",
     "Word2VecPreTrainingOutput",
+    "Word2VecKeyedVectors",
     "build_huffman_tree",
     "keep_probabilities",
     "noise_distribution",

@@ -1,14 +1,12 @@
 """word2vec configuration (Mikolov et al. 2013, "Efficient Estimation of Word Representations in Vector Space" and
 "Distributed Representations of Words and Phrases and their Compositionality")."""
 
-from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
 _ARCHITECTURES = ("skipgram", "cbow")
 _OBJECTIVES = ("negative_sampling", "hierarchical_softmax")
 
 
-@strict
 class Word2VecConfig(PreTrainedConfig):
     r"""
     Configuration of a word2vec model. Defaults are the original `word2vec.c` / gensim 4 settings.
@@ -51,6 +49,9 @@ class Word2VecConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
+        # plain dataclass (no @strict): accept ints for floats and numpy ints for counts, then validate with
+        # ValueErrors that name the value
+        self.sample, self.ns_exponent = float(self.sample), float(self.ns_exponent)
         if self.architecture not in _ARCHITECTURES:
             raise ValueError(f"architecture={self.architecture!r} is not one of {_ARCHITECTURES}")
         if self.objective not in _OBJECTIVES:

@@ -110,12 +110,30 @@ def keep_probabilities(word_counts, sample: float) -> np.ndarray:
     return np.where(counts > 0, np.minimum(keep, 1.0), 0.0)
 
 
-def _check_ids(ids: torch.Tensor, vocab_size: int, name: str) -> None:
+def _check_ids(ids: torch.Tensor, vocab_size: int, name: str, ignore_index: int | None = None) -> None:
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+    if ignore_index is not None:
+        ids = ids[ids != ignore_index]
     if ids.numel() == 0:
         return
     low, high = torch.aminmax(ids)
     if low < 0 or high >= vocab_size:
         raise ValueError(f"{name} must lie in [0, {vocab_size}), got values in [{int(low)}, {int(high)}]")
+
+
+def _check_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor | None, vocab_size: int) -> None:
+    """Non-empty integer ids in range, and a 0/1 mask of the same shape."""
+    if input_ids.numel() == 0:
+        raise ValueError(f"input_ids is empty (shape {tuple(input_ids.shape)}); need at least one token per row")
+    _check_ids(input_ids, vocab_size, "input_ids")
+    if attention_mask is not None:
+        if attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"attention_mask shape {tuple(attention_mask.shape)} != input_ids shape {tuple(input_ids.shape)}"
+            )
+        if ((attention_mask != 0) & (attention_mask != 1)).any():  # NaN is neither
+            raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
 
 
 @dataclass
@@ -220,6 +238,24 @@ class Word2VecPreTrainedModel(PreTrainedModel):
             init.zeros_(module.weight)  # word2vec.c starts the output side at zero
             module.reset_buffers(self.config)
 
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, *args, **kwargs):
+        """Resize the input vectors (transformers) and the output layer; new words get count 0 (never a noise word,
+        no Huffman path) until `config.word_counts` is updated."""
+        old_counts = self.config.word_counts
+        embeddings = super().resize_token_embeddings(new_num_tokens, *args, **kwargs)
+        size = self.config.vocab_size
+        if old_counts is not None:
+            self.config.word_counts = (list(old_counts) + [0] * size)[:size]
+        layer = getattr(self, "output_layer", None)
+        if layer is not None:
+            new_layer = Word2VecOutputLayer(self.config).to(layer.weight.device, layer.weight.dtype)
+            rows = min(layer.weight.shape[0], new_layer.weight.shape[0])
+            with torch.no_grad():
+                new_layer.weight[:rows] = layer.weight[:rows]
+            new_layer.reset_buffers(self.config)
+            self.output_layer = new_layer
+        return embeddings
+
 
 class Word2VecModel(Word2VecPreTrainedModel):
     """The input vectors: `last_hidden_state[b, t]` is the vector of `input_ids[b, t]` (feature-extraction)."""
@@ -238,7 +274,7 @@ class Word2VecModel(Word2VecPreTrainedModel):
     def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, **kwargs):
         r"""input_ids `[B, T]` (any shape) → `BaseModelOutput(last_hidden_state=[B, T, d])`; padding is not special:
         a word vector does not depend on its neighbours."""
-        _check_ids(input_ids, self.config.vocab_size, "input_ids")
+        _check_inputs(input_ids, attention_mask, self.config.vocab_size)
         return BaseModelOutput(last_hidden_state=self.embeddings(input_ids))
 
 
@@ -296,7 +332,7 @@ class Word2VecForPreTraining(Word2VecPreTrainedModel):
         negative_ids (`[B, k]`, *optional*): noise words; drawn from `noise_distribution` when not given.
         """
         vocab_size = self.config.vocab_size
-        _check_ids(input_ids, vocab_size, "input_ids")
+        _check_inputs(input_ids, attention_mask if input_ids.dim() == 2 else None, vocab_size)
         if input_ids.dim() not in (1, 2):
             raise ValueError(f"input_ids must be [B] or [B, C], got shape {tuple(input_ids.shape)}")
         # 1. hidden vector: one input vector (skip-gram) or the context mean/sum (CBOW)
@@ -344,7 +380,9 @@ class Word2VecForMaskedLM(Word2VecPreTrainedModel):
         r"""input_ids `[B, T]` → logits `[B, T, V]`; `labels` `[B, T]` (-100 = ignore) gives a cross-entropy loss."""
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be [B, T], got shape {tuple(input_ids.shape)}")
-        _check_ids(input_ids, self.config.vocab_size, "input_ids")
+        _check_inputs(input_ids, attention_mask, self.config.vocab_size)
+        if labels is not None:
+            _check_ids(labels, self.config.vocab_size, "labels", ignore_index=-100)
         batch, length = input_ids.shape
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)

@@ -1,0 +1,229 @@
+#!/usr/bin/env python
+"""hf-seq word2vec against gensim 4.x Word2Vec: same corpus, same hyper-parameters, same 2 threads, one run.
+
+    python benchmarks/bench_word2vec.py                       # WikiText-2 train, 5 epochs, 3 settings (~10-15 min)
+    python benchmarks/bench_word2vec.py --max-lines 2000 --epochs 1 --out /tmp/w2v   # quick look
+
+Settings (gensim's names): vector_size 100, window 5, negative 5, sample 1e-3, min_count 5, 5 epochs, for
+sg=1 (skip-gram + negative sampling), sg=0 (CBOW-mean + negative sampling) and sg=1 hs=1 negative=0.
+Each system trains in its own fresh process (peak memory = the process's VmHWM, with the RSS before training also
+recorded). words/s = corpus words x epochs / training wall time (vocabulary building excluded for both). Both systems'
+vectors are scored by the same code (Word2VecKeyedVectors): analogies over the 30k most frequent words
+(semantic/syntactic/total, questions with unknown words skipped as gensim does) and Spearman on WordSim-353 / SimLex-999.
+Writes benchmarks/results/word2vec_vs_gensim.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+DATA = os.path.join(ROOT, "..", "shared", "data")
+EVAL = os.path.join(DATA, "word-eval")
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+SETTINGS = {
+    "skipgram_ns": {"sg": 1, "hs": 0, "negative": 5},
+    "cbow_ns": {"sg": 0, "hs": 0, "negative": 5},
+    "skipgram_hs": {"sg": 1, "hs": 1, "negative": 0},
+}
+
+
+def _memory_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return -1
+
+
+def _load_lines(args):
+    with open(args.corpus, encoding="utf-8") as f:
+        lines = [line.lower() for line in f if line.strip()]
+    return lines[: args.max_lines] if args.max_lines else lines
+
+
+def _evaluate(kv) -> dict:
+    out = {}
+    analogies = os.path.join(EVAL, "questions-words.txt")
+    if os.path.exists(analogies):
+        a = kv.evaluate_word_analogies(analogies, restrict_vocab=30000)
+        out["analogy"] = {k: a[k] for k in ("semantic", "syntactic", "total", "total_questions", "oov_ratio")}
+    for name, file in (("wordsim353", "EN-WS-353-ALL.txt"), ("simlex999", "EN-SIMLEX-999.txt")):
+        path = os.path.join(EVAL, file)
+        if os.path.exists(path):
+            r = kv.evaluate_word_pairs(path)
+            out[name] = {"spearman": r["spearman"], "coverage": r["coverage"]}
+    return out
+
+
+def run_gensim(setting: str, args, queue):
+    import gensim
+    from gensim.models import Word2Vec
+
+    from hf_seq.models.word2vec import Word2VecKeyedVectors
+
+    lines = _load_lines(args)
+    sentences = [line.split() for line in lines]
+    words = sum(len(s) for s in sentences)
+    p = SETTINGS[setting]
+    model = Word2Vec(
+        vector_size=100, window=5, negative=p["negative"], hs=p["hs"], sg=p["sg"], sample=1e-3, min_count=5,
+        workers=args.threads, seed=args.seed,
+    )
+    model.build_vocab(sentences)
+    rss_before = _memory_kb("VmRSS")
+    t0 = time.perf_counter()
+    model.train(sentences, total_examples=len(sentences), epochs=args.epochs)
+    seconds = time.perf_counter() - t0
+    kv = Word2VecKeyedVectors.from_gensim(model.wv)
+    queue.put({
+        "system": f"gensim {gensim.__version__}", "setting": setting, "vocab": len(model.wv), "corpus_words": words,
+        "train_seconds": seconds, "words_per_s": words * args.epochs / seconds,
+        "peak_rss_mb": _memory_kb("VmHWM") / 1024, "rss_before_train_mb": rss_before / 1024,
+        "reported_loss": None, **_evaluate(kv),
+    })
+
+
+def run_hf_seq(setting: str, args, queue):
+    import torch
+
+    from hf_seq.models.word2vec import Word2VecForPreTraining, Word2VecKeyedVectors
+    from hf_seq.word2vec_utils import Word2VecTrainingArguments, prepare_word2vec, train_word2vec
+
+    lines = _load_lines(args)
+    p = SETTINGS[setting]
+    tokenizer, config, corpus = prepare_word2vec(
+        lines, min_count=5, vector_size=100, window=5, sample=1e-3, negative=max(p["negative"], 1),
+        architecture="skipgram" if p["sg"] else "cbow",
+        objective="hierarchical_softmax" if p["hs"] else "negative_sampling",
+    )
+    model = Word2VecForPreTraining(config)
+    rss_before = _memory_kb("VmRSS")
+    train_args = Word2VecTrainingArguments(
+        epochs=args.epochs, workers=args.threads, seed=args.seed, progress_bar=False,
+        batch_words=args.batch_words, negatives_shared_by=args.negatives_shared_by,
+        max_row_updates=args.max_row_updates,
+    )
+    t0 = time.perf_counter()
+    history = train_word2vec(model, corpus, train_args)
+    seconds = time.perf_counter() - t0
+    kv = Word2VecKeyedVectors.from_model(model, tokenizer)
+    queue.put({
+        "system": f"hf-seq (torch {torch.__version__})", "setting": setting, "vocab": len(kv),
+        "corpus_words": corpus.raw_words, "train_seconds": seconds,
+        "words_per_s": corpus.raw_words * args.epochs / seconds, "peak_rss_mb": _memory_kb("VmHWM") / 1024,
+        "rss_before_train_mb": rss_before / 1024, "loss_per_epoch": [round(h["loss"], 4) for h in history],
+        **_evaluate(kv),
+    })
+
+
+def _in_fresh_process(fn, setting, args):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=fn, args=(setting, args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def _fmt(x, digits=3):
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def write_markdown(report, path):
+    rows = [
+        "| setting | system | words/s | train s | peak RSS MB | analogy sem | syn | total | WS-353 ρ | SimLex ρ |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        a = r.get("analogy", {})
+        rows.append(
+            f"| {r['setting']} | {r['system']} | {r['words_per_s']:,.0f} | {r['train_seconds']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} | {_fmt(a.get('semantic'))} | {_fmt(a.get('syntactic'))} | {_fmt(a.get('total'))} | "
+            f"{_fmt(r.get('wordsim353', {}).get('spearman'))} | {_fmt(r.get('simlex999', {}).get('spearman'))} |"
+        )
+    ratio_lines = [f"- {k}: hf-seq / gensim words/s = {v:.2f}x" for k, v in report["speed_ratio"].items()]
+    text = "\n".join(
+        [
+            "# word2vec: hf-seq vs gensim (same corpus, same settings, same threads, one run)",
+            "",
+            f"Command: `{report['command']}`",
+            "",
+            f"Corpus: {report['corpus']} (lower-cased, {report['results'][0]['corpus_words']:,} words), "
+            f"{report['epochs']} epochs, vector_size 100, window 5, negative 5 (0 with hs), sample 1e-3, min_count 5, "
+            f"{report['threads']} threads each. Machine: {report['platform']}, {report['cpus']} CPUs, load average "
+            f"{report['load_before']} before / {report['load_after']} after (shared machine: absolute speeds are "
+            "noisy, the pairs ran back to back).",
+            "",
+            *rows,
+            "",
+            *ratio_lines,
+            "",
+            f"hf-seq trainer settings: batch_words {report['hf_seq_args']['batch_words']}, negatives_shared_by "
+            f"{report['hf_seq_args']['negatives_shared_by']}, max_row_updates {report['hf_seq_args']['max_row_updates']}.",
+            "Analogies: 3CosAdd over the 30k most frequent words, questions with an unknown word skipped (gensim's "
+            "rule); both systems scored by the same code. Peak RSS includes the Python/torch or gensim baseline.",
+            "",
+        ]
+    )
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default=os.path.join(DATA, "wikitext-2", "wiki.train.tokens"))
+    parser.add_argument("--max-lines", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    parser.add_argument("--batch-words", type=int, default=1024)
+    parser.add_argument("--negatives-shared-by", type=int, default=32)
+    parser.add_argument("--max-row-updates", type=float, default=64.0)
+    parser.add_argument("--out", default=os.path.join(RESULTS, "word2vec_vs_gensim"))
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    results, ratio = [], {}
+    for setting in args.settings:
+        pair = []
+        for fn in (run_gensim, run_hf_seq):
+            r = _in_fresh_process(fn, setting, args)
+            print(json.dumps(r), flush=True)
+            pair.append(r)
+        results.extend(pair)
+        ratio[setting] = pair[1]["words_per_s"] / pair[0]["words_per_s"]
+    report = {
+        "command": "python " + " ".join(sys.argv),
+        "corpus": os.path.relpath(args.corpus, ROOT) + (f" (first {args.max_lines} lines)" if args.max_lines else ""),
+        "epochs": args.epochs,
+        "threads": args.threads,
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "load_before": [round(x, 1) for x in load_before],
+        "load_after": [round(x, 1) for x in os.getloadavg()],
+        "hf_seq_args": {
+            "batch_words": args.batch_words,
+            "negatives_shared_by": args.negatives_shared_by,
+            "max_row_updates": args.max_row_updates,
+        },
+        "speed_ratio": ratio,
+        "results": results,
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out + ".json", "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    write_markdown(report, args.out + ".md")
+    print(open(args.out + ".md").read())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Command line of the study; `benchmarks/study.py` is a thin wrapper around `main`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shlex
+import sys
+
+import yaml
+
+from . import lm, long_range, report, translation, word_vectors
+from .common import REPO, RESULTS_DIR, RUNS_DIR, machine_info, read_json, write_json
+
+SUBSETS = ("lm", "long_range", "translation", "word_vectors")
+NOT_RUN = [
+    "Zaremba et al. (2014) small PTB LSTM reproduction (published test perplexity ~115) and the improved recipe's "
+    "target (test perplexity <= 100 within one hour on 2 CPU cores): not run by the study on this shared machine; "
+    "the recipe is `python training/train_lm.py configs/lstm_ptb_small.yaml` (owner: recurrent family).",
+    "PTB medium LSTM on a GPU (published 82.7, target <= 80): config `configs/lstm_ptb_medium_gpu.yaml`, no GPU here.",
+    "WikiText-2 language modelling: only PTB is in this report (`--lm dataset=...` takes ptb only so far).",
+]
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for p in pairs or []:
+        key, sep, value = p.partition("=")
+        if not sep:
+            raise SystemExit(f"override {p!r} must look like key=value")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="benchmarks/study.py",
+        description="Train and evaluate the classic architectures side by side; write study.json + REPORT.md.",
+    )
+    p.add_argument("--subset", default="lm,long_range,translation,word_vectors",
+                   help=f"comma-separated subsets of {','.join(SUBSETS)}")
+    p.add_argument("--quick", action="store_true", help="smoke sizes (seconds per subset); used by the tests")
+    p.add_argument("--out", help="results folder (default benchmarks/results/study, or runs/study/quick/results)")
+    p.add_argument("--run-dir", help="checkpoints and run folders (default runs/study[/quick])")
+    p.add_argument("--config", help="YAML with sections lm / long_range (setting overrides), e.g. configs/study_cpu.yaml")
+    p.add_argument("--budget-seconds", type=float, help="lm: training budget per model (default 150)")
+    p.add_argument("--budget-clock", choices=("cpu", "wall"), help="lm: what the budget counts (default cpu)")
+    p.add_argument("--jobs", type=int, default=1, help="lm: models trained at once, each in its own process; 0 = in "
+                                                       "this process")
+    p.add_argument("--lm", nargs="*", metavar="KEY=VALUE", help="lm setting overrides (see LMSettings)")
+    p.add_argument("--long-range", nargs="*", metavar="KEY=VALUE", help="long_range setting overrides")
+    p.add_argument("--translation-minutes", type=float, default=5.0, help="translation: training budget per system")
+    p.add_argument("--translation-systems", default=",".join(translation.SYSTEMS),
+                   help=f"comma-separated subset of {','.join(translation.SYSTEMS)}")
+    p.add_argument("--translation-collect", nargs="*", metavar="SYSTEM=RUN_DIR",
+                   help="read finished results.json from these run folders instead of training")
+    p.add_argument("--report-only", action="store_true", help="re-render REPORT.md from study.json; run nothing")
+    p.add_argument("--lm-worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    subsets = [s.strip() for s in args.subset.split(",") if s.strip()]
+    bad = [s for s in subsets if s not in SUBSETS]
+    if bad:
+        p.error(f"unknown subset(s) {bad}; choose from {list(SUBSETS)}")
+    args.subsets = subsets
+    return args
+
+
+def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    run_dir = args.run_dir or os.path.join(RUNS_DIR, "quick" if args.quick else "")
+    run_dir = run_dir.rstrip("/")
+    if args.lm_worker:
+        lm.worker_main(args.lm_worker, os.path.join(run_dir, "lm") if not run_dir.endswith("lm") else run_dir)
+        return {}
+    out = args.out or (os.path.join(run_dir, "results") if args.quick else RESULTS_DIR)
+    os.makedirs(out, exist_ok=True)
+    file_cfg = {}
+    if args.config:
+        with open(args.config, encoding="utf-8") as f:
+            file_cfg = yaml.safe_load(f) or {}
+    json_path = os.path.join(out, "study.json")
+    md_path = os.path.join(out, "REPORT.md")
+    if args.report_only:
+        study = read_json(json_path)
+        with open(md_path, "w", encoding="utf-8") as f:
+            f.write(report.render_report(study))
+        print(f"wrote {md_path}")
+        return study
+    done: dict = {}
+    header = dict(machine=machine_info(), quick=args.quick, seeds={}, not_run=NOT_RUN,
+                  command="python benchmarks/study.py " + " ".join(shlex.quote(a) for a in argv))
+
+    def merged() -> dict:
+        # subsets not rerun keep their earlier numbers; re-read at every write so that two study processes writing
+        # different subsets (e.g. lm in the background, translation meanwhile) do not drop each other's results
+        study = read_json(json_path) if os.path.isfile(json_path) else {"subsets": {}}
+        if study.get("quick") is not None and study["quick"] != args.quick:
+            study = {"subsets": {}}
+        study.update(header)
+        study["subsets"].update(done)
+        return study
+
+    study = {"subsets": done}
+    for name in args.subsets:
+        print(f"=== {name}", flush=True)
+        if name == "lm":
+            overrides = {**(file_cfg.get("lm") or {}), **_overrides(args.lm)}
+            if args.budget_seconds is not None:
+                overrides["budget_seconds"] = args.budget_seconds
+            if args.budget_clock:
+                overrides["budget_clock"] = args.budget_clock
+            s = lm.settings_from(overrides, args.quick)
+            done["lm"] = lm.run(s, os.path.join(run_dir, "lm"), out, args.quick, jobs=args.jobs)
+        elif name == "long_range":
+            s = long_range.settings_from({**(file_cfg.get("long_range") or {}), **_overrides(args.long_range)},
+                                         args.quick)
+            done["long_range"] = long_range.run(s, out, args.quick)
+        elif name == "translation":
+            collect = dict(x.split("=", 1) for x in args.translation_collect) if args.translation_collect else None
+            if collect:
+                collect = {k: v if os.path.isabs(v) else os.path.join(REPO, v) for k, v in collect.items()}
+            systems = [x for x in args.translation_systems.split(",") if x]
+            done["translation"] = translation.run(
+                out, os.path.join(run_dir, "translation"), args.quick, args.translation_minutes, collect, systems)
+        elif name == "word_vectors":
+            done["word_vectors"] = word_vectors.run()
+        done[name]["command"] = header["command"]
+        write_json(json_path, merged())  # after each subset, so a crash later keeps what finished
+    study = merged()
+    for name, sec in study["subsets"].items():
+        if "settings" in sec:
+            study["seeds"][name] = sec["settings"].get("seed")
+        elif name == "translation":
+            study["seeds"][name] = "0 (the owners' configs: training.seed)"
+    study["finished_at"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    write_json(json_path, study)
+    with open(md_path, "w", encoding="utf-8") as f:
+        f.write(report.render_report(study))
+    print(f"wrote {json_path} and {md_path}")
+    return study

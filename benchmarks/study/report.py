@@ -1,0 +1,168 @@
+"""study.json -> REPORT.md: tables of every subset's numbers (all formatted with `common.fmt`) and the PNG plots."""
+
+from __future__ import annotations
+
+from .common import fmt
+
+# (header, key) per table; the test parses the rendered tables back and compares them with the JSON via these specs
+LM_COLUMNS = [
+    ("Model", "label"), ("Parameters", "parameters"), ("Shape", "shape"), ("Steps", "steps"),
+    ("Train tokens", "train_tokens"), ("Epochs", "epochs"), ("Train s (budget clock)", "train_seconds"),
+    ("Train wall s", "train_wall_seconds"), ("Tokens/s", "tokens_per_second"), ("Valid-prefix ppl", "validation_perplexity"),
+    ("Test ppl", "test_perplexity"), ("Peak RSS MB", "peak_rss_mb"),
+]
+LONG_RANGE_COLUMNS = [
+    ("Setting", "setting"), ("Cell", "cell"), ("grad k=1", "grad_k1"), ("grad k=10", "grad_k10"),
+    ("grad k=max", "grad_kmax"), ("ratio k=max / k=1", "ratio_kmax_k1"), ("decay per step", "decay_per_step"),
+    ("train loss", "train_loss"),
+]
+TRANSLATION_COLUMNS = [
+    ("System", "label"), ("Parameters", "parameters"), ("Budget min", "train_budget_minutes"), ("Steps", "steps"),
+    ("Epochs", "epochs"), ("Train wall s", "train_seconds"), ("Train CPU s", "train_cpu_seconds"), ("BLEU", "test_bleu"),
+    ("chrF", "test_chrf"), ("Beams", "test_num_beams"), ("Test sentences/s", "sentences_per_second"),
+]
+
+
+def _cell(value, key: str) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    small = isinstance(value, float) and abs(value) < 1
+    digits = 3 if small or key.startswith(("grad_", "ratio_", "decay_")) else 2
+    return fmt(value, digits).replace("|", "\\|")
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    lines = ["| " + " | ".join(h for h, _ in columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r.get(k), k) for _, k in columns) + " |")
+    return "\n".join(lines)
+
+
+def _lm(sec: dict) -> list[str]:
+    s = sec["settings"]
+    clock = "CPU seconds of one thread" if s["budget_clock"] == "cpu" else "wall-clock seconds"
+    out = [
+        "## 1. Language modelling (RNN vs GRU vs LSTM vs Transformer decoder)", "",
+        f"Data: {sec['data']['source']}; {sec['data']['tokenizer']}; vocabulary {fmt(sec['data']['vocab_size'])}; "
+        f"tokens train/valid/test {', '.join(fmt(v) for v in sec['data']['tokens'].values())}.",
+        f"Budget: {fmt(float(s['budget_seconds']))} {clock} of training per model (evaluation excluded), "
+        f"{s['threads']} thread, Adam lr {s['learning_rate']}, warm-up {s['warmup_steps']} steps, clip "
+        f"{s['max_grad_norm']}, dropout {s['dropout']}, seed {s['seed']}. Every model is sized to "
+        f"{fmt(s['target_parameters'])} parameters ({s['num_layers']} layers, tied input/output embeddings) and sees "
+        f"{s['batch_size'] * s['bptt']} tokens per step of the same contiguous stream: recurrent models "
+        f"{s['batch_size']} x {s['bptt']} with the state carried across batches (truncated BPTT), the Transformer "
+        f"{s['batch_size'] // 2} x {2 * s['bptt']} with no state.",
+        f"Test perplexity = exp(token-weighted mean NLL) over the whole test split (valid-prefix: the first "
+        f"{fmt(s['curve_eval_tokens'])} validation tokens, the last point of the curve): recurrent models with the state carried "
+        f"(batch 10 x {s['bptt']}), the Transformer with a sliding window of {2 * s['bptt']} tokens, stride "
+        f"{s['bptt']} (every scored token sees >= {s['bptt']} tokens of context). Tokens/s counts training tokens "
+        "per second of the budget clock; peak RSS is the worker process's (Python + torch included; the RSS before "
+        "the model was built is in the JSON).", "",
+        table(sec["models"], LM_COLUMNS), "",
+        f"![perplexity vs training time]({sec['plots']['curve']})", "",
+    ]
+    resumed = [f"{r['label']} (from step {', '.join(map(str, r['resumed_from_steps']))})" for r in sec["models"]
+               if r.get("resumed_from_steps")]
+    if resumed:
+        out += ["Interrupted and resumed from their checkpoints: " + "; ".join(resumed) + ". The budget clock and "
+                "`Train wall s` add up every attempt; wall time was 10-15x the CPU time because the 2 cores were "
+                "shared with other jobs.", ""]
+    if sec.get("skipped_finished"):
+        out += [f"Reused finished runs (not retrained on this invocation): {', '.join(sec['skipped_finished'])}.", ""]
+    return out
+
+
+def _long_range(sec: dict) -> list[str]:
+    s = sec["settings"]
+    return [
+        "## 2. Long-range gradient: does the signal reach step T-k?", "",
+        f"One-layer cells of width {s['hidden_size']} (float64), {s['windows']} windows of {s['max_lag'] + 1} real tokens "
+        f"({sec['data']['source']}, vocabulary {fmt(sec['data']['vocab_size'])}); mean over the windows of "
+        "||dL_T / dx_{T-k}||, L_T the cross-entropy of the next token at the last step, x the input embeddings. "
+        f"k=max is k={s['max_lag']}. decay per step = (grad k=max / grad k=1)^(1/(max-1)). The trained setting is "
+        f"{s['train_steps']} Adam steps of stateful LM training ({s['batch_size']} x {s['bptt']}).", "",
+        table(sec["rows"], LONG_RANGE_COLUMNS), "",
+        f"![gradient norm vs lag]({sec['plots']['gradients']})", "",
+    ]
+
+
+def _translation(sec: dict) -> list[str]:
+    out = ["## 3. Translation (Multi30k De->En)", ""]
+    if sec["systems"]:
+        out += [
+            "Each system is its owner's training script and CPU config (`config_file` / `overrides` in the JSON), "
+            "trained on one thread for the wall-clock budget in `Budget min` (`data.max_train_minutes`; the machine "
+            "was shared, so `Train CPU s` is the fairer measure of the work each system got). Test decoding: the "
+            "`Beams` column. Scores are recomputed here from each run's `test_hypotheses.txt` with sacreBLEU "
+            "(detokenized, default settings) on the 1,000 sentences of test_2016_flickr; sentences/s is test "
+            "decoding speed (batched, one thread).", "",
+            table(sec["systems"], TRANSLATION_COLUMNS), "",
+        ]
+        cpu = [r["train_cpu_seconds"] for r in sec["systems"] if r.get("train_cpu_seconds")]
+        if cpu and max(cpu) > 1.5 * min(cpu):
+            out += [f"**Caveat:** equal wall-clock budgets did not give equal work: the training CPU seconds range "
+                    f"from {fmt(min(cpu))} to {fmt(max(cpu))} ({max(cpu) / min(cpu):.1f}x) because the shared "
+                    "machine's load changed between runs. Systems trained for a few hundred steps are far from "
+                    "converged; this table ranks how far each got in its budget, not the architectures' quality.", ""]
+        beams = {r.get("test_num_beams") for r in sec["systems"]}
+        if len(beams) > 1:
+            out += [f"Decoding differs between rows (beams {sorted(b for b in beams if b is not None)}): see `Beams`.",
+                    ""]
+        sigs = sorted({(r.get("bleu_signature"), r.get("chrf_signature")) for r in sec["systems"]}, key=str)
+        out += [f"sacreBLEU signatures: BLEU `{b}`; chrF `{c}`." for b, c in sigs] + [""]
+        buckets = [r for r in sec["systems"] if r.get("bleu_by_source_length")]
+        if buckets:
+            labels = [b["bucket"] for b in buckets[0]["bleu_by_source_length"]]
+            out += ["BLEU by source length (words):", "",
+                    "| System | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
+            for r in buckets:
+                out.append(f"| {r['label']} | " + " | ".join(fmt(b["bleu"]) for b in r["bleu_by_source_length"])
+                           + " |")
+            out += [""]
+        if sec["plots"].get("bleu_by_length"):
+            out += [f"![BLEU by source length]({sec['plots']['bleu_by_length']})", ""]
+    for m in sec.get("missing", []):
+        out += [f"- Not in the table: **{m['system']}**: {m['reason']}"]
+    if sec.get("missing"):
+        out += [""]
+    out += ["Training time to a given validation BLEU was not measured: the CPU configs skip validation decoding "
+            "(it costs as much as training on this machine).", ""]
+    return out
+
+
+def _word_vectors(sec: dict) -> list[str]:
+    out = ["## 4. Word vectors (hf-seq word2vec vs gensim)", ""]
+    if sec.get("note"):
+        out += [sec["note"] + ".", ""]
+    for t in sec["tables"]:
+        cols = [(c, c) for c in t["columns"]]
+        ctx = "; ".join(f"{k}: {v}" for k, v in (t.get("context") or {}).items())
+        out += [f"From `{t['file']}` (collected, not rerun{'; ' + ctx if ctx else ''}):", "", table(t["rows"], cols),
+                ""]
+    return out
+
+
+def render_report(study: dict) -> str:
+    m = study["machine"]
+    lines = [
+        "# hf-seq side-by-side study", "",
+        f"Last generated by `{study['command']}` at {study['finished_at']} UTC (each section names the command that "
+        "produced it; sections not rerun keep their earlier numbers)"
+        + (" — **quick mode (smoke sizes, the numbers mean nothing)**" if study["quick"] else "") + ".", "",
+        f"Machine: {m['platform']}, {m['cpu_count']} CPUs ({m['processor']}), 1-minute load average at start "
+        f"{fmt(m['load_average_1min_at_start'])} (the cores were shared with other jobs). Python {m['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        + f". Commit `{m['git']['commit']}`{' (with uncommitted changes)' if m['git']['dirty'] else ''}. "
+        f"Seeds: {study['seeds']}. Machine-readable numbers: `study.json` beside this file.", "",
+    ]
+    render = {"lm": _lm, "long_range": _long_range, "translation": _translation, "word_vectors": _word_vectors}
+    for name in ("lm", "long_range", "translation", "word_vectors"):
+        if name in study["subsets"]:
+            sec = study["subsets"][name]
+            part = render[name](sec)
+            if sec.get("command"):
+                part[1:1] = ["", f"Command: `OMP_NUM_THREADS=1 {sec['command']}`"]
+            lines += part
+    if study.get("not_run"):
+        lines += ["## Not run here", ""] + [f"- {x}" for x in study["not_run"]] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""Translation: RNN encoder-decoder without attention, with Bahdanau and with Luong attention, and the Transformer,
+on Multi30k De->En. Nothing is re-implemented here: each system is the family owner's training script run on the
+owner's CPU config (same data, same joint-BPE recipe, greedy test decoding, same wall-clock training budget passed as
+`data.max_train_minutes`); this module only launches them, skips finished runs, and scores every system's
+`test_hypotheses.txt` the same way (sacreBLEU BLEU/chrF with signatures, BLEU by source-length bucket, sentences/s).
+
+`collect_from` reads finished `results.json` files from other output folders instead (e.g. the owners' own runs).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from .common import DATA_DIR, REPO, read_json
+
+# name -> (label, script, config, overrides). Bahdanau has no CPU config of its own: the Luong CPU config with the
+# attention switched, so the three RNN systems differ in the attention alone.
+SYSTEMS = {
+    "none": ("GRU enc-dec, no attention", "training/train_seq2seq.py", "configs/seq2seq_multi30k_none_cpu.yaml", []),
+    "bahdanau": ("GRU enc-dec + Bahdanau", "training/train_seq2seq.py", "configs/seq2seq_multi30k_luong_cpu.yaml",
+                 ["model.attention=bahdanau", "model.attention_size=128"]),
+    "luong": ("GRU enc-dec + Luong (general)", "training/train_seq2seq.py", "configs/seq2seq_multi30k_luong_cpu.yaml",
+              []),
+    "transformer": ("Transformer", "training/train_transformer.py", "configs/transformer_multi30k_cpu.yaml",
+                    ["data.test_num_beams=1"]),
+}
+QUICK_CONFIGS = {"transformer": "configs/transformer_smoke.yaml"}
+
+
+def _command(name: str, out_dir: str, budget_minutes: float, quick: bool) -> list[str]:
+    _, script, config, overrides = SYSTEMS[name]
+    cmd = [sys.executable, os.path.join(REPO, script)]
+    if quick:
+        if name == "transformer":
+            return cmd + [QUICK_CONFIGS["transformer"], f"training.output_dir={out_dir}", "data.test_num_beams=1"]
+        return cmd + [config, "--smoke", f"training.output_dir={out_dir}", "data.test_num_beams=1",
+                      *[o for o in overrides if o.startswith("model.attention=")]]
+    return cmd + [config, f"training.output_dir={out_dir}", f"data.max_train_minutes={budget_minutes}", *overrides]
+
+
+def _test_set(results: dict):
+    """Sources and references of the test set a run was scored on (Multi30k only; None otherwise)."""
+    root = os.path.join(DATA_DIR, "multi30k")
+    if results.get("dataset") != "multi30k" or not os.path.isdir(root):
+        return None
+    src, tgt = results.get("direction", "de->en").split("->")
+    with open(os.path.join(root, f"test_2016_flickr.{src}"), encoding="utf-8") as f:
+        sources = [line.rstrip("\n") for line in f]
+    with open(os.path.join(root, f"test_2016_flickr.{tgt}"), encoding="utf-8") as f:
+        refs = [line.rstrip("\n") for line in f]
+    n = results.get("test_pairs", len(refs))
+    return sources[:n], refs[:n]
+
+
+def score(name: str, out_dir: str) -> dict:
+    """One row of the table from a finished run folder (results.json + test_hypotheses.txt)."""
+    from hf_seq.seq2seq_utils import bleu_by_source_length, bleu_report
+
+    r = read_json(os.path.join(out_dir, "results.json"))
+    row = {
+        "system": name, "label": SYSTEMS[name][0], "run_dir": os.path.relpath(out_dir, REPO),
+        "config_file": r.get("config_file"), "overrides": r.get("overrides"), "dataset": r.get("dataset"),
+        "direction": r.get("direction"), "parameters": r.get("parameters"), "steps": r.get("steps"),
+        "epochs": r.get("epochs"), "train_seconds": r.get("train_seconds"), "train_cpu_seconds": r.get("train_cpu_seconds"),
+        "test_bleu": r.get("test_bleu"), "test_chrf": r.get("test_chrf"),
+        "bleu_signature": r.get("test_bleu_signature"), "chrf_signature": r.get("test_chrf_signature"),
+        "test_num_beams": r.get("test_num_beams"), "test_pairs": r.get("test_pairs"),
+        "test_seconds": r.get("test_seconds"), "threads": r.get("threads"),
+        "bleu_by_source_length": r.get("test_bleu_by_source_length"),
+    }
+    budget = None
+    for o in r.get("overrides") or []:
+        if o.startswith("data.max_train_minutes="):
+            budget = float(o.split("=", 1)[1])
+    cfg = os.path.join(REPO, r.get("config_file") or "")
+    if budget is None and os.path.isfile(cfg):
+        import yaml
+
+        with open(cfg, encoding="utf-8") as f:
+            budget = ((yaml.safe_load(f) or {}).get("data") or {}).get("max_train_minutes")
+    row["train_budget_minutes"] = float(budget) if budget is not None else None
+    if row["test_seconds"]:
+        row["sentences_per_second"] = round(row["test_pairs"] / row["test_seconds"], 2)
+    test = _test_set(r)
+    hyp_path = os.path.join(out_dir, "test_hypotheses.txt")
+    if test and os.path.isfile(hyp_path):  # rescore every system identically from its hypotheses
+        with open(hyp_path, encoding="utf-8") as f:
+            hyps = [line.rstrip("\n") for line in f][: len(test[1])]
+        if len(hyps) == len(test[1]):
+            rep = bleu_report(hyps, test[1], r["direction"].split("->")[1])
+            row.update(test_bleu=rep["bleu"], test_chrf=rep["chrf"], bleu_signature=rep["bleu_signature"],
+                       chrf_signature=rep.get("chrf_signature"))
+            row["bleu_by_source_length"] = bleu_by_source_length([len(s.split()) for s in test[0]], hyps, test[1])
+    return row
+
+
+def run(results_dir: str, run_dir: str, quick: bool, budget_minutes: float, collect_from: dict | None = None,
+        systems: list[str] | None = None) -> dict:
+    systems = systems or list(SYSTEMS)
+    os.makedirs(results_dir, exist_ok=True)
+    rows, missing, launched = [], [], []
+    for name in systems:
+        out_dir = (collect_from or {}).get(name) or os.path.join(run_dir, name)
+        if not os.path.isfile(os.path.join(out_dir, "results.json")):
+            if collect_from and name in collect_from:
+                missing.append({"system": name, "reason": f"no results.json in {out_dir}"})
+                continue
+            cmd = _command(name, out_dir, budget_minutes, quick)
+            os.makedirs(out_dir, exist_ok=True)
+            print(f"[translation] {name}: {' '.join(os.path.relpath(c, REPO) if c.startswith(REPO) else c for c in cmd)}",
+                  flush=True)
+            t0 = time.time()
+            with open(os.path.join(out_dir, "study.log"), "a") as log:
+                proc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                      env=dict(os.environ, OMP_NUM_THREADS="1"))
+            launched.append({"system": name, "command": cmd[1:], "exit": proc.returncode,
+                             "wall_seconds": round(time.time() - t0, 1)})
+            if proc.returncode != 0:
+                missing.append({"system": name, "reason": f"training script exited {proc.returncode}; see "
+                                                          f"{os.path.relpath(out_dir, REPO)}/study.log"})
+                continue
+        rows.append(score(name, out_dir))
+    plots = {}
+    by_len = {r["label"]: r["bleu_by_source_length"] for r in rows if r.get("bleu_by_source_length")}
+    if by_len:
+        from hf_seq.seq2seq_utils import plot_bleu_by_length
+
+        plots["bleu_by_length"] = os.path.basename(plot_bleu_by_length(
+            by_len, os.path.join(results_dir, "translation_bleu_by_length.png"),
+            title="Multi30k De->En test BLEU by source length" if not quick else "BLEU by source length (quick)"))
+    return {"systems": rows, "missing": missing, "launched": launched, "budget_minutes": budget_minutes,
+            "plots": plots}

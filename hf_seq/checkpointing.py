@@ -1,0 +1,191 @@
+"""Crash-safe resumption: find the newest Trainer checkpoint that was written completely.
+
+transformers 5.24's `Trainer._save_checkpoint` writes straight into `checkpoint-<step>/` (no temporary folder, no
+rename): model weights, then optimizer / scheduler / RNG state, then `trainer_state.json` last. A process killed in
+the middle leaves a half-written folder, and `transformers.trainer_utils.get_last_checkpoint` returns it anyway
+because it only looks at folder names; resuming then fails (`trainer_state.json` missing, or a safetensors error that
+does not name the file), every time the job is restarted.
+
+`latest_complete_checkpoint(output_dir)` is the drop-in replacement: it walks the checkpoints newest first and
+returns the first one that passes `checkpoint_problems`, logging why each newer one was skipped:
+
+    resume = latest_complete_checkpoint(args.output_dir)   # instead of get_last_checkpoint(args.output_dir)
+    trainer.train(resume_from_checkpoint=resume)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import zipfile
+
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+TRAINER_STATE = "trainer_state.json"
+# files Trainer writes with torch.save (zip archives since torch 1.6)
+_TORCH_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt")
+
+
+def safetensors_problem(path: str | os.PathLike) -> str | None:
+    """Why the safetensors file at `path` is unreadable (truncated, bad header), or None when it is whole.
+
+    Reads only the header: 8 bytes little-endian header length, the JSON header, then checks that the tensors'
+    `data_offsets` cover the rest of the file exactly (what a truncated file fails).
+    """
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"{path}: truncated safetensors file ({size} bytes, shorter than its 8-byte header length)"
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8:
+                return f"{path}: truncated safetensors file (header claims {n} bytes, file has {size - 8} after it)"
+            raw = f.read(n)
+    except OSError as e:
+        return f"{path}: cannot be read ({e})"
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"{path}: corrupted safetensors header (not valid JSON: {e})"
+    if not isinstance(header, dict):
+        return f"{path}: corrupted safetensors header (not a JSON object)"
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            start, stop = info["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            return f"{path}: corrupted safetensors header (tensor {name!r} has no valid data_offsets)"
+        end = max(end, int(stop))
+    if 8 + n + end != size:
+        return (
+            f"{path}: truncated or padded safetensors file: the header describes {8 + n + end} bytes, "
+            f"the file has {size}"
+        )
+    return None
+
+
+def torch_file_problem(path: str | os.PathLike) -> str | None:
+    """Why a `torch.save` zip archive (optimizer.pt, rng_state.pth, ...) is unreadable, or None. Reads the zip's
+    central directory only (a truncated archive loses it); never unpickles anything."""
+    path = os.fspath(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            zf.infolist()
+    except (OSError, zipfile.BadZipFile) as e:
+        return f"{path}: truncated or corrupted torch file ({e})"
+    return None
+
+
+def checkpoint_problems(checkpoint: str | os.PathLike) -> list[str]:
+    """Everything wrong with a Trainer checkpoint folder; an empty list means it can be resumed from.
+
+    Checks: `trainer_state.json` (written last) exists, parses and names the folder's step; the weights
+    (`model.safetensors` or every shard of `model.safetensors.index.json`) are whole; `config.json` parses; every
+    torch file Trainer wrote (optimizer, scheduler, scaler, per-rank RNG state) is a whole archive.
+    """
+    checkpoint = os.fspath(checkpoint)
+    problems = []
+    if not os.path.isdir(checkpoint):
+        return [f"{checkpoint}: not a folder"]
+    files = set(os.listdir(checkpoint))
+
+    # 1. trainer state: written after everything else, so its presence means the save reached the end
+    state_path = os.path.join(checkpoint, TRAINER_STATE)
+    if TRAINER_STATE not in files:
+        problems.append(f"{state_path}: missing (the save was interrupted before it finished)")
+    else:
+        try:
+            with open(state_path, encoding="utf-8") as f:
+                state = json.load(f)
+            match = _CHECKPOINT_RE.match(os.path.basename(os.path.normpath(checkpoint)))
+            if match and state.get("global_step") != int(match.group(1)):
+                problems.append(
+                    f"{state_path}: global_step {state.get('global_step')} does not match the folder's step "
+                    f"{match.group(1)}"
+                )
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            problems.append(f"{state_path}: truncated or corrupted ({e})")
+
+    # 2. weights: safetensors only (a pickled checkpoint is not trusted)
+    index = os.path.join(checkpoint, "model.safetensors.index.json")
+    if "model.safetensors" in files:
+        shards = ["model.safetensors"]
+    elif "model.safetensors.index.json" in files:
+        try:
+            with open(index, encoding="utf-8") as f:
+                shards = sorted(set(json.load(f)["weight_map"].values()))
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            problems.append(f"{index}: truncated or corrupted ({e})")
+            shards = []
+    else:
+        problems.append(f"{checkpoint}: no model.safetensors (or sharded index) in the checkpoint")
+        shards = []
+    for shard in shards:
+        shard_path = os.path.join(checkpoint, shard)
+        if shard not in files:
+            problems.append(f"{shard_path}: missing")
+        elif (problem := safetensors_problem(shard_path)) is not None:
+            problems.append(problem)
+
+    # 3. config and the torch-saved training state
+    if "config.json" in files:
+        try:
+            with open(os.path.join(checkpoint, "config.json"), encoding="utf-8") as f:
+                json.load(f)
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            problems.append(f"{os.path.join(checkpoint, 'config.json')}: truncated or corrupted ({e})")
+    for name in sorted(files):
+        if name in _TORCH_FILES or (name.startswith("rng_state") and name.endswith(".pth")):
+            if (problem := torch_file_problem(os.path.join(checkpoint, name))) is not None:
+                problems.append(problem)
+    return problems
+
+
+def is_complete_checkpoint(checkpoint: str | os.PathLike) -> bool:
+    return not checkpoint_problems(checkpoint)
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[str]:
+    """`checkpoint-<step>` folders of `output_dir`, newest (highest step) first."""
+    output_dir = os.fspath(output_dir)
+    if not os.path.isdir(output_dir):
+        return []
+    found = []
+    for name in os.listdir(output_dir):
+        match = _CHECKPOINT_RE.match(name)
+        if match and os.path.isdir(os.path.join(output_dir, name)):
+            found.append((int(match.group(1)), os.path.join(output_dir, name)))
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def latest_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest checkpoint in `output_dir` that was saved completely, or None when there is none.
+
+    A drop-in replacement for `transformers.trainer_utils.get_last_checkpoint` that never returns a folder left
+    half-written by a crash; every skipped folder is logged as a warning with its problems.
+    """
+    for checkpoint in list_checkpoints(output_dir):
+        problems = checkpoint_problems(checkpoint)
+        if not problems:
+            return checkpoint
+        logger.warning("skipping incomplete checkpoint %s: %s", checkpoint, "; ".join(problems))
+    return None
+
+
+__all__ = [
+    "checkpoint_problems",
+    "is_complete_checkpoint",
+    "latest_complete_checkpoint",
+    "list_checkpoints",
+    "safetensors_problem",
+    "torch_file_problem",
+]

@@ -1,0 +1,733 @@
+"""The fast word2vec data path and trainer (issue 6).
+
+Main way to train (documented in training/train_word2vec.py):
+
+    tokenizer, config, corpus = prepare_word2vec(lines, min_count=5)      # one counting pass
+    model = Word2VecForPreTraining(config)
+    train_word2vec(model, corpus, Word2VecTrainingArguments(epochs=5))   # sparse SGD, linear LR decay
+
+Per epoch everything is vectorised with numpy/torch: frequent words are sub-sampled with word2vec.c's
+keep-probability, every centre word draws its window 1..W, all (centre, context) pairs of a chunk of the corpus are
+built at once with offset arithmetic, and the chunk is trained as one batch with word2vec.c's closed-form sparse SGD
+updates (index_add_ into the vector tables, Hogwild across `workers` threads as in word2vec.c and gensim).
+
+Negative sampling draws `negative` noise words per group of `negatives_shared_by` consecutive pairs: each pair still
+sees exactly `negative` words drawn from counts**0.75 (same objective, same expected gradient), but the noise
+vectors are gathered once per group and scored with one small matrix product, which is what makes the batched CPU
+path fast. `negatives_shared_by=1` gives every pair its own noise words, as word2vec.c does.
+
+`Word2VecForPreTraining.forward` computes the same loss with autograd; `word2vec_pair_dataset` feeds it to `Trainer`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+from transformers.utils import logging
+
+from .models.word2vec import (
+    Word2VecConfig,
+    Word2VecForMaskedLM,
+    Word2VecForPreTraining,
+    Word2VecKeyedVectors,
+    Word2VecModel,
+    keep_probabilities,
+)
+from .tokenization import MASK_TOKEN, SPECIAL_TOKENS
+
+logger = logging.get_logger(__name__)
+
+# gensim's MAX_WORDS_IN_BATCH: longer sentences are truncated to this many words
+MAX_SENTENCE_LENGTH = 10000
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 1. vocabulary and corpus: one counting pass
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class Word2VecCorpus:
+    """A corpus encoded once: in-vocabulary token ids and the sentence each belongs to (windows never cross one)."""
+
+    ids: np.ndarray  # int64 [N]
+    sentence_ids: np.ndarray  # int64 [N]
+    raw_words: int  # words in the text before dropping the ones below min_count (gensim's "raw words")
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+def word_level_tokenizer_from_vocab(words: list[str], lowercase: bool = False) -> PreTrainedTokenizerFast:
+    """A whitespace WordLevel tokenizer with ids `<unk> <pad> <bos> <eos> <mask>` then `words` in order."""
+    specials = list(SPECIAL_TOKENS.values()) + [MASK_TOKEN]
+    vocab = {tok: i for i, tok in enumerate(specials)}
+    for word in words:
+        if word in vocab:
+            raise ValueError(f"word {word!r} appears twice in the vocabulary or collides with a special token")
+        vocab[word] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=SPECIAL_TOKENS["unk_token"]))
+    norms = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+    tok.normalizer = normalizers.Sequence(norms)
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        clean_up_tokenization_spaces=False,
+        mask_token=MASK_TOKEN,
+        model_max_length=1_000_000,
+        **SPECIAL_TOKENS,
+    )
+
+
+def prepare_word2vec(
+    texts: Iterable[str],
+    *,
+    min_count: int = 5,
+    lowercase: bool = False,
+    max_vocab_size: int | None = None,
+    max_sentence_length: int = MAX_SENTENCE_LENGTH,
+    **config_kwargs,
+) -> tuple[PreTrainedTokenizerFast, Word2VecConfig, Word2VecCorpus]:
+    """Count, build the vocabulary and encode `texts` (one sentence per item, whitespace-separated words) in one pass.
+
+    The vocabulary holds the words seen at least `min_count` times, most frequent first (ties alphabetical), after the
+    five special tokens; `config_kwargs` go to `Word2VecConfig` (architecture, objective, window, ...).
+    """
+    sentences = []
+    counter: Counter = Counter()
+    for text in texts:
+        words = (text.lower() if lowercase else text).split()
+        if words:
+            words = words[:max_sentence_length]
+            sentences.append(words)
+            counter.update(words)
+    raw_words = sum(len(s) for s in sentences)
+    if raw_words == 0:
+        raise ValueError("the corpus is empty: no words found in the given texts")
+    kept = sorted(((w, c) for w, c in counter.items() if c >= min_count), key=lambda wc: (-wc[1], wc[0]))
+    if max_vocab_size is not None:
+        kept = kept[:max_vocab_size]
+    if not kept:
+        raise ValueError(
+            f"no word occurs at least min_count={min_count} times (the corpus has {raw_words} words, "
+            f"{len(counter)} distinct, most frequent seen {counter.most_common(1)[0][1]} times); lower min_count"
+        )
+    # a corpus word spelled like a special token (WikiText's "<unk>") is trained as that token
+    specials = list(SPECIAL_TOKENS.values()) + [MASK_TOKEN]
+    regular = [(w, c) for w, c in kept if w not in specials]
+    tokenizer = word_level_tokenizer_from_vocab([w for w, _ in regular], lowercase=lowercase)
+    word_counts = [counter[w] if counter[w] >= min_count else 0 for w in specials] + [c for _, c in regular]
+    config = Word2VecConfig(
+        vocab_size=len(word_counts),
+        word_counts=word_counts,
+        min_count=min_count,
+        pad_token_id=tokenizer.pad_token_id,
+        mask_token_id=tokenizer.mask_token_id,
+        **config_kwargs,
+    )
+    vocab = {w: i for i, w in enumerate(specials) if word_counts[i] > 0}
+    vocab.update({w: i + len(specials) for i, (w, _) in enumerate(regular)})
+    ids, sent = [], []
+    for s_idx, words in enumerate(sentences):
+        enc = [vocab[w] for w in words if w in vocab]
+        ids.extend(enc)
+        sent.extend([s_idx] * len(enc))
+    corpus = Word2VecCorpus(np.asarray(ids, dtype=np.int64), np.asarray(sent, dtype=np.int64), raw_words)
+    check_trainable(config, corpus)
+    return tokenizer, config, corpus
+
+
+def encode_corpus(texts: Iterable[str], tokenizer, config: Word2VecConfig, lowercase: bool = False) -> Word2VecCorpus:
+    """Encode new text with an existing vocabulary (to continue training); unknown words are dropped, special tokens
+    too unless they were trained as words (count > 0)."""
+    vocab = tokenizer.get_vocab()
+    specials = set(tokenizer.all_special_tokens)
+    counts = config.word_counts
+    ids, sent, raw = [], [], 0
+    for s_idx, text in enumerate(texts):
+        words = (text.lower() if lowercase else text).split()[:MAX_SENTENCE_LENGTH]
+        raw += len(words)
+        enc = [vocab[w] for w in words if w in vocab and (w not in specials or counts[vocab[w]] > 0)]
+        ids.extend(enc)
+        sent.extend([s_idx] * len(enc))
+    if raw == 0:
+        raise ValueError("the corpus is empty: no words found in the given texts")
+    return Word2VecCorpus(np.asarray(ids, dtype=np.int64), np.asarray(sent, dtype=np.int64), raw)
+
+
+def check_trainable(config: Word2VecConfig, corpus: Word2VecCorpus) -> None:
+    """Clear errors for corpora word2vec cannot learn from (instead of silently training on nothing)."""
+    if config.word_counts is None:
+        raise ValueError("config.word_counts is None: build the config with prepare_word2vec() or pass word_counts")
+    if len(corpus) == 0:
+        raise ValueError(f"the corpus has no word in the vocabulary (raw words: {corpus.raw_words})")
+    distinct = int(np.count_nonzero(np.asarray(config.word_counts)))
+    if distinct < 2:
+        raise ValueError(
+            f"the vocabulary has {distinct} word(s) with count >= min_count={config.min_count}; word2vec needs at "
+            f"least 2 distinct words (a context word and a different noise word or Huffman branch)"
+        )
+    _, sizes = np.unique(corpus.sentence_ids, return_counts=True)
+    if sizes.max() < 2:
+        raise ValueError(
+            f"every sentence has fewer than 2 in-vocabulary words, so no (centre, context) pair fits in a "
+            f"window of {config.window}; lower min_count={config.min_count} or join the sentences"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 2. per-epoch sampling: sub-sampling, dynamic windows, pairs by offset arithmetic
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class _EpochData:
+    ids: np.ndarray  # kept token ids
+    sentence_ids: np.ndarray
+    windows: np.ndarray  # effective window of each kept token, uniform in 1..W
+
+
+def sample_epoch(corpus: Word2VecCorpus, config: Word2VecConfig, rng: np.random.Generator) -> _EpochData:
+    """Drop frequent words with word2vec.c's keep-probability and draw each centre word's window."""
+    keep_prob = keep_probabilities(config.word_counts, config.sample)
+    keep = rng.random(len(corpus)) < keep_prob[corpus.ids]
+    ids, sent = corpus.ids[keep], corpus.sentence_ids[keep]
+    # word2vec.c: b = random % window; the window used is window - b, i.e. uniform in 1..window
+    windows = config.window - rng.integers(0, config.window, size=ids.shape[0])
+    return _EpochData(ids, sent, windows)
+
+
+def window_pairs(data: _EpochData, start: int, stop: int, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (centre, context) pairs with centres at kept positions [start, stop).
+
+    Returns `(rows, contexts, centres)`: `centres[i]` is the word at position start+i, and pair p is
+    (`centres[rows[p]]`, `contexts[p]`), ordered by centre then offset -W..W as in word2vec.c.
+    """
+    n = data.ids.shape[0]
+    pos = np.arange(start, stop)
+    offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])  # [2W]
+    other = pos[:, None] + offsets[None, :]  # [C, 2W]
+    valid = (np.abs(offsets)[None, :] <= data.windows[start:stop, None]) & (other >= 0) & (other < n)
+    other = np.clip(other, 0, n - 1)
+    valid &= data.sentence_ids[other] == data.sentence_ids[start:stop, None]
+    rows, cols = np.nonzero(valid)
+    return rows, data.ids[other[rows, cols]], data.ids[start:stop]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 3. closed-form sparse SGD (word2vec.c's updates, batched)
+# ---------------------------------------------------------------------------------------------------------------------
+class Word2VecSGD:
+    """Applies word2vec.c's SGD updates for a batch of pairs in place on a `Word2VecForPreTraining`.
+
+    For a pair with hidden vector h and target w, word2vec.c computes g = lr * (label - sigmoid(h·v)) for each
+    output vector v (the target and the noise words, or the inner nodes on w's Huffman path), adds g*h to v and
+    g*v to the error of h, then adds that error to every input vector that formed h (for CBOW-mean too: the error is
+    not divided by the context size). Here all pairs of a batch are done at once, reading the vectors before the
+    batch and summing their updates (Hogwild-style).
+
+    Summing is what word2vec.c does one pair at a time, except that a row hit n times in one batch moves n steps
+    without seeing its own moves: for the most frequent words and the Huffman nodes near the root (hit by every
+    pair) n*lr grows past the point where the summed step overshoots and the vectors diverge. `max_row_updates`
+    caps the summed step of any row at that many average updates (the row's updates are scaled by
+    max_row_updates / n when n is larger); rows hit fewer times get exactly word2vec.c's summed update.
+    `max_row_updates=None` sums everything (exact for small batches, see tests). Returns the summed loss of the batch.
+    """
+
+    def __init__(
+        self,
+        model: Word2VecForPreTraining,
+        negatives_shared_by: int = 32,
+        seed: int = 0,
+        max_row_updates: float | None = 64.0,
+    ):
+        config = model.config
+        self.config = config
+        self.input_vectors = model.word2vec.embeddings.weight.data
+        layer = model.output_layer
+        self.output_vectors = layer.weight.data
+        self.device = self.input_vectors.device
+        self.negatives_shared_by = max(1, int(negatives_shared_by))
+        self.max_row_updates = max_row_updates
+        self.rng = np.random.default_rng(seed)
+        self._workspace: dict[str, torch.Tensor] = {}
+        if config.objective == "negative_sampling":
+            cdf = np.cumsum(layer.noise_distribution.detach().cpu().double().numpy())
+            self.noise_cdf = cdf / cdf[-1]
+            self._noise = np.zeros(0, dtype=np.int64)
+        else:
+            self.points, self.codes, self.lengths = layer.huffman_points, layer.huffman_codes, layer.huffman_lengths
+
+    def _buffer(self, name: str, *shape: int) -> torch.Tensor:
+        """A reusable scratch tensor: fresh large allocations cost page faults that dominate these memory-bound ops."""
+        numel = math.prod(shape)
+        buf = self._workspace.get(name)
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(max(numel, 1) * 5 // 4, dtype=self.input_vectors.dtype, device=self.device)
+            self._workspace[name] = buf
+        return buf[:numel].view(*shape)
+
+    def _row_scale(self, index: torch.Tensor, num_rows: int, weights: torch.Tensor | None = None):
+        """Per-occurrence factor capping each row's summed update at `max_row_updates` updates (None = no cap)."""
+        if self.max_row_updates is None:
+            return None
+        hits = torch.bincount(index, weights=weights, minlength=num_rows)
+        scale = (self.max_row_updates / hits.clamp(min=self.max_row_updates)).to(self.input_vectors.dtype)
+        return scale.index_select(0, index)
+
+    def draw_noise(self, num: int) -> torch.Tensor:
+        """`num` words from the noise distribution, drawn ahead in blocks (one vectorised inverse-CDF lookup)."""
+        if self._noise.shape[0] < num:
+            block = max(num, 1 << 20)
+            fresh = np.searchsorted(self.noise_cdf, self.rng.random(block), side="right")
+            self._noise = np.concatenate([self._noise, np.minimum(fresh, self.noise_cdf.shape[0] - 1)])
+        out, self._noise = self._noise[:num], self._noise[num:]
+        return torch.from_numpy(out).to(self.device)
+
+    # 3a. output side: returns (error of h [N, d] before the input-row cap, summed loss)
+    def _negative_sampling(self, hidden, targets, lr):
+        num, dim = hidden.shape
+        k, group = self.config.negative, min(self.negatives_shared_by, num)
+        full = num // group  # groups of `group` pairs; the remainder forms one smaller group
+        sizes = [(0, full * group, full, group)] + ([(full * group, num, 1, num - full * group)] if num % group else [])
+        noise = self.draw_noise(sum(n_groups for _, _, n_groups, _ in sizes) * k)
+        w_out = self.output_vectors
+        vocab_size = w_out.shape[0]
+        v_target = torch.index_select(w_out, 0, targets, out=self._buffer("v_target", num, dim))  # [N, d]
+        pos_score = torch.mul(hidden, v_target, out=self._buffer("product", num, dim)).sum(1)  # [N]
+        sig_pos = torch.sigmoid(pos_score)
+        loss = -torch.log(sig_pos.clamp(min=1e-30)).sum()
+        g_pos = sig_pos.sub_(1.0).mul_(-lr)  # lr * (1 - sigmoid)
+        # 1. noise scores per group; a noise word equal to the pair's target is skipped (word2vec.c)
+        v_noise_all = torch.index_select(w_out, 0, noise, out=self._buffer("v_noise", noise.shape[0], dim))
+        sigs, usables, offset = [], [], 0
+        for start, stop, n_groups, size in sizes:
+            v_noise = v_noise_all[offset : offset + n_groups * k].view(n_groups, k, dim)
+            sig = torch.sigmoid(torch.bmm(hidden[start:stop].view(n_groups, size, dim), v_noise.transpose(1, 2)))
+            usable = noise[offset : offset + n_groups * k].view(n_groups, 1, k) != targets[start:stop].view(
+                n_groups, size, 1
+            )
+            loss = loss - (torch.log((1.0 - sig).clamp_(min=1e-30)) * usable).sum()
+            sigs.append(sig.mul_(usable).mul_(-lr))  # lr * (0 - sigmoid), [G, size, k]
+            usables.append(usable)
+            offset += n_groups * k
+        # 2. caps for rows hit many times in this batch (output rows: targets and noise words together)
+        out_index = torch.cat([targets, noise])
+        hits_weight = torch.cat([torch.ones(num, device=hidden.device)] + [u.sum(1).flatten().float() for u in usables])
+        out_scale = self._row_scale(out_index, vocab_size, hits_weight)
+        # 3. updates: output rows get g*h, the error of h collects g*v
+        g_target = g_pos if out_scale is None else g_pos * out_scale[:num]
+        grad_target = torch.mul(hidden, g_target[:, None], out=self._buffer("grad_target", num, dim))
+        error = v_target.mul_(g_pos[:, None])  # reuse the buffer
+        grad_noise = self._buffer("grad_noise", noise.shape[0], dim)
+        offset = 0
+        for (start, stop, n_groups, size), sig in zip(sizes, sigs):
+            v_noise = v_noise_all[offset : offset + n_groups * k].view(n_groups, k, dim)
+            h_g = hidden[start:stop].view(n_groups, size, dim)
+            error[start:stop].view(n_groups, size, dim).baddbmm_(sig, v_noise)
+            sig_noise = sig
+            if out_scale is not None:
+                sig_noise = sig * out_scale[num + offset : num + offset + n_groups * k].view(n_groups, 1, k)
+            torch.bmm(sig_noise.transpose(1, 2), h_g, out=grad_noise[offset : offset + n_groups * k].view(n_groups, k, dim))
+            offset += n_groups * k
+        w_out.index_add_(0, targets, grad_target)
+        w_out.index_add_(0, noise, grad_noise)
+        return error, loss
+
+    def _hierarchical_softmax(self, hidden, targets, lr):
+        num, dim = hidden.shape
+        depth = self.points.shape[1]
+        mask = torch.arange(depth, device=hidden.device) < self.lengths[targets][:, None]  # [N, D]
+        flat = mask.view(-1).nonzero().squeeze(1)
+        rows = flat // depth
+        nodes = self.points[targets].view(-1)[flat]
+        codes = self.codes[targets].view(-1)[flat].to(hidden.dtype)
+        total = nodes.shape[0]
+        w_node = self.output_vectors
+        v_node = torch.index_select(w_node, 0, nodes, out=self._buffer("v_node", total, dim))  # [T, d]
+        h_rows = torch.index_select(hidden, 0, rows, out=self._buffer("h_rows", total, dim))  # [T, d]
+        score = torch.mul(v_node, h_rows, out=self._buffer("product", total, dim)).sum(1)
+        sig = torch.sigmoid(score)
+        # -log sigmoid(+-score): the branch probability is sig for code 0 and 1 - sig for code 1
+        loss = -torch.log(torch.where(codes > 0, 1.0 - sig, sig).clamp_(min=1e-30)).sum()
+        g = (1.0 - codes - sig).mul_(lr)  # word2vec.c: (1 - code - f) * alpha
+        error = torch.zeros_like(hidden).index_add_(0, rows, v_node.mul_(g[:, None]))
+        node_scale = self._row_scale(nodes, w_node.shape[0])
+        if node_scale is not None:
+            g = g * node_scale
+        w_node.index_add_(0, nodes, h_rows.mul_(g[:, None]))
+        return error, loss
+
+    def _output_step(self, hidden, targets, lr):
+        if self.config.objective == "negative_sampling":
+            return self._negative_sampling(hidden, targets, lr)
+        return self._hierarchical_softmax(hidden, targets, lr)
+
+    # 3b. architectures
+    @torch.no_grad()
+    def skipgram(self, inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> float:
+        """Pairs (input word, predicted word); word2vec.c feeds the context word and predicts the centre."""
+        num, dim = inputs.shape[0], self.input_vectors.shape[1]
+        hidden = torch.index_select(self.input_vectors, 0, inputs, out=self._buffer("hidden", num, dim))
+        error, loss = self._output_step(hidden, targets, lr)
+        in_scale = self._row_scale(inputs, self.input_vectors.shape[0])
+        if in_scale is not None:
+            error.mul_(in_scale[:, None])
+        self.input_vectors.index_add_(0, inputs, error)
+        return float(loss)
+
+    @torch.no_grad()
+    def cbow(self, rows: torch.Tensor, contexts: torch.Tensor, centres: torch.Tensor, lr: float) -> float:
+        """Centres `[N]` predicted from their contexts: `contexts[p]` belongs to centre `rows[p]` (rows sorted)."""
+        counts = torch.bincount(rows, minlength=centres.shape[0])
+        offsets = torch.cumsum(counts, 0) - counts
+        mode = "mean" if self.config.cbow_mean else "sum"
+        hidden = F.embedding_bag(contexts, self.input_vectors, offsets, mode=mode)  # [N, d]
+        has_context = counts > 0
+        if not bool(has_context.all()):  # word2vec.c skips a centre word left without context
+            keep = has_context.nonzero().squeeze(1)
+            hidden, centres = hidden.index_select(0, keep), centres.index_select(0, keep)
+            remap = torch.full_like(counts, -1)
+            remap[keep] = torch.arange(keep.shape[0], device=keep.device)
+            rows = remap[rows]
+        error, loss = self._output_step(hidden, centres, lr)
+        dim = self.input_vectors.shape[1]
+        grad = torch.index_select(error, 0, rows, out=self._buffer("grad_context", rows.shape[0], dim))
+        in_scale = self._row_scale(contexts, self.input_vectors.shape[0])
+        if in_scale is not None:
+            grad.mul_(in_scale[:, None])
+        self.input_vectors.index_add_(0, contexts, grad)
+        return float(loss)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 4. the training loop
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class Word2VecTrainingArguments:
+    """Hyper-parameters of `train_word2vec` (the model's own settings live in `Word2VecConfig`)."""
+
+    epochs: int = field(default=5, metadata={"help": "passes over the corpus"})
+    alpha: float | None = field(
+        default=None, metadata={"help": "start learning rate; None = word2vec.c's 0.025 (skip-gram) / 0.05 (CBOW)"}
+    )
+    min_alpha: float = field(default=1e-4, metadata={"help": "learning rate at the very end (linear decay)"})
+    batch_words: int = field(default=1024, metadata={"help": "centre words per batch (all their pairs at once)"})
+    negatives_shared_by: int = field(
+        default=32, metadata={"help": "consecutive pairs sharing one draw of noise words (1 = word2vec.c)"}
+    )
+    max_row_updates: float | None = field(
+        default=64.0,
+        metadata={"help": "cap on the summed update of a row hit many times in one batch (see Word2VecSGD); None=off"},
+    )
+    workers: int = field(
+        default=1, metadata={"help": "Hogwild threads; on CPU torch runs 1 intra-op thread each while training"}
+    )
+    seed: int = field(default=1, metadata={"help": "seeds sub-sampling, windows and noise words of every epoch"})
+    progress_bar: bool = field(default=True, metadata={"help": "tqdm bar with words/s and the running loss"})
+    device: str = field(default="cpu", metadata={"help": "torch device the model is trained on"})
+
+
+def default_alpha(config: Word2VecConfig) -> float:
+    return 0.025 if config.architecture == "skipgram" else 0.05
+
+
+def train_word2vec(
+    model: Word2VecForPreTraining,
+    corpus: Word2VecCorpus,
+    args: Word2VecTrainingArguments | None = None,
+    *,
+    first_epoch: int = 0,
+    last_epoch: int | None = None,
+    callback: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Train `model` in place for epochs `first_epoch .. last_epoch-1` of an `args.epochs` schedule.
+
+    The learning rate falls linearly from `alpha` to `min_alpha` over all `args.epochs` epochs; epoch e draws its
+    randomness from `(args.seed, e)`, so training epochs 0..1, saving, reloading and training epoch 2 gives the same
+    vectors as training epochs 0..2 at once (with `workers=1`). Returns one dict per epoch: mean loss per pair,
+    pairs, words/s, seconds.
+    """
+    args = args or Word2VecTrainingArguments()
+    config = model.config
+    check_trainable(config, corpus)
+    last_epoch = args.epochs if last_epoch is None else last_epoch
+    if not 0 <= first_epoch <= last_epoch <= args.epochs:
+        raise ValueError(f"need 0 <= first_epoch ({first_epoch}) <= last_epoch ({last_epoch}) <= epochs ({args.epochs})")
+    alpha = default_alpha(config) if args.alpha is None else args.alpha
+    device = torch.device(args.device)
+    model.to(device)
+    workers = max(1, int(args.workers))
+    history = []
+    bar = None
+    if args.progress_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=corpus.raw_words * (last_epoch - first_epoch), unit="w", unit_scale=True, desc="word2vec")
+    previous_threads = torch.get_num_threads()
+    if device.type == "cpu":
+        # the batch ops are small and memory-bound: intra-op threads only add spin-waits (catastrophic on a loaded
+        # machine); parallelism comes from the Hogwild `workers`. Restored when training ends.
+        torch.set_num_threads(1)
+    try:
+        for epoch in range(first_epoch, last_epoch):
+            stats = _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar)
+            history.append(stats)
+            logger.info("word2vec epoch %d: %s", epoch, stats)
+            if callback is not None:
+                callback(stats)
+    finally:
+        torch.set_num_threads(previous_threads)
+        if bar is not None:
+            bar.close()
+    return history
+
+
+def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dict:
+    config = model.config
+    rng = np.random.default_rng([args.seed, epoch])
+    data = sample_epoch(corpus, config, rng)
+    n = data.ids.shape[0]
+    chunk = max(1, int(args.batch_words))
+    starts = list(range(0, n, chunk))
+    total_progress = args.epochs
+    lock = threading.Lock()
+    state = {"next": 0, "loss": 0.0, "pairs": 0, "words": 0.0, "error": None}
+    raw_per_kept = corpus.raw_words / max(n, 1)
+    t0 = time.perf_counter()
+
+    def work(worker_id: int):
+        seed = int(np.random.default_rng([args.seed, epoch, worker_id]).integers(2**62))
+        kernel = Word2VecSGD(model, args.negatives_shared_by, seed, args.max_row_updates)
+        while True:
+            with lock:
+                i = state["next"]
+                state["next"] += 1
+            if i >= len(starts) or state["error"] is not None:
+                return
+            start = starts[i]
+            stop = min(start + chunk, n)
+            progress = (epoch + start / max(n, 1)) / total_progress
+            lr = max(args.min_alpha, alpha * (1.0 - progress))  # word2vec.c's linear decay
+            rows, contexts, centres = window_pairs(data, start, stop, config.window)
+            if rows.shape[0] == 0:
+                loss, pairs = 0.0, 0
+            elif config.architecture == "skipgram":
+                # word2vec.c: the context word's input vector predicts the centre word
+                inputs = torch.from_numpy(contexts).to(device)
+                targets = torch.from_numpy(centres[rows]).to(device)
+                loss, pairs = kernel.skipgram(inputs, targets, lr), rows.shape[0]
+            else:
+                loss = kernel.cbow(
+                    torch.from_numpy(rows).to(device),
+                    torch.from_numpy(contexts).to(device),
+                    torch.from_numpy(centres).to(device),
+                    lr,
+                )
+                pairs = int(np.unique(rows).shape[0])
+            with lock:
+                state["loss"] += loss
+                state["pairs"] += pairs
+                words = (stop - start) * raw_per_kept
+                state["words"] += words
+                if bar is not None:
+                    bar.update(words)
+                    elapsed = time.perf_counter() - t0
+                    bar.set_postfix(
+                        loss=f"{state['loss'] / max(state['pairs'], 1):.4f}",
+                        lr=f"{lr:.5f}",
+                        words_per_s=f"{state['words'] / max(elapsed, 1e-9):,.0f}",
+                        refresh=False,
+                    )
+
+    def guarded(worker_id):
+        try:
+            work(worker_id)
+        except BaseException as exc:  # surface errors from threads in the caller
+            state["error"] = exc
+
+    if workers == 1:
+        work(0)
+    else:
+        threads = [threading.Thread(target=guarded, args=(w,), daemon=True) for w in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if state["error"] is not None:
+            raise state["error"]
+    seconds = time.perf_counter() - t0
+    return {
+        "epoch": epoch,
+        "loss": state["loss"] / max(state["pairs"], 1),
+        "pairs": state["pairs"],
+        "kept_words": int(n),
+        "words_per_s": corpus.raw_words / max(seconds, 1e-9),
+        "seconds": seconds,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 5. interop: vectors from gensim or word2vec C files into a model
+# ---------------------------------------------------------------------------------------------------------------------
+def model_from_keyed_vectors(vectors, **config_kwargs) -> tuple[Word2VecModel, PreTrainedTokenizerFast]:
+    """A `Word2VecModel` + tokenizer holding `vectors` (a `Word2VecKeyedVectors`, a gensim `KeyedVectors` or a
+    gensim `Word2Vec`). A gensim `Word2Vec` trained with negative sampling gives a `Word2VecForPreTraining` whose
+    output vectors are gensim's `syn1neg`, so training can go on here."""
+    source = vectors
+    if not isinstance(vectors, Word2VecKeyedVectors):
+        vectors = Word2VecKeyedVectors.from_gensim(vectors)
+    specials = list(SPECIAL_TOKENS.values()) + [MASK_TOKEN]
+    clash = [w for w in vectors.index_to_key if w in specials]
+    if clash:
+        raise ValueError(f"the vectors contain words spelled like special tokens: {clash}")
+    tokenizer = word_level_tokenizer_from_vocab(vectors.index_to_key)
+    counts = vectors.counts if vectors.counts is not None else np.arange(len(vectors), 0, -1)
+    word_counts = [0] * len(specials) + [max(int(c), 1) for c in counts]
+    syn1neg = getattr(source, "syn1neg", None)
+    with_output = syn1neg is not None and getattr(source, "negative", 0) > 0
+    defaults = {}
+    if with_output:
+        defaults = {
+            "architecture": "skipgram" if source.sg else "cbow",
+            "cbow_mean": bool(source.cbow_mean),
+            "negative": int(source.negative),
+            "ns_exponent": float(source.ns_exponent),
+            "window": int(source.window),
+            "sample": float(source.sample),
+            "min_count": int(source.min_count),
+        }
+    defaults.update(config_kwargs)
+    config = Word2VecConfig(
+        vocab_size=len(word_counts),
+        vector_size=vectors.vector_size,
+        word_counts=word_counts,
+        pad_token_id=tokenizer.pad_token_id,
+        mask_token_id=tokenizer.mask_token_id,
+        **defaults,
+    )
+    model = Word2VecForPreTraining(config) if with_output else Word2VecModel(config)
+    with torch.no_grad():
+        model.get_input_embeddings().weight[len(specials) :] = torch.from_numpy(vectors.vectors)
+        if with_output:
+            model.output_layer.weight[len(specials) :] = torch.from_numpy(np.asarray(syn1neg, dtype=np.float32))
+    return model, tokenizer
+
+
+def prepare_remote_code(model) -> None:
+    """Make `model.save_pretrained` ship the model code and an `auto_map` for every head, so one folder loads with
+    `trust_remote_code=True` as AutoModel (vectors), AutoModelForPreTraining (continue training) and
+    AutoModelForMaskedLM (fill-mask) where hf_seq is not installed."""
+    Word2VecConfig.register_for_auto_class()
+    type(model).register_for_auto_class(
+        {Word2VecModel: "AutoModel", Word2VecForMaskedLM: "AutoModelForMaskedLM"}.get(
+            type(model), "AutoModelForPreTraining"
+        )
+    )
+    module = "modeling_word2vec"
+    model.config.auto_map = {
+        "AutoConfig": "configuration_word2vec.Word2VecConfig",
+        "AutoModel": f"{module}.Word2VecModel",
+        "AutoModelForPreTraining": f"{module}.Word2VecForPreTraining",
+        "AutoModelForMaskedLM": f"{module}.Word2VecForMaskedLM",
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 6. Trainer path and plots
+# ---------------------------------------------------------------------------------------------------------------------
+def word2vec_pair_dataset(corpus: Word2VecCorpus, config: Word2VecConfig, seed: int = 1, epoch: int = 0):
+    """One epoch of training examples for `Trainer` + `Word2VecForPreTraining.forward` (autograd path).
+
+    Skip-gram: `{"input_ids": context word, "labels": centre word}`; CBOW: `input_ids` = the window padded to 2W with
+    `attention_mask`. Returns a `torch.utils.data.TensorDataset`-like map dataset of dicts.
+    """
+    check_trainable(config, corpus)
+    data = sample_epoch(corpus, config, np.random.default_rng([seed, epoch]))
+    rows, contexts, centres = window_pairs(data, 0, data.ids.shape[0], config.window)
+    if config.architecture == "skipgram":
+        columns = {"input_ids": torch.from_numpy(contexts), "labels": torch.from_numpy(centres[rows])}
+    else:
+        counts = np.bincount(rows, minlength=centres.shape[0])
+        slot = np.arange(rows.shape[0]) - (np.cumsum(counts) - counts)[rows]
+        width = 2 * config.window
+        ids = np.full((centres.shape[0], width), config.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((centres.shape[0], width), dtype=np.int64)
+        ids[rows, slot], mask[rows, slot] = contexts, 1
+        has = counts > 0
+        columns = {
+            "input_ids": torch.from_numpy(ids[has]),
+            "attention_mask": torch.from_numpy(mask[has]),
+            "labels": torch.from_numpy(centres[has]),
+        }
+    return _DictDataset(columns)
+
+
+class _DictDataset(torch.utils.data.Dataset):
+    def __init__(self, columns: dict[str, torch.Tensor]):
+        self.columns = columns
+
+    def __len__(self):
+        return int(next(iter(self.columns.values())).shape[0])
+
+    def __getitem__(self, i):
+        return {k: v[i] for k, v in self.columns.items()}
+
+
+def plot_word_map(vectors, words: list[str], path: str, title: str = "word2vec: PCA of chosen words") -> list[str]:
+    """Project the vectors of `words` (a `Word2VecKeyedVectors`) to 2-D with PCA and save a labelled PNG.
+
+    Returns the words actually plotted (unknown ones are skipped with a warning)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    known = [w for w in words if w in vectors]
+    missing = [w for w in words if w not in vectors]
+    if missing:
+        logger.warning("plot_word_map: skipping words not in the vocabulary: %s", missing)
+    if len(known) < 2:
+        raise ValueError(f"need at least 2 known words to plot, got {known}")
+    x = np.stack([vectors[w] for w in known]).astype(np.float64)
+    x -= x.mean(0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.scatter(xy[:, 0], xy[:, 1], s=12)
+    for (px, py), w in zip(xy, known):
+        ax.annotate(w, (px, py), fontsize=9, xytext=(3, 3), textcoords="offset points")
+    ax.set_title(title)
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return known
+
+
+__all__ = [
+    "MAX_SENTENCE_LENGTH",
+    "Word2VecCorpus",
+    "Word2VecSGD",
+    "Word2VecTrainingArguments",
+    "check_trainable",
+    "default_alpha",
+    "encode_corpus",
+    "model_from_keyed_vectors",
+    "plot_word_map",
+    "prepare_remote_code",
+    "prepare_word2vec",
+    "sample_epoch",
+    "train_word2vec",
+    "window_pairs",
+    "word2vec_pair_dataset",
+    "word_level_tokenizer_from_vocab",
+]

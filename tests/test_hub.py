@@ -1,0 +1,409 @@
+"""Publishing, one parametrised suite over every registered hf-seq class (hf_seq.hub.registered_classes()).
+
+Each class: a tiny model saved as a training script would (run folder, leaked generation defaults, pickles) →
+`prepare_hub_folder` → the folder is complete and clean; the card parses as Hub YAML and its numbers equal the
+folder's eval_results.json; and, in ONE process where hf_seq cannot be imported, every folder loads with
+`trust_remote_code=True`, gives the local outputs (atol 1e-6) and runs its task pipeline like the local one.
+A family without an entry in FAMILIES below fails its rows with the name of what to add.
+"""
+
+import json
+import math
+import os
+import shutil
+
+import pytest
+import torch
+from conftest import run_without_hf_seq
+from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
+from transformers import GenerationConfig
+
+import hf_seq
+from hf_seq.hub import PublishError, clean_generation_config, prepare_hub_folder, publish, registered_classes
+from hf_seq.model_card import card_numbers_match
+from hf_seq.tokenization import build_word_level_tokenizer
+
+CORPUS = ["the cat sat on the mat", "the dog ran to the cat", "a bird sat on a dog", "the mat was red and the dog was"]
+ENTRIES = registered_classes()
+ROW_IDS = [e.model_class.__name__ for e in ENTRIES]
+
+
+# --- one tiny model + tokenizer + results per family ---------------------------------------------------------------
+def _word_tokenizer(**kw):
+    return build_word_level_tokenizer(CORPUS, **kw)
+
+
+def _recurrent(entry):
+    padding = "left" if entry.auto_class == "AutoModelForCausalLM" else "right"
+    tok = _word_tokenizer(padding_side=padding)
+    kw = dict(vocab_size=len(tok), hidden_size=16, embedding_size=12, num_hidden_layers=1, embedding_dropout=0.0,
+              hidden_dropout=0.0, output_dropout=0.0)
+    if entry.auto_class == "AutoModelForSequenceClassification":
+        kw.update(num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
+                  bidirectional=True, classifier_pooling="max")
+    if entry.auto_class == "AutoModelForTokenClassification":
+        tags = ["O", "B-NP", "I-NP"]
+        kw.update(num_labels=3, id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)},
+                  bidirectional=True)
+    return entry.config_class(**kw), tok, "ptb"
+
+
+def _seq2seq(entry):
+    tok = _word_tokenizer()
+    config = entry.config_class(vocab_size=len(tok), hidden_size=16, encoder_embedding_size=8,
+                                decoder_embedding_size=8, attention="bahdanau", dropout=0.0)
+    return config, tok, "tatoeba"
+
+
+def _transformer(entry):
+    tok = _word_tokenizer(padding_side="left" if entry.auto_class == "AutoModelForCausalLM" else "right")
+    config = entry.config_class(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_attention_heads=2,
+                                encoder_layers=1, decoder_layers=1, max_position_embeddings=32, dropout=0.0)
+    return config, tok, "multi30k"
+
+
+def _word2vec(entry):
+    from hf_seq.word2vec_utils import prepare_word2vec
+
+    tok, config, _ = prepare_word2vec(CORPUS, min_count=1, vector_size=8, window=2, architecture="cbow")
+    return config, tok, "text8"
+
+
+FAMILIES = {"recurrent": _recurrent, "seq2seq": _seq2seq, "transformer": _transformer, "word2vec": _word2vec}
+
+
+def _pipeline_task(entry, config):
+    if entry.auto_class == "AutoModel" and getattr(config, "is_encoder_decoder", False):
+        return None  # an encoder-decoder body needs decoder inputs: no pipeline runs on it
+    return entry.task
+
+
+def _inputs(entry, tok, config):
+    enc = tok(CORPUS[:2], padding=True, return_tensors="pt")
+    if entry.family == "word2vec" and entry.auto_class == "AutoModelForPreTraining":
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+    inputs = dict(enc)
+    if getattr(config, "is_encoder_decoder", False):
+        inputs["decoder_input_ids"] = tok(CORPUS[2:], padding=True, return_tensors="pt")["input_ids"]
+    return inputs
+
+
+def _main_output(out):
+    for key in ("logits", "last_hidden_state", "hidden_states"):
+        if key in out and out[key] is not None:
+            return out[key]
+    raise AssertionError(f"no tensor output among {list(out.keys())}")
+
+
+def _results(entry, model, inputs):
+    """A real measurement per task, in the key style of the training scripts (numbers the card must copy)."""
+    with torch.no_grad():
+        out = _main_output(model(**inputs)).float()
+    score = float(out.softmax(-1).max(-1).values.mean()) if out.dim() > 1 else float(out.mean())
+    by_task = {
+        "AutoModelForCausalLM": {"validation_perplexity": math.exp(1 + score), "test_perplexity": math.exp(2 + score)},
+        "AutoModelForSeq2SeqLM": {"test_bleu": 100 * score, "test_chrf": 50 * score, "dataset": "tatoeba",
+                                  "direction": "en->fr"},
+        "AutoModelForSequenceClassification": {"dev_accuracy": score, "test_accuracy": score / 2, "test_f1": score / 3},
+        "AutoModelForTokenClassification": {"test_f1": score, "test_accuracy": score / 2},
+    }
+    if entry.family == "word2vec":  # train_word2vec.py's layout: nested analogy and word-pair evaluations
+        results = {"analogies": {"total": score / 4, "semantic": score / 5, "total_questions": 10},
+                   "word_pairs": {"EN-WS-353-ALL.txt": [[score, 0.1], [score / 2, 0.2], 0.3],
+                                  "EN-SIMLEX-999.txt": [[score, 0.1], [score / 3, 0.2], 0.4]}}
+    else:
+        results = dict(by_task.get(entry.auto_class, {"test_accuracy": score}))
+    results.update(parameters=sum(p.numel() for p in model.parameters()), train_seconds=1.5)
+    return results
+
+
+def _expected_metric_paths(results):
+    """Where the numbers of a run are, written out independently of hf_seq.model_card."""
+    if "analogies" in results:
+        return {("analogies", "total"), ("word_pairs", "EN-WS-353-ALL.txt", 1, 0),
+                ("word_pairs", "EN-SIMLEX-999.txt", 1, 0)}
+    return {(k,) for k in results if k.endswith(("perplexity", "accuracy", "f1", "bleu", "chrf"))}
+
+
+PIPELINE_INPUTS = {
+    "text-generation": ["the cat", "a dog sat on"],
+    "hf-seq-translation": ["the cat sat", "a dog"],
+    "text-classification": ["the cat sat on the mat", "the dog ran"],
+    "token-classification": ["the cat sat on the mat"],
+    "feature-extraction": ["the cat sat"],
+    "fill-mask": ["the cat <mask> on the mat"],
+}
+
+# Runs here and in the process without hf_seq: one function, kept as source text.
+PIPELINE_CODE = """
+def run_pipeline(task, folder, texts, **kwargs):
+    from transformers import pipeline
+
+    if task == "hf-seq-translation":
+        pipe = pipeline(model=folder, **kwargs)  # the folder's config names its custom pipeline
+        return [r[0]["translation_text"] for r in pipe(texts, max_new_tokens=6, num_beams=2)]
+    pipe = pipeline(task, model=folder, **kwargs)
+    if task == "text-generation":
+        return [r[0]["generated_text"] for r in pipe(texts, max_new_tokens=4, do_sample=False)]
+    if task == "text-classification":
+        return [[r["label"], round(r["score"], 5)] for r in pipe(texts)]
+    if task == "token-classification":
+        return [[[t["entity"], t["word"], round(float(t["score"]), 5)] for t in pipe(x)] for x in texts]
+    if task == "fill-mask":
+        return [[[r["token_str"], round(r["score"], 5)] for r in pipe(x, top_k=3)] for x in texts]
+    if task == "feature-extraction":
+        return [[round(v, 5) for row in pipe(x)[0] for v in row] for x in texts]
+    raise ValueError(task)
+"""
+_ns = {}
+exec(PIPELINE_CODE, _ns)
+run_pipeline = _ns["run_pipeline"]
+
+LEAKED = GenerationConfig()._get_default_generation_params()
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """Every registered class: run folder → Hub folder, local outputs, then ONE clean subprocess for all of them."""
+    root = tmp_path_factory.mktemp("hub")
+    rows, jobs = {}, []
+    picture = root / "training_curve.png"
+    from hf_seq.plotting import plot_training_curve
+
+    plot_training_curve([{"step": s, "loss": 3.0 / s} for s in range(1, 6)], str(picture), title="tiny")
+    for entry in ENTRIES:
+        name = entry.model_class.__name__
+        if entry.family not in FAMILIES:
+            rows[name] = {"missing": entry.family}
+            continue
+        torch.manual_seed(0)
+        config, tok, dataset = FAMILIES[entry.family](entry)
+        model = entry.model_class(config).eval()
+        inputs = _inputs(entry, tok, config)
+        with torch.no_grad():
+            expected = _main_output(model(**inputs))
+        # a run folder as the training scripts leave it (encoder-decoders: model/ + results.json one level up)
+        run = root / "runs" / name
+        model_dir = run / "model" if config.is_encoder_decoder else run
+        deliberate = {}
+        if model.can_generate():
+            deliberate = {"max_new_tokens": 5, "num_beams": 2} if config.is_encoder_decoder else {"max_new_tokens": 5}
+            model.generation_config.update(**deliberate)
+            model.generation_config.update(**LEAKED, defaults_only=True)  # what Seq2SeqTrainer does
+        model.save_pretrained(model_dir)
+        tok.save_pretrained(model_dir)
+        results = _results(entry, model, inputs)
+        (run / ("results.json" if config.is_encoder_decoder else "eval_results.json")).write_text(json.dumps(results))
+        shutil.copyfile(picture, run / "training_curve.png")
+        (run / "training_args.bin").write_bytes(b"pickle")  # must not travel
+        (run / "checkpoint-1").mkdir()
+        (run / "checkpoint-1" / "optimizer.pt").write_bytes(b"pickle")
+        hub_dir = root / "hub" / name
+        prepare_hub_folder(run, hub_dir, repo_id=f"someone/{name.lower()}", dataset=dataset)
+        torch.save(inputs, hub_dir.parent / f"{name}.inputs.pt")
+        task = _pipeline_task(entry, config)
+        rows[name] = {"entry": entry, "hub": hub_dir, "results": results, "expected": expected, "inputs": inputs,
+                      "task": task, "deliberate": deliberate, "config": config}
+        jobs.append((entry.auto_class, name, str(hub_dir), task, PIPELINE_INPUTS.get(task)))
+
+    remote = run_without_hf_seq(
+        PIPELINE_CODE + f"""
+import json, torch, transformers
+out = {{}}
+for auto_name, name, folder, task, texts in {jobs!r}:
+    model = getattr(transformers, auto_name).from_pretrained(folder, trust_remote_code=True).eval()
+    inputs = torch.load(folder + ".inputs.pt")
+    with torch.no_grad():
+        o = model(**inputs)
+    t = next(o[k] for k in ("logits", "last_hidden_state", "hidden_states") if k in o and o[k] is not None)
+    out[name] = {{"class": type(model).__name__, "module": type(model).__module__, "values": t.flatten().tolist(),
+                 "pipeline": run_pipeline(task, folder, texts, trust_remote_code=True) if task else None}}
+print(json.dumps(out))
+""",
+        root,
+    )
+    return {"rows": rows, "remote": remote, "root": root}
+
+
+def _row(published, name):
+    row = published["rows"][name]
+    if "missing" in row:
+        pytest.fail(f"family {row['missing']!r} has no tiny model in tests/test_hub.py FAMILIES: add one")
+    return row
+
+
+@pytest.mark.parametrize("name", ROW_IDS)
+def test_remote_code_loads_without_hf_seq_and_matches(published, name):
+    row = _row(published, name)
+    remote = published["remote"][name]
+    assert remote["class"] == name  # same class, from the folder's code
+    assert not remote["module"].startswith("hf_seq"), remote["module"]
+    want = row["expected"]
+    torch.testing.assert_close(torch.tensor(remote["values"], dtype=want.dtype), want.flatten(), atol=1e-6, rtol=0)
+    # local classes from the published folder give the same numbers too
+    import transformers
+
+    local = getattr(transformers, row["entry"].auto_class).from_pretrained(row["hub"]).eval()
+    assert type(local) is row["entry"].model_class
+    with torch.no_grad():
+        torch.testing.assert_close(_main_output(local(**row["inputs"])), want, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ROW_IDS)
+def test_task_pipeline_runs_from_folder_locally_and_remotely(published, name):
+    row = _row(published, name)
+    task = row["task"]
+    if task is None:
+        assert row["entry"].auto_class == "AutoModel" and row["config"].is_encoder_decoder
+        return
+    texts = PIPELINE_INPUTS[task]
+    kwargs = {"trust_remote_code": True} if task == "hf-seq-translation" else {}
+    local = run_pipeline(task, str(row["hub"]), texts, **kwargs)
+    assert len(local) == len(texts)  # a random tiny translator may stop at once: "" is a valid translation
+    if task != "hf-seq-translation":
+        assert all(local)
+    if task == "text-generation":
+        assert all(out.startswith(prompt) and out != prompt for out, prompt in zip(local, texts))
+    remote = published["remote"][name]["pipeline"]
+    assert json.loads(json.dumps(local)) == remote
+
+
+@pytest.mark.parametrize("name", ROW_IDS)
+def test_folder_is_complete_and_clean(published, name):
+    row = _row(published, name)
+    hub, entry, config = row["hub"], row["entry"], row["config"]
+    files = set(os.listdir(hub))
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
+            "eval_results.json", "training_curve.png"} <= files
+    assert not files & {"training_args.bin", "optimizer.pt", "checkpoint-1", "results.json", "pytorch_model.bin"}
+    saved = json.loads((hub / "config.json").read_text())
+    module = entry.model_class.__module__.rsplit(".", 1)[-1]
+    assert saved["auto_map"][entry.auto_class] == f"{module}.{name}" and f"{module}.py" in files
+    assert saved["auto_map"]["AutoConfig"].endswith(type(config).__name__)
+    if entry.task == "hf-seq-translation":
+        assert "translation.py" in files and "hf-seq-translation" in saved["custom_pipelines"]
+    if entry.auto_class in ("AutoModelForPreTraining", "AutoModelForMaskedLM"):  # one output layer, both heads
+        assert {"AutoModel", "AutoModelForPreTraining", "AutoModelForMaskedLM"} <= set(saved["auto_map"])
+    elif entry.auto_class != "AutoModel":
+        assert set(saved["auto_map"]) <= {"AutoConfig", entry.auto_class, "AutoModel"}
+    if row["deliberate"]:
+        gen = json.loads((hub / "generation_config.json").read_text())
+        gen.pop("transformers_version")
+        ids = {k: getattr(config, k) for k in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id")
+               if getattr(config, k, None) is not None}
+        assert gen == {**row["deliberate"], **ids}  # no leaked defaults (max_length 20, top_k 50, ...)
+    assert json.loads((hub / "eval_results.json").read_text()) == row["results"]
+
+
+@pytest.mark.parametrize("name", ROW_IDS)
+def test_model_card_metadata_and_numbers(published, name):
+    row = _row(published, name)
+    card = ModelCard.load(row["hub"] / "README.md")
+    data = card.data
+    assert data.library_name == "transformers" and "hf-seq" in data.tags and "custom_code" in data.tags
+    assert data.pipeline_tag == {"hf-seq-translation": "translation"}.get(row["entry"].task, row["entry"].task)
+    # YAML round trip and a valid model-index
+    again = ModelCardData(**data.to_dict())
+    assert again.to_dict() == data.to_dict()
+    model_name, evals = model_index_to_eval_results(data.to_dict()["model-index"])
+    assert model_name == name.lower() and len(evals) == len(data.eval_results) > 0
+    assert eval_results_to_model_index(model_name, evals) == data.to_dict()["model-index"]
+    # every number is the run's, and every metric of the run is on the card
+    results = json.loads((row["hub"] / "eval_results.json").read_text())
+    found = card_numbers_match(card, results)
+    assert set(found) == _expected_metric_paths(results)
+    for path, value in found.items():
+        at = results
+        for key in path:
+            at = at[key]
+        assert at == value, path
+    table = card.text[card.text.index("| metric | split | value |"):]
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == len(found) + 1
+    text = card.text
+    assert "![" in text and "(training_curve.png)" in text
+    assert 'trust_remote_code=True, revision="COMMIT_SHA"' in text
+    assert "License:" in text and "## Limitations" in text
+
+
+def test_every_registered_family_has_a_row():
+    assert {e.family for e in ENTRIES} <= set(FAMILIES), "add the new family to FAMILIES"
+    heads = {e.auto_class for e in ENTRIES}
+    assert {"AutoModelForCausalLM", "AutoModelForSequenceClassification", "AutoModelForTokenClassification",
+            "AutoModelForSeq2SeqLM", "AutoModelForMaskedLM", "AutoModel"} <= heads
+
+
+def test_publish_uploads_exactly_the_folder_and_pins_the_commit(published, tmp_path, monkeypatch):
+    """The upload path with a mocked HfApi: the calls, their arguments and the files that would go out."""
+    row = published["rows"]["LSTMForCausalLM"]
+    run = published["root"] / "runs" / "LSTMForCausalLM"
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, **kw):
+            calls.append(("create_repo", kw))
+
+        def upload_folder(self, **kw):
+            folder = kw["folder_path"]
+            calls.append(("upload_folder", {**kw, "files": sorted(os.listdir(folder))}))
+            self.card_at_upload = open(os.path.join(folder, "README.md")).read()
+
+            class Info:
+                oid = "0123456789abcdef0123456789abcdef01234567"
+
+            return Info()
+
+        def upload_file(self, **kw):
+            calls.append(("upload_file", {**kw, "text": open(kw["path_or_fileobj"]).read()}))
+
+    api = FakeApi()
+    created = []
+    monkeypatch.setattr("huggingface_hub.HfApi", lambda token=None: created.append(token) or api)
+    info = publish(run, "someone/tiny-lstm", token="hf_test", dataset="ptb", private=True)
+    assert created == ["hf_test"] and info.oid.startswith("0123")
+    assert [c[0] for c in calls] == ["create_repo", "upload_folder", "upload_file"]
+    assert calls[0][1] == {"repo_id": "someone/tiny-lstm", "repo_type": "model", "private": True, "exist_ok": True}
+    up = calls[1][1]
+    assert up["repo_id"] == "someone/tiny-lstm" and up["repo_type"] == "model" and up["delete_patterns"] == "*"
+    assert up["files"] == sorted(os.listdir(row["hub"]))  # the same complete folder as prepare_hub_folder
+    assert 'revision="COMMIT_SHA"' in api.card_at_upload
+    readme = calls[2][1]
+    assert readme["path_in_repo"] == "README.md" and readme["repo_id"] == "someone/tiny-lstm"
+    assert 'revision="0123456789abcdef0123456789abcdef01234567"' in readme["text"] and "COMMIT_SHA" not in readme["text"]
+    assert not os.path.exists(up["folder_path"])  # the staging folder is removed afterwards
+
+
+def test_publish_model_object_dry_run_and_errors(tmp_path):
+    entry = next(e for e in ENTRIES if e.model_class.__name__ == "GRUForCausalLM")
+    config, tok, _ = _recurrent(entry)
+    model = entry.model_class(config)
+    with pytest.raises(PublishError, match="needs its `tokenizer=`"):
+        publish(model, output_dir=tmp_path / "a")
+    folder = publish(model, output_dir=tmp_path / "b", tokenizer=tok, dataset="timemachine")
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.eval_results is None and "No evaluation file" in card.text  # nothing invented
+    assert "The Time Machine" in card.text
+    with pytest.raises(PublishError, match="not empty"):
+        prepare_hub_folder(model, folder, tokenizer=tok)
+    with pytest.raises(PublishError, match="repo_id"):
+        publish(model, tokenizer=tok)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        prepare_hub_folder(tmp_path / "nope", tmp_path / "c")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PublishError, match="no config.json"):
+        prepare_hub_folder(tmp_path / "empty", tmp_path / "d")
+
+
+def test_clean_generation_config_keeps_deliberate_values():
+    entry = next(e for e in ENTRIES if e.model_class.__name__ == "LSTMForCausalLM")
+    config, _, _ = _recurrent(entry)
+    gen = GenerationConfig(max_new_tokens=7, temperature=0.7, do_sample=True)
+    gen.update(**LEAKED, defaults_only=True)
+    assert gen.max_length == 20 and gen.top_k == 50  # the leak
+    clean = clean_generation_config(gen, config).to_diff_dict()
+    clean.pop("transformers_version")
+    assert clean == {"max_new_tokens": 7, "temperature": 0.7, "do_sample": True, "pad_token_id": 1,
+                     "bos_token_id": 2, "eos_token_id": 3}
+
+
+assert hf_seq  # the import registers the Auto classes used above

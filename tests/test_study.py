@@ -1,0 +1,185 @@
+"""The side-by-side study (benchmarks/study.py): quick mode of the lm, long_range and word_vectors subsets end to end
+(the translation subset launches the owners' training scripts, minutes even in smoke mode, so it is checked with
+finished run folders built here instead), and the Markdown report parsed back and compared with the JSON."""
+
+import json
+import math
+import os
+import re
+import sys
+
+import numpy as np
+import pytest
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+sys.path.insert(0, BENCH)
+
+from study import cli, lm, report, translation  # noqa: E402
+from study.common import fmt  # noqa: E402
+
+
+def md_tables(md: str) -> list[list[dict]]:
+    """Every pipe table of the Markdown as a list of {header: cell} rows."""
+    tables, lines = [], md.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("| ") and i + 1 < len(lines) and lines[i + 1].startswith("|---"):
+            header = [c.strip() for c in re.split(r"(?<!\\)\|", lines[i])[1:-1]]
+            rows, i = [], i + 2
+            while i < len(lines) and lines[i].startswith("| "):
+                cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", lines[i])[1:-1]]
+                rows.append(dict(zip(header, cells)))
+                i += 1
+            tables.append(rows)
+        else:
+            i += 1
+    return tables
+
+
+def number(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+def assert_table_matches(md_rows, json_rows, columns):
+    assert len(md_rows) == len(json_rows)
+    for md_row, js_row in zip(md_rows, json_rows):
+        for header, key in columns:
+            value = js_row.get(key)
+            cell = md_row[header]
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                # the rendered number, read back, equals the JSON value to the printed precision
+                assert math.isclose(number(cell), value, rel_tol=1e-3, abs_tol=0.006), (header, cell, value)
+            elif value is None:
+                assert cell == "n/a"
+            elif isinstance(value, str):
+                assert cell == value
+
+
+@pytest.fixture(scope="module")
+def quick_study(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    out, runs = tmp / "results", tmp / "runs"
+    study = cli.main(["--subset", "lm,long_range,word_vectors", "--quick", "--jobs", "0", "--out", str(out),
+                      "--run-dir", str(runs)])
+    return study, out, runs
+
+
+def test_quick_study_writes_json_markdown_and_plots(quick_study):
+    study, out, _ = quick_study
+    on_disk = json.loads((out / "study.json").read_text())
+    assert on_disk["subsets"].keys() == {"lm", "long_range", "word_vectors"}
+    for key in ("machine", "seeds", "command", "finished_at"):
+        assert key in on_disk
+    assert on_disk["machine"]["versions"]["torch"]
+    assert "commit" in on_disk["machine"]["git"]
+    assert on_disk["seeds"]["lm"] == 0
+    md = (out / "REPORT.md").read_text()
+    for png in ("lm_curve.png", "long_range_gradients.png"):
+        data = (out / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+        assert f"]({png})" in md
+    assert "Command: `OMP_NUM_THREADS=1 python benchmarks/study.py --subset lm,long_range,word_vectors --quick" in md
+    # --report-only re-renders the same Markdown from the JSON
+    cli.main(["--report-only", "--quick", "--out", str(out)])
+    assert (out / "REPORT.md").read_text() == md
+
+
+def test_report_numbers_equal_json(quick_study):
+    _, out, _ = quick_study
+    study = json.loads((out / "study.json").read_text())
+    tables = md_tables((out / "REPORT.md").read_text())
+    lm_table = next(t for t in tables if t and "Test ppl" in t[0])
+    assert_table_matches(lm_table, study["subsets"]["lm"]["models"], report.LM_COLUMNS)
+    lr_table = next(t for t in tables if t and "grad k=1" in t[0])
+    assert_table_matches(lr_table, study["subsets"]["long_range"]["rows"], report.LONG_RANGE_COLUMNS)
+
+
+def test_lm_models_are_matched_trained_and_evaluated(quick_study):
+    study, _, _ = quick_study
+    models = study["subsets"]["lm"]["models"]
+    target = study["subsets"]["lm"]["settings"]["target_parameters"]
+    assert [m["architecture"] for m in models] == list(lm.ARCHS)
+    for m in models:
+        assert abs(m["parameters"] - target) / target < 0.05, m["shape"]  # matched parameter counts
+        assert m["steps"] > 0 and m["train_seconds"] >= study["subsets"]["lm"]["settings"]["budget_seconds"]
+        vocab = study["subsets"]["lm"]["data"]["vocab_size"]
+        assert 1 < m["test_perplexity"] < vocab  # trained: better than uniform
+        assert m["curve"][-1]["valid_perplexity"] < m["curve"][0]["valid_perplexity"]
+        assert m["peak_rss_mb"] > 0 and m["tokens_per_second"] > 0
+
+
+def test_long_range_shows_the_rnn_gradient_vanishing(quick_study):
+    study, _, _ = quick_study
+    rows = study["subsets"]["long_range"]["rows"]
+    assert {r["cell"] for r in rows} == {"RNN", "GRU", "LSTM"}
+    for r in rows:  # the gradient from the last step shrinks with the lag for every cell
+        assert r["grad_kmax"] < r["grad_k1"]
+    trained = {r["cell"]: r for r in rows if r["setting"].startswith("after")}
+    assert trained["RNN"]["decay_per_step"] < trained["LSTM"]["decay_per_step"]
+    assert trained["RNN"]["decay_per_step"] < trained["GRU"]["decay_per_step"]
+
+
+def test_lm_resumes_and_skips_finished_models(quick_study, tmp_path):
+    _, _, runs = quick_study
+    run_dir = str(runs / "lm")
+    s = lm.LMSettings(**json.loads((runs / "lm" / "settings.json").read_text()))
+    # a finished model is returned as it is, without training
+    before = json.loads((runs / "lm" / "lstm" / "result.json").read_text())
+    assert lm.train_worker("lstm", s, run_dir) == before
+    # an interrupted model resumes from its checkpoint: drop the result, keep the checkpoint, raise the budget
+    os.remove(runs / "lm" / "rnn" / "result.json")
+    state = json.loads((runs / "lm" / "rnn" / "checkpoint" / "state.json").read_text())
+    s.budget_seconds = state["elapsed"] + 0.5
+    resumed = lm.train_worker("rnn", s, run_dir)
+    assert resumed["resumed_from_steps"] == [state["step"]]
+    assert resumed["steps"] > state["step"]
+
+
+def test_windowed_perplexity_scores_every_token_once():
+    import torch
+
+    class Uniform(torch.nn.Module):  # log-probs independent of the context: perplexity must be the vocabulary size
+        def forward(self, input_ids, use_cache=False):
+            return type("Out", (), {"logits": torch.zeros(*input_ids.shape, 7)})()
+
+    for n in (5, 12, 30, 31):
+        r = lm.windowed_perplexity(Uniform(), np.arange(n) % 7, window=8, stride=3)
+        assert r["tokens"] == n - 1
+        assert math.isclose(r["perplexity"], 7.0, rel_tol=1e-6)
+    with pytest.raises(ValueError, match="stride"):
+        lm.windowed_perplexity(Uniform(), np.arange(10), window=4, stride=5)
+
+
+def test_translation_rows_from_finished_runs(tmp_path):
+    """The collector reads an owner's results.json and renders the table, signature and length buckets."""
+    for name, bleu in (("none", 3.5), ("transformer", 20.25)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps({
+            "dataset": "toy", "direction": "de->en", "parameters": 1000, "steps": 10, "epochs": 0.5,
+            "train_seconds": 60.0, "train_cpu_seconds": 50.0, "test_bleu": bleu, "test_chrf": 30.0,
+            "test_bleu_signature": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0",
+            "test_chrf_signature": "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0",
+            "test_num_beams": 1, "test_pairs": 100, "test_seconds": 4.0,
+            "test_bleu_by_source_length": [{"bucket": "1-8", "sentences": 60, "bleu": bleu + 1},
+                                           {"bucket": "9+", "sentences": 40, "bleu": bleu - 1}],
+        }))
+    sec = translation.run(str(tmp_path / "out"), str(tmp_path / "runs"), quick=True, budget_minutes=1.0,
+                          collect_from={"none": str(tmp_path / "none"), "transformer": str(tmp_path / "transformer"),
+                                        "luong": str(tmp_path / "absent")},
+                          systems=["none", "luong", "transformer"])
+    assert [r["system"] for r in sec["systems"]] == ["none", "transformer"]
+    assert sec["missing"][0]["system"] == "luong"
+    assert sec["systems"][1]["sentences_per_second"] == 25.0
+    assert (tmp_path / "out" / sec["plots"]["bleu_by_length"]).read_bytes()[:4] == b"\x89PNG"
+    md = "\n".join(report._translation(sec))
+    table = md_tables(md)[0]
+    assert_table_matches(table, sec["systems"], report.TRANSLATION_COLUMNS)
+    assert "tok:13a" in md and fmt(21.25) in md and "luong" in md
+
+
+def test_bad_subset_is_rejected():
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--subset", "lm,speech"])
+    with pytest.raises(ValueError, match="unknown lm setting"):
+        lm.settings_from({"hidden": 3}, quick=True)

@@ -1,0 +1,94 @@
+"""Shared plumbing of train_classifier.py and train_tagger.py: YAML sections -> dataclasses, model config, results.
+
+A YAML experiment has three sections: `model` (`architecture` rnn|gru|lstm plus any field of its config, and
+`word_vectors` / `freeze_embeddings`), `data` (the script's DataArguments) and `training` (any `TrainingArguments`
+field). `--set section.key=value` overrides one value from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import time
+
+import torch
+import yaml
+from transformers import TrainingArguments
+
+from hf_seq.models.recurrent import GRUConfig, LSTMConfig, RNNConfig
+
+ARCHITECTURES = {"rnn": RNNConfig, "gru": GRUConfig, "lstm": LSTMConfig}
+MODEL_EXTRAS = {"architecture", "word_vectors", "freeze_embeddings", "nonlinearity"}
+
+
+def _coerce(value: str):
+    return yaml.safe_load(value)
+
+
+def parse_experiment(description: str, data_cls, smoke_overrides: dict, argv=None):
+    cli = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("config", help="YAML experiment file (see configs/)")
+    cli.add_argument("--smoke", action="store_true", help="tiny model and data, a few steps: checks the script")
+    cli.add_argument("--output_dir", help="override training.output_dir")
+    cli.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one value")
+    opts = cli.parse_args(argv)
+    with open(opts.config) as f:
+        raw = yaml.safe_load(f) or {}
+    unknown = set(raw) - {"model", "data", "training"}
+    if unknown:
+        raise ValueError(f"{opts.config}: unknown sections {sorted(unknown)}; expected model, data, training.")
+    sections = {name: dict(raw.get(name) or {}) for name in ("model", "data", "training")}
+    if opts.smoke:
+        for name, values in smoke_overrides.items():
+            sections[name].update(values)
+    for item in opts.set:
+        key, _, value = item.partition("=")
+        section, _, field = key.partition(".")
+        if section not in sections or not field or not _:
+            raise ValueError(f"--set expects SECTION.KEY=VALUE with SECTION in model/data/training, got {item!r}.")
+        sections[section][field] = _coerce(value)
+    if opts.output_dir:
+        sections["training"]["output_dir"] = opts.output_dir
+
+    allowed_model = set(LSTMConfig.__dataclass_fields__) | MODEL_EXTRAS
+    bad = set(sections["model"]) - allowed_model
+    if bad:
+        raise ValueError(f"{opts.config}: section 'model' has unknown keys {sorted(bad)}.")
+    data_fields = {f.name for f in dataclasses.fields(data_cls)}
+    bad = set(sections["data"]) - data_fields
+    if bad:
+        raise ValueError(f"{opts.config}: section 'data' has unknown keys {sorted(bad)}; known: {sorted(data_fields)}.")
+    data = data_cls(**sections["data"])
+    sections["training"].setdefault("report_to", "none")
+    training = TrainingArguments(**sections["training"])
+    return opts, sections["model"], data, training
+
+
+def build_config(model_kw: dict, tokenizer, **extra):
+    model_kw = dict(model_kw)
+    arch = model_kw.pop("architecture", "lstm")
+    for key in ("word_vectors", "freeze_embeddings"):
+        model_kw.pop(key, None)
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"model.architecture {arch!r} is not one of {sorted(ARCHITECTURES)}.")
+    return ARCHITECTURES[arch](
+        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, **model_kw, **extra,
+    )
+
+
+def write_results(path: str, results: dict) -> None:
+    results = dict(results)
+    results["environment"] = {
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)

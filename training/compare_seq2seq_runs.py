@@ -1,0 +1,49 @@
+"""BLEU by source-length bucket for several train_seq2seq.py runs, as one PNG bar chart + a Markdown table.
+
+    python training/compare_seq2seq_runs.py runs/seq2seq_multi30k_none_cpu runs/seq2seq_multi30k_luong_cpu \
+        --out benchmarks/results/seq2seq_multi30k_cpu_bleu_by_length
+
+Each argument is a run's output_dir (holding results.json); the legend uses the model's attention setting.
+"""
+
+import argparse
+import json
+import os
+
+from hf_seq.seq2seq_utils import plot_bleu_by_length
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--out", required=True, help="path without extension; writes .png and .md")
+    args = parser.parse_args()
+    results = {}
+    for run in args.runs:
+        with open(os.path.join(run, "results.json"), encoding="utf-8") as f:
+            r = json.load(f)
+        m = r["model"]
+        name = m["attention"] if m["attention"] != "luong" else f"luong-{m['attention_score']}"
+        results[f"{name} ({r['test_bleu']} BLEU)"] = r
+    runs = {name: r["test_bleu_by_source_length"] for name, r in results.items()}
+    first = next(iter(results.values()))
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    plot_bleu_by_length(runs, args.out + ".png", title=f"{first['dataset']} {first['direction']}: BLEU by source length")
+    buckets = [row["bucket"] for row in next(iter(runs.values()))]
+    lines = [
+        f"# BLEU by source length ({first['dataset']} {first['direction']}, test set, sacreBLEU on detokenized text)",
+        "",
+        "| system | " + " | ".join(f"{b} words (n={row['sentences']})" for b, row in zip(buckets, next(iter(runs.values())))) + " | all |",
+        "|---" * (len(buckets) + 2) + "|",
+    ]
+    for name, r in results.items():
+        cells = [str(row["bleu"]) for row in r["test_bleu_by_source_length"]]
+        lines.append(f"| {name.split(' (')[0]} | " + " | ".join(cells) + f" | {r['test_bleu']} |")
+    lines += ["", f"Runs: {', '.join(args.runs)}. Signature: `{first['test_bleu_signature']}`."]
+    with open(args.out + ".md", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
