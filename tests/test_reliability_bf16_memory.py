@@ -48,8 +48,8 @@ AUTOCAST_MODELS = [n for n in MODELS if MODELS[n][3] not in ("base", "seq2seq_ba
 
 
 def _param(name):
-    # the recurrent family runs its LSTM kernel in float32 under CPU autocast; the seq2seq family does not yet
-    fixed = MODELS[name][0].startswith("recurrent")
+    # the recurrent and seq2seq families run their LSTM kernel in float32 under CPU autocast
+    fixed = MODELS[name][0].startswith("recurrent") or MODELS[name][0] == "seq2seq"
     marks = [pytest.mark.xfail(strict=True, reason=LSTM_FIX)] if _uses_lstm(name) and not LSTM_AUTOCAST_OK and not fixed else []
     return pytest.param(name, id=name, marks=marks)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.utils import ModelOutput, logging
 
@@ -43,6 +43,17 @@ def _check_token_ids(ids: torch.Tensor | None, vocab_size: int, name: str, ignor
         bad = low if low < 0 else high
         allowed = f"[0, {vocab_size})" + (f" or {ignore_index}" if ignore_index is not None else "")
         raise ValueError(f"{name} contains token id {bad}, outside the vocabulary range {allowed}.")
+
+
+def _run_rnn(rnn: nn.RNNBase, x, state):
+    """Call the fused kernel. torch's CPU (oneDNN) LSTM has no bf16/fp16 primitive on CPUs without native bf16, so
+    under CPU autocast the LSTM recurrence runs in float32 (the rest of the model stays in low precision)."""
+    if isinstance(rnn, nn.LSTM) and torch.is_autocast_enabled("cpu") and rnn.weight_hh_l0.device.type == "cpu":
+        with torch.autocast("cpu", enabled=False):
+            x = x._replace(data=x.data.float()) if isinstance(x, PackedSequence) else x.float()
+            state = None if state is None else tuple(t.float() for t in state)
+            return rnn(x, state)
+    return rnn(x, state)
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
@@ -253,7 +264,7 @@ class RNNSeq2SeqEncoder(nn.Module):
 
         # 2. encode the packed batch (fused kernel; the state stops at each row's last real token)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_out, state = self.rnn(packed)
+        packed_out, state = _run_rnn(self.rnn, packed, None)
         out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=S)  # (B, S, dirs * H), 0 on pads
         if order is not None:  # back to the caller's positions
             out = torch.zeros_like(out).scatter(1, order.unsqueeze(-1).expand_as(out), out)
@@ -360,11 +371,11 @@ class RNNSeq2SeqDecoder(nn.Module):
 
         if cfg.attention == "none":
             # fused kernel over the whole target
-            out, state = self.rnn(x, state)
+            out, state = _run_rnn(self.rnn, x, state)
             pre = out
         elif cfg.attention == "luong" and not cfg.input_feeding:
             # fused kernel over the whole target, then every step attends in parallel (h_t does not depend on c_<t)
-            out, state = self.rnn(x, state)
+            out, state = _run_rnn(self.rnn, x, state)
             context, weights = self.attention(out, cache.keys, memory, source_mask)
             pre = torch.tanh(self.output_layer(torch.cat([context, out], dim=-1)))
         else:
@@ -378,10 +389,10 @@ class RNNSeq2SeqDecoder(nn.Module):
                 if cfg.attention == "bahdanau":
                     query = (state[0] if isinstance(state, tuple) else state)[-1].unsqueeze(1)  # s_{i-1}, (B, 1, H)
                     context, w = self.attention(query, cache.keys, memory, source_mask)
-                    out, state = self.rnn(torch.cat([x_t, context], dim=-1), state)
+                    out, state = _run_rnn(self.rnn, torch.cat([x_t, context], dim=-1), state)
                     contexts.append(context)
                 else:
-                    out, state = self.rnn(torch.cat([x_t, feed.unsqueeze(1)], dim=-1), state)
+                    out, state = _run_rnn(self.rnn, torch.cat([x_t, feed.unsqueeze(1)], dim=-1), state)
                     context, w = self.attention(out, cache.keys, memory, source_mask)
                     out = torch.tanh(self.output_layer(torch.cat([context, out], dim=-1)))  # h~_t
                     feed = out.squeeze(1)
