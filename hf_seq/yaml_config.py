@@ -6,7 +6,10 @@ A bad key is refused with its section, its name and the allowed names, before an
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
+import types
+import typing
 from typing import Any
 
 import yaml
@@ -40,6 +43,30 @@ def check_keys(section: str, given: dict, allowed: list[str] | set[str], path: s
         )
 
 
+_SIMPLE = (bool, int, float, str, type(None))
+
+
+def check_types(section: str, given: dict, cls: type, path: str = "") -> None:
+    """Refuse a value whose type cannot be the field's (`learning_rate: fast`), naming section, key, value and type.
+
+    Only fields typed with plain bool/int/float/str (optionally `| None` or an Enum) are checked; an int is accepted
+    for a float field. Anything richer is left to the dataclass itself."""
+    hints = typing.get_type_hints(cls)
+    for key, value in given.items():
+        hint = hints.get(key)
+        if hint is None:
+            continue
+        args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        allowed = tuple(str if isinstance(a, type) and issubclass(a, enum.Enum) else a for a in args)
+        if not all(a in _SIMPLE for a in allowed):
+            continue
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+        ok = ok or (float in allowed and isinstance(value, int) and not isinstance(value, bool))
+        if not ok:
+            names = " | ".join("None" if a is type(None) else a.__name__ for a in allowed)
+            raise ConfigError(f"{path}: section '{section}': {key}={value!r} is a {type(value).__name__}, expected {names}")
+
+
 def parse_sections(
     path: str | os.PathLike, dataclass_sections: dict[str, type], free_sections: dict[str, list[str] | None] = None
 ) -> tuple[dict[str, Any], dict[str, dict]]:
@@ -53,6 +80,7 @@ def parse_sections(
     for name, cls in dataclass_sections.items():
         values = doc.get(name) or {}
         check_keys(name, values, [f.name for f in dataclasses.fields(cls) if f.init], str(path))
+        check_types(name, values, cls, str(path))
         try:
             (parsed[name],) = HfArgumentParser(cls).parse_dict(values, allow_extra_keys=False)
         except (TypeError, ValueError) as e:
@@ -66,4 +94,4 @@ def parse_sections(
     return parsed, free
 
 
-__all__ = ["ConfigError", "read_yaml", "check_keys", "parse_sections"]
+__all__ = ["ConfigError", "read_yaml", "check_keys", "check_types", "parse_sections"]

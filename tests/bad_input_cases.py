@@ -429,8 +429,6 @@ _FIXES = {
     "before cross_entropy (IndexError today)",
     ("recurrent-classification", "nan_in_vectors"): "hf_seq/embeddings.read_word_vectors: refuse non-finite "
     "numbers with path:line (float('nan') parses today)",
-    ("recurrent", "yaml_wrong_type"): "hf_seq/yaml_config: check each value against the dataclass field type "
-    "(TrainingArguments(learning_rate='fast') is accepted and fails later in the optimizer)",
     ("seq2seq", "yaml_invalid_syntax"): "training/train_seq2seq.load_config_file: wrap yaml.YAMLError in "
     "ValueError naming the file (or use hf_seq.yaml_config.read_yaml)",
     ("seq2seq", "yaml_wrong_type"): "train_seq2seq: validate `training` value types (learning_rate: fast is accepted)",
@@ -439,7 +437,6 @@ _FIXES = {
     ("word2vec", "yaml_wrong_type"): "train_word2vec: validate value types (training.epochs: fast is accepted)",
 }
 _FAILING_IDS = """
-training/train_lm.py-yaml_wrong_type
 training/train_seq2seq.py-yaml_wrong_type
 training/train_word2vec.py-yaml_wrong_type
 """.split()

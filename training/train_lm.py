@@ -38,7 +38,7 @@ from hf_seq.models.recurrent import GRUConfig, LSTMConfig, RNNConfig
 from hf_seq.plotting import plot_training_curve
 from hf_seq.tokenization import build_bpe_tokenizer, build_char_level_tokenizer, build_word_level_tokenizer
 from hf_seq.trainer import StatefulLMTrainer, evaluate_perplexity
-from hf_seq.yaml_config import ConfigError, parse_sections
+from hf_seq.yaml_config import ConfigError, check_types, parse_sections
 
 ARCHITECTURES = {"rnn": RNNConfig, "gru": GRUConfig, "lstm": LSTMConfig}
 
@@ -105,6 +105,7 @@ def parse(config_path: str, smoke: bool = False, output_dir: str | None = None):
     if output_dir:
         train_kw["output_dir"] = output_dir
     train_kw.setdefault("report_to", "none")
+    check_types("training", train_kw, TrainingArguments, config_path)
     try:
         training_args = TrainingArguments(**train_kw)
     except TypeError as e:
