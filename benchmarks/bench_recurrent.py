@@ -123,7 +123,7 @@ def manual_greedy(hf, prompt, new_tokens):
     return torch.cat(out, 1)
 
 
-def gen_speed(name, vocab, hidden, layers, batch, new_tokens, reps=2):
+def gen_speed(name, vocab, hidden, layers, batch, new_tokens, reps=3):
     torch.manual_seed(0)
     hf = hf_model(name, vocab, hidden, layers, 0.0).eval()
     hf.generation_config.eos_token_id = None
@@ -194,7 +194,7 @@ def main():
         train_kw, cells, gen_lengths, gen_batches = dict(batch=4, bptt=8, steps=2, reps=1), ["lstm"], (8, 32), (1, 4)
     else:
         shape = dict(vocab=10000, hidden=650, layers=2)
-        train_kw, cells, gen_lengths, gen_batches = dict(batch=20, bptt=35, steps=4, reps=2), list(CELLS), (64, 512), (1, 32)
+        train_kw, cells, gen_lengths, gen_batches = dict(batch=20, bptt=35, steps=6, reps=3), list(CELLS), (64, 512), (1, 32)
     result = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
                           "threads": opts.threads, "torch": torch.__version__},
               "shape": shape, "training": {}, "generation": {}, "peak_memory_mb": {}}
