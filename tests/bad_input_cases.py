@@ -437,8 +437,6 @@ _FIXES = {
     ("word2vec", "yaml_wrong_type"): "train_word2vec: validate value types (training.epochs: fast is accepted)",
 }
 _FAILING_IDS = """
-training/train_seq2seq.py-yaml_wrong_type
-training/train_word2vec.py-yaml_wrong_type
 """.split()
 KNOWN_FAILURES: dict[str, str] = {}
 

@@ -42,7 +42,7 @@ from hf_seq.models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGene
 from hf_seq.pipelines import save_translation_pipeline
 from hf_seq.seq2seq_utils import bleu_by_source_length, bleu_report, translation_attention_heatmap
 from hf_seq.tokenization import build_bpe_tokenizer
-from hf_seq.yaml_config import read_yaml
+from hf_seq.yaml_config import check_types, read_yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")
@@ -136,6 +136,8 @@ def tokenize_pairs(pairs, tokenizer, args: DataArguments) -> Dataset:
 
 def load_config_file(path: str) -> dict:
     raw = read_yaml(path)  # a missing file or bad YAML syntax is refused naming the file
+    check_types("data", raw.get("data") or {}, DataArguments, path)
+    check_types("training", raw.get("training") or {}, Seq2SeqTrainingArguments, path)
     unknown = set(raw) - {"model", "data", "training"}
     if unknown:
         raise ValueError(f"{path}: unknown sections {sorted(unknown)}; expected model, data, training.")

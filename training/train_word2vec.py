@@ -42,7 +42,7 @@ from hf_seq.word2vec_utils import (  # noqa: E402
     prepare_word2vec,
     train_word2vec,
 )
-from hf_seq.yaml_config import read_yaml  # noqa: E402
+from hf_seq.yaml_config import check_types, read_yaml  # noqa: E402
 
 EMBEDDED_CORPUS = os.path.join(ROOT, "hf_seq", "data", "timemachine.txt")
 MODEL_FIELDS = ("architecture", "cbow_mean", "objective", "negative", "ns_exponent", "window", "sample", "vector_size")
@@ -73,6 +73,8 @@ def load_config(path: str, overrides: list[str]) -> dict:
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
         raw.setdefault(section, {})[name] = yaml.safe_load(value)
+    for section, cls in (("data", DataArguments), ("training", Word2VecTrainingArguments), ("output", OutputArguments)):
+        check_types(section, raw.get(section) or {}, cls, path)
     unknown = set(raw) - {"model", "data", "training", "output"}
     if unknown:
         raise ValueError(f"{path}: unknown sections {sorted(unknown)}; expected model, data, training, output")
