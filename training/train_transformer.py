@@ -19,7 +19,6 @@ import os
 import random
 import sys
 import time
-import typing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +42,7 @@ from hf_seq.models.transformer import TransformerConfig, TransformerForCondition
 from hf_seq.pipelines import save_translation_pipeline
 from hf_seq.tokenization import build_bpe_tokenizer
 from hf_seq.transformer_utils import cross_attention_heatmap
+from hf_seq.yaml_config import check_types, read_yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")
@@ -189,36 +189,8 @@ def bleu_report(hypotheses: list[str], references: list[str], target_lang: str, 
     return report
 
 
-_SIMPLE_TYPES = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
-
-
-def _check_value_types(path: str, section: str, values: dict, cls) -> None:
-    """YAML values against the dataclass field types (int / float / bool / str, optionally None), so that
-    `learning_rate: fast` fails here naming the key instead of later inside the optimizer."""
-    hints = typing.get_type_hints(cls)
-    for key, value in values.items():
-        hint = hints.get(key)
-        if hint is None:
-            continue
-        args = typing.get_args(hint)
-        options = [a for a in args if a is not type(None)] if args else [hint]
-        if value is None and type(None) in args:
-            continue
-        accepted = [t for o in options if o in _SIMPLE_TYPES for t in _SIMPLE_TYPES[o]]
-        if len(accepted) < len(options) or not accepted:
-            continue  # a list, dict, enum or union with other types: left to the parser
-        if not isinstance(value, tuple(accepted)) or (bool not in options and isinstance(value, bool)):
-            raise ValueError(f"{path}: {section}.{key} = {value!r} is a {type(value).__name__}; expected {hint}.")
-
-
 def load_config_file(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        try:
-            raw = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path}: invalid YAML: {e}") from e
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping with sections model, data, training; got {type(raw).__name__}.")
+    raw = read_yaml(path)  # a missing file, bad YAML syntax or a non-mapping is refused naming the file
     unknown = set(raw) - {"model", "data", "training"}
     if unknown:
         raise ValueError(f"{path}: unknown sections {sorted(unknown)}; expected model, data, training.")
@@ -226,8 +198,8 @@ def load_config_file(path: str) -> dict:
     bad = set(raw.get("model") or {}) - allowed_model
     if bad:
         raise ValueError(f"{path}: unknown model keys {sorted(bad)}.")
-    _check_value_types(path, "data", raw.get("data") or {}, DataArguments)
-    _check_value_types(path, "training", raw.get("training") or {}, Seq2SeqTrainingArguments)
+    check_types("data", raw.get("data") or {}, DataArguments, path)
+    check_types("training", raw.get("training") or {}, Seq2SeqTrainingArguments, path)
     return raw
 
 
