@@ -18,7 +18,6 @@ import ast
 import dataclasses
 import importlib.util
 import json
-import math
 import os
 import re
 import sys
@@ -28,16 +27,17 @@ from .hub import PublishError, RegisteredClass, class_by_name, find_model_dir
 from .yaml_config import ConfigError, check_keys, read_yaml
 
 TRAINING_DIR = Path(__file__).resolve().parent.parent / "training"
-# script -> the model family whose config fields its `model` section takes
+# script -> the model families whose config fields its `model` section takes
 SCRIPTS = {
-    "train_lm.py": "recurrent",
+    "train_lm.py": ("recurrent", "transformer"),  # RNN/GRU/LSTM, or `architecture: transformer` (decoder-only)
     "train_classifier.py": "recurrent",
     "train_tagger.py": "recurrent",
     "train_seq2seq.py": "seq2seq",
     "train_transformer.py": "transformer",
     "train_word2vec.py": "word2vec",
 }
-_MODEL_EXTRAS = {"recurrent": {"architecture", "nonlinearity", "word_vectors", "freeze_embeddings"}}
+_MODEL_EXTRAS = {"recurrent": {"architecture", "nonlinearity", "word_vectors", "freeze_embeddings"},
+                 "transformer": {"architecture"}}
 _SEQ2SEQ_ARGS = {"train_seq2seq.py", "train_transformer.py"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 COMMAND_TASKS = {  # command -> tasks it serves, and how to name them in an error
@@ -66,12 +66,13 @@ def _dataclass_fields_in(script: Path, class_name: str) -> set[str] | None:
     return None
 
 
-def _model_keys(family: str) -> set[str]:
+def _model_keys(families: str | tuple[str, ...]) -> set[str]:
     from . import hub
 
-    keys = set(_MODEL_EXTRAS.get(family, set()))
+    families = (families,) if isinstance(families, str) else families
+    keys = set().union(*(_MODEL_EXTRAS.get(f, set()) for f in families))
     for entry in hub.registered_classes():
-        if entry.family == family:
+        if entry.family in families:
             keys |= {f.name for f in dataclasses.fields(entry.config_class)}
             keys |= set(getattr(entry.config_class, "attribute_map", {}))
     return keys
@@ -309,29 +310,24 @@ def cmd_similar(args, extra) -> int:
 # --- evaluate --------------------------------------------------------------------------------------------------------
 def _perplexity(model, tok, path, batch_size, block_size, progress):
     import numpy as np
-    import torch
-    from tqdm.auto import tqdm
 
     lines = _read_lines(path)
     ids = []
     for line in lines:
         ids += tok(line, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    if getattr(model.config, "model_type", "") in ("hf_seq_rnn", "hf_seq_gru", "hf_seq_lstm"):
-        from .trainer import evaluate_perplexity  # state carried across windows, as train_lm.py evaluates
+    from .trainer import evaluate_perplexity, windowed_perplexity  # as train_lm.py evaluates
 
+    if getattr(model.config, "model_type", "") in ("hf_seq_rnn", "hf_seq_gru", "hf_seq_lstm"):
+        # the state carried across windows
         r = evaluate_perplexity(model, np.asarray(ids), batch_size=batch_size, bptt=block_size, progress=progress)
-        return {"loss": r["loss"], "perplexity": r["perplexity"], "tokens": len(ids)}
-    nll, count = 0.0, 0
-    data = torch.tensor(ids)
-    for start in tqdm(range(0, len(ids) - 1, block_size), desc="perplexity", disable=not progress):
-        block = data[start : start + block_size + 1]
-        if len(block) < 2:
-            break
-        with torch.no_grad():
-            logits = model(input_ids=block[None, :-1]).logits[0]
-        nll += torch.nn.functional.cross_entropy(logits, block[1:], reduction="sum").item()
-        count += len(block) - 1
-    return {"loss": nll / count, "perplexity": math.exp(nll / count), "tokens": count}
+    else:
+        # no state: a sliding window, every token predicted once with >= block_size // 2 tokens of context
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if limit is not None and block_size > limit:
+            raise CLIError(f"--block-size {block_size} exceeds the model's max_position_embeddings={limit}")
+        r = windowed_perplexity(model, np.asarray(ids), window=block_size, stride=max(1, block_size // 2),
+                                batch_size=batch_size, progress=progress)
+    return {"loss": r["loss"], "perplexity": r["perplexity"], "tokens": len(ids)}
 
 
 def _tsv(path: str, columns: int) -> list[list[str]]:

@@ -97,6 +97,7 @@ METRICS = {
     "perplexity": ("perplexity", "Perplexity"),
     "accuracy": ("accuracy", "Accuracy"),
     "f1": ("f1", "F1"),
+    "f1_viterbi": ("f1", "F1 (CRF Viterbi decoding)"),
     "precision": ("precision", "Precision"),
     "recall": ("recall", "Recall"),
     "bleu": ("bleu", "BLEU (sacreBLEU)"),

@@ -1,5 +1,5 @@
-"""Training helpers for the recurrent language models: stateful truncated BPTT on top of `Trainer`, and perplexity
-over a contiguous token stream."""
+"""Training helpers for the language models: stateful truncated BPTT on top of `Trainer`, and perplexity over a
+contiguous token stream (state carried for the recurrent LMs, a sliding window for the Transformer decoder)."""
 
 from __future__ import annotations
 
@@ -76,4 +76,47 @@ def evaluate_perplexity(model, tokens: np.ndarray, batch_size: int = 10, bptt: i
     return {"loss": mean, "perplexity": math.exp(mean), "tokens": count}
 
 
-__all__ = ["StatefulLMTrainer", "evaluate_perplexity"]
+def windowed_perplexity(
+    model, tokens: np.ndarray, window: int, stride: int, batch_size: int = 16, progress: bool = True
+) -> dict:
+    """Perplexity of a stateless LM over one stream: windows of `window` tokens every `stride`; the first window
+    scores all its targets, later ones only their last `stride` targets, so every token after the first is predicted
+    exactly once with at least `window - stride` tokens of context. Token-weighted mean NLL, like
+    `hf_seq.trainer.evaluate_perplexity`."""
+    if not 0 < stride <= window:
+        raise ValueError(f"stride ({stride}) must be in (0, window={window}]")
+    model.eval()
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    data = torch.as_tensor(tokens)
+    n_targets = len(tokens) - 1
+    nll, count = 0.0, 0
+    starts = list(range(0, max(n_targets - window, 0) + 1, stride)) if n_targets >= window else [0]
+    # tail: targets after the last full window
+    last_end = starts[-1] + min(window, n_targets)
+    jobs = [(s, min(window, n_targets - s), 0 if k == 0 else window - stride) for k, s in enumerate(starts)]
+    if last_end < n_targets:
+        s = n_targets - window
+        jobs.append((s, window, window - (n_targets - last_end)))
+    bar = tqdm(total=len(jobs), desc="perplexity", disable=not progress, leave=False)
+    with torch.no_grad():
+        for length in sorted({j[1] for j in jobs}):
+            group = [j for j in jobs if j[1] == length]
+            for b in range(0, len(group), batch_size):
+                bar.update(len(group[b : b + batch_size]))
+                chunk = group[b : b + batch_size]
+                x = torch.stack([data[s : s + length] for s, _, _ in chunk])
+                y = torch.stack([data[s + 1 : s + length + 1] for s, _, _ in chunk])
+                logits = model(input_ids=x.to(device), use_cache=False).logits.float()
+                losses = F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), reduction="none").view(len(chunk), length)
+                for row, (_, _, skip) in enumerate(chunk):
+                    nll += losses[row, skip:].sum().item()
+                    count += length - skip
+    bar.close()
+    if count != n_targets:
+        raise RuntimeError(f"windowed evaluation scored {count} targets, expected {n_targets}")
+    mean = nll / count
+    return {"loss": mean, "perplexity": math.exp(mean), "tokens": count}
+
+
+__all__ = ["StatefulLMTrainer", "evaluate_perplexity", "windowed_perplexity"]

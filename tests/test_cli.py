@@ -48,7 +48,7 @@ def test_console_script_is_declared_and_installed():
     assert scripts == {"hf-seq": "hf_seq.cli:main"}, "reinstall with pip install -e . to get the hf-seq command"
 
 
-PREFIX_TO_SCRIPT = {"lstm_": "train_lm.py", "gru_": "train_lm.py", "rnn_": "train_lm.py",
+PREFIX_TO_SCRIPT = {"transformer_lm_": "train_lm.py", "lstm_": "train_lm.py", "gru_": "train_lm.py", "rnn_": "train_lm.py",
                     "seq2seq_": "train_seq2seq.py", "transformer_": "train_transformer.py",
                     "classify_": "train_classifier.py", "tag_": "train_tagger.py", "word2vec_": "train_word2vec.py"}
 

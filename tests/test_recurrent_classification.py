@@ -2,6 +2,7 @@
 (padding invariance, pooling, problem types, errors, word vectors, pipelines incl. remote code, Trainer, scripts)."""
 
 import importlib.util
+import itertools
 import json
 import os
 import random
@@ -89,6 +90,13 @@ class TestLSTMForSequenceClassification(ModelTesterMixin):
     auto_classes = AUTO
 
 
+class TestLSTMForTokenClassificationWithCRF(ModelTesterMixin):
+    # BiLSTM-CRF (Huang et al. 2015): logits are the CRF's log marginals
+    model_tester = ClassifierTester(LSTMConfig, "token", use_crf=True)
+    all_model_classes = (LSTMForTokenClassification,)
+    auto_classes = AUTO
+
+
 class TestGRUForTokenClassification(ModelTesterMixin):
     # with a second per-token input (POS tags in the CoNLL-2000 chunker), summed with the word embedding
     model_tester = ClassifierTester(GRUConfig, "token", feature_vocab_size=5)
@@ -145,6 +153,9 @@ def test_padded_batch_equals_each_sequence_alone(cell, bidirectional):
     models = [seq_cls(tiny_config(config_class, bidirectional=bidirectional, classifier_pooling=p)).eval()
               for p in ("last", "mean", "max")]
     models.append(tok_cls(tiny_config(config_class, bidirectional=bidirectional)).eval())
+    crf = tok_cls(tiny_config(config_class, bidirectional=bidirectional, use_crf=True)).eval()
+    _randomise_crf(crf)
+    models.append(crf)
     for side in ("left", "right"):
         ids, mask, spans = _pad(seqs, side, length=10)
         for model in models:
@@ -154,6 +165,47 @@ def test_padded_batch_equals_each_sequence_alone(cell, bidirectional):
                     alone = model(s[None]).logits[0]
                     got = batched[i, spans[i]] if isinstance(model, tok_cls) else batched[i]
                     torch.testing.assert_close(got, alone, atol=1e-5, rtol=0, msg=f"{side} row {i} {model.config}")
+        # the Viterbi path of a padded row is its path alone, with -100 on the padding
+        decoded = crf.decode(ids, attention_mask=mask)
+        for i, s in enumerate(seqs):
+            assert decoded[i, spans[i]].tolist() == crf.decode(s[None])[0].tolist()
+            assert (decoded[i][mask[i] == 0] == -100).all()
+
+
+def _randomise_crf(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.crf.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+
+
+def test_crf_equals_brute_force_enumeration():
+    """log Z, the loss (with an unlabelled position marginalised out), the marginals and the Viterbi path of the CRF
+    head equal a sum / max over all num_labels ** seq_len tag sequences."""
+    model = LSTMForTokenClassification(tiny_config(use_crf=True)).eval()
+    _randomise_crf(model)
+    ids = torch.randint(4, VOCAB, (1, 5), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        out = model(ids)
+    e, crf = out.emissions[0], model.crf
+    scores = {}
+    for y in itertools.product(range(NUM_LABELS), repeat=5):
+        scores[y] = (crf.start_transitions[y[0]] + crf.end_transitions[y[-1]] + sum(e[t, y[t]] for t in range(5))
+                     + sum(crf.transitions[y[t - 1], y[t]] for t in range(1, 5))).detach()
+    log_z = torch.logsumexp(torch.stack(list(scores.values())), 0)
+    marginals = torch.zeros(5, NUM_LABELS)
+    for y, score in scores.items():
+        marginals[torch.arange(5), torch.tensor(y)] += torch.exp(score - log_z)
+    torch.testing.assert_close(out.logits[0].exp(), marginals, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.logits[0].exp().sum(-1), torch.ones(5), atol=1e-5, rtol=0)
+    assert tuple(model.decode(ids)[0].tolist()) == max(scores, key=scores.get)
+    gold = (0, 2, 1, 1, 0)
+    with torch.no_grad():
+        loss = model(ids, labels=torch.tensor([gold])).loss
+        partial = model(ids, labels=torch.tensor([[0, -100, 1, 1, 0]])).loss
+    torch.testing.assert_close(loss, (log_z - scores[gold]) / 5, atol=1e-5, rtol=0)
+    log_num = torch.logsumexp(torch.stack([scores[(0, k, 1, 1, 0)] for k in range(NUM_LABELS)]), 0)
+    torch.testing.assert_close(partial, (log_z - log_num) / 4, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("pooling", ["mean", "max"])
@@ -349,7 +401,7 @@ def trained_folders(tmp_path_factory):
     config = GRUConfig(vocab_size=len(tok), hidden_size=16, embedding_size=16, num_hidden_layers=1,
                        bidirectional=True, num_labels=len(tags), id2label=dict(enumerate(tags)),
                        label2id={t: i for i, t in enumerate(tags)}, embedding_dropout=0.0, hidden_dropout=0.0,
-                       output_dropout=0.0, initializer_range=0.1)
+                       output_dropout=0.0, initializer_range=0.1, use_crf=True)  # a BiGRU-CRF
     model = GRUForTokenClassification(config)
     data = [dict(tok(" ".join(w)), labels=[tags.index(t) for t in ts]) for w, ts in sents]
     trainer = Trainer(model=model, args=TrainingArguments(output_dir=str(root / "tag_run"), max_steps=30, **args),
@@ -433,7 +485,8 @@ def test_remote_code_files_are_saved(trained_folders):
     for name in ("classifier", "tagger"):
         folder = trained_folders["root"] / name
         saved = sorted(p.name for p in folder.glob("*.py"))
-        assert saved == ["configuration_recurrent.py", "modeling_recurrent.py", "modeling_recurrent_classification.py"]
+        assert saved == ["configuration_recurrent.py", "crf.py", "modeling_recurrent.py",
+                         "modeling_recurrent_classification.py"]
         auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
         assert auto_map["AutoConfig"].startswith("configuration_recurrent.")
 
@@ -463,9 +516,11 @@ def test_train_classifier_smoke(tmp_path):
     assert 0.0 <= saved["test_accuracy"] <= 1.0 and saved["test_accuracy"] == results["test_accuracy"]
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out")
     assert reloaded.config.id2label == {0: "negative", 1: "positive"}
+    assert "text-classification" in (tmp_path / "out" / "README.md").read_text()
 
 
-def test_train_tagger_smoke_with_pos_features(tmp_path):
+@pytest.mark.parametrize("use_crf", [False, True])
+def test_train_tagger_smoke_with_pos_features(tmp_path, use_crf):
     rng = random.Random(0)
     data = tmp_path / "conll"
     data.mkdir()
@@ -479,9 +534,16 @@ def test_train_tagger_smoke_with_pos_features(tmp_path):
     results = _load_script("train_tagger").main([
         os.path.join(ROOT, "configs", "tag_conll2000_bilstm_pos.yaml"), "--smoke", "--output_dir", str(tmp_path / "out"),
         "--set", f"data.data_dir={data}", "--set", f"data.results_file={tmp_path / 'r.json'}",
+        "--set", f"model.use_crf={str(use_crf).lower()}",
     ])
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["features"].startswith("words + gold POS")
+    assert ("test_f1_viterbi" in saved) == use_crf
+    if use_crf:
+        assert 0.0 <= saved["test_f1_viterbi"] <= 1.0
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert ("linear-chain CRF" in card) == use_crf
+    assert f"{saved['test_f1']:.4g}"[:4] in card  # the measured F1 is in the card's results table
     assert saved["sizes"]["test"] == 40 and 0.0 <= saved["test_f1"] <= 1.0
     reloaded = AutoModelForTokenClassification.from_pretrained(tmp_path / "out")
     names = reloaded.config.feature_names

@@ -138,16 +138,18 @@ def test_lm_resumes_and_skips_finished_models(quick_study, tmp_path):
 def test_windowed_perplexity_scores_every_token_once():
     import torch
 
+    from hf_seq.trainer import windowed_perplexity
+
     class Uniform(torch.nn.Module):  # log-probs independent of the context: perplexity must be the vocabulary size
         def forward(self, input_ids, use_cache=False):
             return type("Out", (), {"logits": torch.zeros(*input_ids.shape, 7)})()
 
     for n in (5, 12, 30, 31):
-        r = lm.windowed_perplexity(Uniform(), np.arange(n) % 7, window=8, stride=3)
+        r = windowed_perplexity(Uniform(), np.arange(n) % 7, window=8, stride=3)
         assert r["tokens"] == n - 1
         assert math.isclose(r["perplexity"], 7.0, rel_tol=1e-6)
     with pytest.raises(ValueError, match="stride"):
-        lm.windowed_perplexity(Uniform(), np.arange(10), window=4, stride=5)
+        windowed_perplexity(Uniform(), np.arange(10), window=4, stride=5)
 
 
 def test_translation_rows_from_finished_runs(tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_without_hf_seq
 from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
 
 import hf_seq  # noqa: F401
@@ -119,10 +120,74 @@ def test_train_lm_smoke_writes_a_hub_ready_folder(tmp_path):
         train_lm.parse(str(bad))
 
 
+def test_train_lm_transformer_decoder_smoke(tmp_path, capsys):
+    """`architecture: transformer` trains the decoder-only Transformer through the same script, evaluates it with a
+    sliding window, and saves a folder that reloads (locally and by its remote code) to the same outputs."""
+    train_lm = load_script("train_lm")
+    config = tmp_path / "tf.yaml"
+    config.write_text(
+        "model:\n  architecture: transformer\n  d_model: 16\n  num_heads: 2\n"
+        "data:\n  block_size: 16\n  eval_stride: 8\n"
+        f"training:\n  output_dir: {tmp_path / 'unused'}\n  seed: 0\n"
+    )
+    out = tmp_path / "run"
+    results = train_lm.main([str(config), "--smoke", "--output_dir", str(out)])
+    assert results["architecture"] == "transformer"
+    assert results["evaluation"] == "sliding window of 16 tokens, stride 8"
+    assert 1 < results["test_perplexity"] < float("inf")  # 3 smoke steps: only finiteness is a fact here
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model_type"] == "hf_seq_transformer" and saved["is_encoder_decoder"] is False
+    assert saved["auto_map"]["AutoModelForCausalLM"].endswith("TransformerForCausalLM")
+    assert (out / "README.md").read_text().count("causal language model") >= 1
+    # the saved weights give the reported perplexity again
+    from hf_seq.trainer import windowed_perplexity
+
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    ids = tok("the time traveller", add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.no_grad():
+        local = model(ids).logits
+    remote = run_without_hf_seq(
+        f"""
+        import json, torch
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained({str(out)!r}, trust_remote_code=True)
+        with torch.no_grad():
+            print(json.dumps(model(torch.tensor({ids.tolist()!r})).logits.tolist()))
+        """,
+        tmp_path,
+    )
+    torch.testing.assert_close(torch.tensor(remote), local, atol=1e-5, rtol=0)
+    # `hf-seq evaluate` scores a text file the same way (a sliding window: the model has no state to carry)
+    from hf_seq.cli import main as cli
+
+    text = tmp_path / "eval.txt"
+    text.write_text("the time traveller\nwas here\n" * 20)
+    capsys.readouterr()
+    assert cli(["evaluate", str(out), str(text), "--quiet", "--block-size", "16", "--batch-size", "4"]) == 0
+    reported = json.loads(capsys.readouterr().out)
+    ids = []
+    for line in text.read_text().splitlines():
+        ids += tok(line, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    direct = windowed_perplexity(model, np.asarray(ids), window=16, stride=8, progress=False)
+    assert np.isfinite(direct["perplexity"]) and direct["tokens"] == len(ids) - 1
+    assert math.isclose(reported["perplexity"], direct["perplexity"], rel_tol=1e-6)
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  architecture: transformer\n  bidirectional: true\n")  # a recurrent key
+    with pytest.raises(ConfigError, match=r"bidirectional.*section 'model'"):
+        train_lm.parse(str(bad))
+    bad.write_text("model:\n  architecture: transformer\ndata:\n  stateful_bptt: true\n")
+    with pytest.raises(ConfigError, match="stateful_bptt"):
+        train_lm.parse(str(bad))
+
+
 @pytest.mark.parametrize("name", ["lstm_timemachine", "gru_timemachine", "rnn_timemachine", "lstm_ptb_small",
-                                  "lstm_ptb_small_shuffled", "lstm_ptb_medium_gpu", "lstm_wikitext2"])
+                                  "lstm_ptb_small_shuffled", "lstm_ptb_medium_gpu", "lstm_wikitext2",
+                                  "transformer_lm_ptb"])
 def test_every_lm_config_parses(name):
     train_lm = load_script("train_lm")
     arch, model_kw, data, args, gen = train_lm.parse(os.path.join(ROOT, "configs", f"{name}.yaml"))
-    train_lm.ARCHITECTURES[arch](vocab_size=100, **model_kw)  # the model section builds a valid config
+    extra = train_lm.DECODER_ONLY if arch == "transformer" else {}
+    train_lm.ARCHITECTURES[arch](vocab_size=100, **model_kw, **extra)  # the model section builds a valid config
     assert args.max_grad_norm > 0  # clipping stays on

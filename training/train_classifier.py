@@ -30,6 +30,7 @@ from classification_common import build_config, parse_experiment, write_results 
 
 import hf_seq  # noqa: E402,F401  (registers the Auto classes)
 from hf_seq.embeddings import load_pretrained_embeddings  # noqa: E402
+from hf_seq.hub import write_model_card  # noqa: E402
 from hf_seq.tokenization import build_word_level_tokenizer  # noqa: E402
 
 LABELS = ["negative", "positive"]
@@ -144,6 +145,9 @@ def main(argv=None):
     trainer.save_model(args.output_dir)
     tokenizer.save_pretrained(args.output_dir)
     write_results(os.path.join(args.output_dir, "eval_results.json"), results)
+    # the model card, rendered from eval_results.json (hf-seq publish re-renders it with the real repo id)
+    write_model_card(args.output_dir, repo_id=f"YOUR_NAME/{os.path.basename(os.path.abspath(args.output_dir))}",
+                     model=model)
     if data.results_file:
         write_results(data.results_file, results)
     return results

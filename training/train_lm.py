@@ -1,8 +1,15 @@
 #!/usr/bin/env python
-"""Train a recurrent language model (RNN | GRU | LSTM) from a YAML experiment file, with `Trainer`.
+"""Train a language model (RNN | GRU | LSTM | Transformer decoder) from a YAML experiment file, with `Trainer`.
 
     python training/train_lm.py configs/lstm_timemachine.yaml            # the default demo (minutes on 2 CPU cores)
     python training/train_lm.py configs/lstm_ptb_small.yaml --smoke      # a few steps on a tiny model, for tests
+    python training/train_lm.py configs/transformer_lm_ptb.yaml          # the Transformer decoder on the same data
+
+The architecture is one line of the file (`model.architecture`); the data, tokenizer and evaluation are shared, so
+the models compare on equal terms. Recurrent models are evaluated over each contiguous stream with the state carried
+(Zaremba et al.'s protocol); the Transformer, which has no state, with a sliding window of `data.block_size` tokens
+moved `data.eval_stride` at a time, so every token is predicted once with at least `block_size - eval_stride` tokens
+of context.
 
 Sections of the YAML file: `model` (architecture + any field of its config), `data` (DataArguments below),
 `training` (any `TrainingArguments` field), `generate` (GenerateArguments below). Writes to `training.output_dir` a
@@ -35,12 +42,25 @@ from hf_seq.checkpointing import latest_complete_checkpoint
 from hf_seq.data import contiguous_stream_blocks, group_into_blocks, load_text_splits, stream, tokenize_lines
 from hf_seq.hub import write_model_card
 from hf_seq.models.recurrent import GRUConfig, LSTMConfig, RNNConfig
+from hf_seq.models.transformer import TransformerConfig
 from hf_seq.plotting import plot_training_curve
 from hf_seq.tokenization import build_bpe_tokenizer, build_char_level_tokenizer, build_word_level_tokenizer
-from hf_seq.trainer import StatefulLMTrainer, evaluate_perplexity
-from hf_seq.yaml_config import ConfigError, check_types, parse_sections
+from hf_seq.trainer import StatefulLMTrainer, evaluate_perplexity, windowed_perplexity
+from hf_seq.yaml_config import ConfigError, check_keys, check_types, parse_sections
 
-ARCHITECTURES = {"rnn": RNNConfig, "gru": GRUConfig, "lstm": LSTMConfig}
+ARCHITECTURES = {"rnn": RNNConfig, "gru": GRUConfig, "lstm": LSTMConfig, "transformer": TransformerConfig}
+# a decoder-only Transformer: no encoder, no source embedding to share
+DECODER_ONLY = {"is_encoder_decoder": False, "encoder_layers": 0, "share_embeddings": False}
+
+
+def model_keys(arch: str) -> set[str]:
+    """The `model:` keys an architecture accepts: its config's fields (and, for the Transformer, the paper's names)."""
+    config_cls = ARCHITECTURES[arch]
+    keys = {f for f in config_cls.__dataclass_fields__ if not f.startswith("_")}
+    keys |= set(getattr(config_cls, "attribute_map", {}))
+    if arch == "rnn":
+        keys.add("nonlinearity")
+    return keys - set(DECODER_ONLY if arch == "transformer" else ())
 
 
 @dataclass
@@ -63,6 +83,9 @@ class DataArguments:
     max_train_tokens: int | None = field(default=None, metadata={"help": "cap the training stream (smoke runs)"})
     max_eval_tokens: int | None = None
     eval_batch_size: int = 10
+    eval_stride: int | None = field(
+        default=None, metadata={"help": "Transformer only: sliding-window step of the evaluation (default block_size // 2)"}
+    )
 
 
 @dataclass
@@ -78,6 +101,7 @@ class GenerateArguments:
 
 SMOKE = {
     "model": {"hidden_size": 16, "embedding_size": 16, "num_hidden_layers": 1},
+    "model_transformer": {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "decoder_layers": 1},
     "data": {"max_train_tokens": 2000, "max_eval_tokens": 500, "block_size": 16},
     "training": {"max_steps": 3, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 4,
                  "eval_strategy": "no", "save_strategy": "no", "logging_steps": 1},
@@ -86,18 +110,23 @@ SMOKE = {
 
 
 def parse(config_path: str, smoke: bool = False, output_dir: str | None = None):
-    allowed_model = {"architecture"} | set(LSTMConfig.__dataclass_fields__) | {"nonlinearity"}
     parsed, free = parse_sections(
-        config_path,
-        {"data": DataArguments, "generate": GenerateArguments},
-        {"model": sorted(allowed_model), "training": None},
+        config_path, {"data": DataArguments, "generate": GenerateArguments}, {"model": None, "training": None}
     )
     data, gen, model_kw, train_kw = parsed["data"], parsed["generate"], free["model"], free["training"]
     arch = model_kw.pop("architecture", "lstm")
     if arch not in ARCHITECTURES:
         raise ConfigError(f"{config_path}: model.architecture {arch!r} is not one of {sorted(ARCHITECTURES)}")
+    check_keys("model", model_kw, sorted(model_keys(arch)), config_path)
+    if arch == "transformer" and data.stateful_bptt:
+        raise ConfigError(
+            f"{config_path}: data.stateful_bptt carries a recurrent state across batches; the Transformer has none "
+            "(set stateful_bptt: false, or choose a recurrent architecture)"
+        )
+    if data.eval_stride is not None and not 0 < data.eval_stride <= data.block_size:
+        raise ConfigError(f"{config_path}: data.eval_stride ({data.eval_stride}) must be in (0, block_size={data.block_size}]")
     if smoke:
-        model_kw.update(SMOKE["model"])
+        model_kw.update(SMOKE["model_transformer" if arch == "transformer" else "model"])
         for k, v in SMOKE["data"].items():
             setattr(data, k, v)
         train_kw.update(SMOKE["training"])
@@ -149,9 +178,13 @@ def main(argv=None):
             streams[split] = streams[split][: data.max_eval_tokens]
 
     # 2. model
+    extra = {}
+    if arch == "transformer":
+        extra = dict(DECODER_ONLY, decoder_start_token_id=tokenizer.bos_token_id)
+        model_kw.setdefault("max_position_embeddings", max(data.block_size, 512))  # room to generate past a block
     config = ARCHITECTURES[arch](
         vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, **model_kw,
+        eos_token_id=tokenizer.eos_token_id, **model_kw, **extra,
     )
     model = AutoModelForCausalLM.from_config(config)
     n_params = sum(p.numel() for p in model.parameters())
@@ -179,12 +212,22 @@ def main(argv=None):
     trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - started
 
-    # 4. evaluate: perplexity over each contiguous stream, state carried (Zaremba et al.'s protocol)
+    # 4. evaluate: perplexity over each contiguous stream, state carried (Zaremba et al.'s protocol); the stateless
+    #    Transformer with a sliding window instead
     results = {"architecture": arch, "parameters": n_params, "train_seconds": round(train_seconds, 1),
                "stateful_bptt": data.stateful_bptt, "train_tokens": int(len(streams["train"])),
                "config_file": opts.config, "train_files": data.train_files or "timemachine (embedded)"}
+    stride = data.eval_stride or max(1, data.block_size // 2)
+    if arch == "transformer":
+        results["evaluation"] = f"sliding window of {data.block_size} tokens, stride {stride}"
+    else:
+        results["evaluation"] = "contiguous stream, state carried"
     for split in ("validation", "test"):
-        r = evaluate_perplexity(model, streams[split], batch_size=data.eval_batch_size, bptt=data.block_size)
+        if arch == "transformer":
+            r = windowed_perplexity(model, streams[split], window=data.block_size, stride=stride,
+                                    batch_size=args.per_device_eval_batch_size)
+        else:
+            r = evaluate_perplexity(model, streams[split], batch_size=data.eval_batch_size, bptt=data.block_size)
         results[f"{split}_loss"], results[f"{split}_perplexity"] = r["loss"], r["perplexity"]
     results["epochs"] = trainer.state.epoch
 
@@ -212,7 +255,7 @@ def main(argv=None):
         f.write(sample + "\n")
     if trainer.state.log_history and any("loss" in e for e in trainer.state.log_history):
         plot_training_curve(trainer.state.log_history, os.path.join(args.output_dir, "training_curve.png"),
-                            title=f"{arch.upper()} LM")
+                            title=f"{'Transformer decoder' if arch == 'transformer' else arch.upper()} LM")
     # the model card, rendered from eval_results.json (hf-seq publish re-renders it with the real repo id)
     repo_id = args.hub_model_id or f"YOUR_NAME/{os.path.basename(os.path.abspath(args.output_dir))}"
     write_model_card(args.output_dir, repo_id=repo_id, model=model)

@@ -171,50 +171,11 @@ def build_matched_model(arch: str, vocab: int, s: LMSettings):
 
 
 # ----------------------------------------------------------------------------------------------------------- evaluation
-def windowed_perplexity(model, tokens: np.ndarray, window: int, stride: int, batch_size: int = 16) -> dict:
-    """Perplexity of a stateless LM over one stream: windows of `window` tokens every `stride`; the first window
-    scores all its targets, later ones only their last `stride` targets, so every token after the first is predicted
-    exactly once with at least `window - stride` tokens of context. Token-weighted mean NLL, like
-    `hf_seq.trainer.evaluate_perplexity`."""
-    import torch
-    import torch.nn.functional as F
-
-    if not 0 < stride <= window:
-        raise ValueError(f"stride ({stride}) must be in (0, window={window}]")
-    model.eval()
-    data = torch.as_tensor(tokens)
-    n_targets = len(tokens) - 1
-    nll, count = 0.0, 0
-    starts = list(range(0, max(n_targets - window, 0) + 1, stride)) if n_targets >= window else [0]
-    # tail: targets after the last full window
-    last_end = starts[-1] + min(window, n_targets)
-    jobs = [(s, min(window, n_targets - s), 0 if k == 0 else window - stride) for k, s in enumerate(starts)]
-    if last_end < n_targets:
-        s = n_targets - window
-        jobs.append((s, window, window - (n_targets - last_end)))
-    with torch.no_grad():
-        for length in sorted({j[1] for j in jobs}):
-            group = [j for j in jobs if j[1] == length]
-            for b in range(0, len(group), batch_size):
-                chunk = group[b : b + batch_size]
-                x = torch.stack([data[s : s + length] for s, _, _ in chunk])
-                y = torch.stack([data[s + 1 : s + length + 1] for s, _, _ in chunk])
-                logits = model(input_ids=x, use_cache=False).logits.float()
-                losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(len(chunk), length)
-                for row, (_, _, skip) in enumerate(chunk):
-                    nll += losses[row, skip:].sum().item()
-                    count += length - skip
-    if count != n_targets:
-        raise RuntimeError(f"windowed evaluation scored {count} targets, expected {n_targets}")
-    mean = nll / count
-    return {"loss": mean, "perplexity": math.exp(mean), "tokens": count}
-
-
 def perplexity(arch: str, model, tokens: np.ndarray, s: LMSettings) -> dict:
-    from hf_seq.trainer import evaluate_perplexity
+    from hf_seq.trainer import evaluate_perplexity, windowed_perplexity
 
     if arch == "transformer":
-        return windowed_perplexity(model, tokens, window=2 * s.bptt, stride=s.bptt)
+        return windowed_perplexity(model, tokens, window=2 * s.bptt, stride=s.bptt, progress=False)
     return evaluate_perplexity(model, tokens, batch_size=10, bptt=s.bptt, progress=False)
 
 

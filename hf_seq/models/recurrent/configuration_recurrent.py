@@ -31,25 +31,30 @@ class RecurrentConfig(PreTrainedConfig):
             direction), `"mean"` or `"max"` over real tokens.
         feature_vocab_size (`int`): token classifiers only: size of a second per-token input (e.g. POS tags) whose
             embedding is added to the word embedding; 0 turns it off.
+        use_crf (`bool`): token classifiers only: a linear-chain CRF output layer (the BiLSTM-CRF tagger of Huang et
+            al. 2015). The loss is the sequence negative log-likelihood per labelled token, `logits` are the CRF's
+            log marginals log p(y_t | x) (their arg-max is posterior decoding) and `decode()` gives the Viterbi path.
     """
 
     model_type = "hf_seq_recurrent"
     cell_type = None  # set by each architecture's subclass
+    keys_to_ignore_at_inference = ["cache", "emissions"]  # Trainer's predictions are the logits alone
 
     vocab_size: int = 10000
     embedding_size: int | None = None
     hidden_size: int = 650
     num_hidden_layers: int = 2
     bidirectional: bool = False
-    embedding_dropout: float = 0.5
-    hidden_dropout: float = 0.5
-    output_dropout: float = 0.5
+    embedding_dropout: float | int = 0.5
+    hidden_dropout: float | int = 0.5
+    output_dropout: float | int = 0.5
     tie_word_embeddings: bool = False
     output_projection: bool = False
-    initializer_range: float = 0.05
+    initializer_range: float | int = 0.05
     classifier_pooling: str = "last"
-    classifier_dropout: float | None = None
+    classifier_dropout: float | int | None = None
     feature_vocab_size: int = 0
+    use_crf: bool = False
     use_cache: bool = True
     pad_token_id: int | None = 1
     bos_token_id: int | None = 2

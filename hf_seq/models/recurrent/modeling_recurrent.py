@@ -15,6 +15,7 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.utils import logging
 
 from .configuration_recurrent import GRUConfig, LSTMConfig, RecurrentConfig, RNNConfig
+from .crf import LinearChainCRF
 
 logger = logging.get_logger(__name__)
 
@@ -174,6 +175,9 @@ class RecurrentPreTrainedModel(PreTrainedModel):
             init.uniform_(module.weight, -r, r)
             if getattr(module, "bias", None) is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, LinearChainCRF):
+            for param in module.parameters():
+                init.zeros_(param)
 
 
 class RecurrentModel(RecurrentPreTrainedModel):

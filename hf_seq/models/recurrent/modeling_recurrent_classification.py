@@ -15,6 +15,7 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.utils import logging
 
 from .configuration_recurrent import GRUConfig, LSTMConfig, RecurrentConfig, RNNConfig
+from .crf import LinearChainCRF
 from .modeling_recurrent import RecurrentModel, RecurrentPreTrainedModel, check_input_ids
 
 logger = logging.get_logger(__name__)
@@ -65,14 +66,18 @@ class RecurrentSequenceClassifierOutput(ModelOutput):
 @dataclass
 class RecurrentTokenClassifierOutput(ModelOutput):
     """
-    loss: token cross-entropy over positions whose label is not -100, when `labels` are given.
-    logits: (batch, seq_len, num_labels); rows of padded positions are meaningless (only the bias).
+    loss: token cross-entropy over positions whose label is not -100 (with `use_crf`: the sequence negative
+        log-likelihood divided by the number of labelled tokens), when `labels` are given.
+    logits: (batch, seq_len, num_labels); rows of padded positions are meaningless. With `use_crf`, the CRF's log
+        marginals log p(y_t = l | x).
     hidden_states: embeddings output plus each layer's output, when `output_hidden_states=True`.
+    emissions: with `use_crf`, the per-token scores fed to the CRF, (batch, seq_len, num_labels).
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    emissions: torch.FloatTensor | None = None
 
 
 class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
@@ -184,6 +189,10 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
     `feature_ids` (batch, seq_len) in [0, N) — e.g. POS tags for chunking — whose embedding is added to the word
     embedding (as BERT adds token-type embeddings). Such a model needs `feature_ids` at inference too, so the
     token-classification pipeline (which passes only the tokenizer's output) is for models without features.
+
+    With `config.use_crf`, a linear-chain CRF sits on the per-token scores (BiLSTM-CRF, Huang et al. 2015): training
+    maximises the likelihood of the whole tag sequence, `logits` are the marginals of each position (so the
+    token-classification pipeline's scores are true probabilities) and `decode()` returns the Viterbi path.
     """
 
     accepts_loss_kwargs = False  # the loss is a plain mean, not normalised by Trainer's num_items_in_batch
@@ -198,6 +207,7 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
         )
         self.dropout = nn.Dropout(config.classifier_dropout or 0.0)
         self.classifier = nn.Linear(config.hidden_size * config.num_directions, config.num_labels)
+        self.crf = LinearChainCRF(config.num_labels) if getattr(config, "use_crf", False) else None
         self.post_init()
 
     def get_input_embeddings(self):
@@ -205,6 +215,27 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
 
     def set_input_embeddings(self, value):
         self.model.embeddings = value
+
+    @torch.no_grad()
+    def decode(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        feature_ids: torch.LongTensor | None = None,
+    ) -> torch.LongTensor:
+        """The best tag sequence, (batch, seq_len) with -100 at padding: Viterbi with a CRF, else per-token arg-max."""
+        out = self(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, feature_ids=feature_ids)
+        mask = self._real_mask(out.logits, attention_mask)
+        if self.crf is None:
+            return out.logits.argmax(-1).masked_fill(~mask, -100)
+        return self.crf.viterbi_decode(out.emissions.float(), mask)
+
+    @staticmethod
+    def _real_mask(logits, attention_mask):
+        if attention_mask is None:
+            return torch.ones(logits.shape[:2], dtype=torch.bool, device=logits.device)
+        return attention_mask.to(logits.device).bool()
 
     def _embed(self, input_ids, inputs_embeds, feature_ids):
         if self.feature_embeddings is None:
@@ -257,8 +288,13 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
             use_cache=False,
             output_hidden_states=output_hidden_states,
         )
-        # 2. classify every position
+        # 2. score every position (and, with a CRF, turn the scores into marginals of the whole chain)
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        emissions = None
+        if self.crf is not None:
+            emissions = logits
+            mask = self._real_mask(logits, attention_mask)
+            logits = self.crf.marginals(emissions.float(), mask)
 
         # 3. loss
         loss = None
@@ -270,9 +306,16 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
                     f"got {tuple(labels.shape)}."
                 )
             _check_class_labels(labels, self.num_labels, ignore_index=-100)
-            loss = self.loss_function(logits=logits, labels=labels, config=self.config)
+            if self.crf is None:
+                loss = self.loss_function(logits=logits, labels=labels, config=self.config)
+            else:
+                labelled = (labels != -100) & mask
+                nll = self.crf.neg_log_likelihood(emissions.float(), labels.masked_fill(~mask, -100), mask)
+                loss = nll / labelled.sum().clamp(min=1)
 
-        return RecurrentTokenClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return RecurrentTokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, emissions=emissions
+        )
 
 
 # One thin class per architecture: transformers' Auto classes map each config class to its own model class.
