@@ -5,6 +5,7 @@
   Multi30k papers report.
 - `bleu_by_source_length` / `plot_bleu_by_length`: corpus BLEU per source-length bucket, one bar series per system.
 - `translation_attention_heatmap`: translate one sentence greedily and draw its cross-attention as a PNG.
+- `translate`: batched generation over a list of sentences, returned in the input order.
 """
 
 from __future__ import annotations
@@ -106,6 +107,30 @@ def plot_bleu_by_length(runs: dict[str, list[dict]], path: str, title: str | Non
     return path
 
 
+@torch.no_grad()
+def translate(model, tokenizer, sentences: Sequence[str], batch_size: int = 64, progress: bool = False,
+              **generate_kwargs) -> list[str]:
+    """Translate `sentences` in batches of similar length (less padding) and return them in the input order.
+
+    Use this rather than `Seq2SeqTrainer.predict` when the trainer was built with
+    `train_sampling_strategy="group_by_length"`: transformers 5.24 then length-groups the evaluation sampler too, and
+    `predict()` returns its predictions in that permuted order."""
+    from tqdm.auto import tqdm
+
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    out = [""] * len(sentences)
+    for start in tqdm(range(0, len(order), batch_size), desc="translating", disable=not progress, leave=False):
+        idx = order[start : start + batch_size]
+        enc = tokenizer([sentences[i] for i in idx], return_tensors="pt", padding=True, truncation=True)
+        generated = model.generate(**enc.to(model.device), **generate_kwargs)
+        for i, text in zip(idx, tokenizer.batch_decode(generated, skip_special_tokens=True)):
+            out[i] = text.strip()
+    model.train(was_training)
+    return out
+
+
 def _token_labels(tokenizer, ids) -> list[str]:
     return [tok.replace("Ġ", "").replace("▁", "") or "␣" for tok in tokenizer.convert_ids_to_tokens(list(ids))]
 
@@ -157,4 +182,5 @@ __all__ = [
     "bleu_by_source_length",
     "plot_bleu_by_length",
     "translation_attention_heatmap",
+    "translate",
 ]

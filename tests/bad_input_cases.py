@@ -355,7 +355,7 @@ def _yaml_cases() -> list[Case]:
                         (module.DataArguments, "data"), (Word2VecTrainingArguments, "training"),
                         (module.OutputArguments, "output"))]
                 module = script(entry)
-                raw = module.load_config_file(path)
+                raw = module.load_config_file(path, module.DataArguments, module.MODEL_KEYS)
                 # the scripts validate `training` keys when building the arguments
                 from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 

@@ -458,6 +458,25 @@ def test_training_script_smoke(tmp_path):
     assert "hf-seq-translation" in config["custom_pipelines"] and "AutoModelForSeq2SeqLM" in config["auto_map"]
     assert config["use_cache"] is True
 
+    # --eval-only re-scores the saved model; with group_by_length (which also length-groups Trainer's evaluation
+    # sampler in transformers 5.24) every hypothesis must still sit on its own source's line
+    experiment = os.path.join(repo, "configs", "seq2seq_multi30k_luong_cpu.yaml")
+    rescored = train_seq2seq.main([experiment, "--smoke", "--eval-only", "--output_dir", str(out),
+                                   "training.train_sampling_strategy=group_by_length"])
+    assert rescored["test_bleu"] == results["test_bleu"] and rescored["steps"] == 15
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from hf_seq.seq2seq_utils import translate
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(out / "model")
+    tok = AutoTokenizer.from_pretrained(out / "model")
+    hyps = (out / "test_hypotheses.txt").read_text().splitlines()
+    sources = [row["source"] for row in rescored["sample_translations"]]
+    for i, source in enumerate(sources):
+        alone = translate(model, tok, [source], num_beams=2, max_new_tokens=24)[0]
+        assert hyps[i] == alone == rescored["sample_translations"][i]["hypothesis"], (i, source)
+    assert len(set(hyps)) > 1
+
 
 def test_bleu_helpers_and_length_plot(tmp_path):
     from hf_seq.seq2seq_utils import bleu_by_source_length, bleu_report, plot_bleu_by_length

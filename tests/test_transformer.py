@@ -545,7 +545,7 @@ def test_training_script_smoke_run(tmp_path):
     with pytest.raises(ValueError, match="unknown model keys.*d_modle"):
         bad = tmp_path / "bad.yaml"
         bad.write_text("model:\n  d_modle: 8\n")
-        script.load_config_file(str(bad))
+        script.main([str(bad)])
 
 
 def test_cross_attention_heatmap(tmp_path):

@@ -3,7 +3,8 @@
     python training/compare_seq2seq_runs.py runs/seq2seq_multi30k_none_cpu runs/seq2seq_multi30k_luong_cpu \
         --out benchmarks/results/seq2seq_multi30k_cpu_bleu_by_length
 
-Each argument is a run's output_dir (holding results.json); the legend uses the model's attention setting.
+Each argument is a run's output_dir (holding results.json) of train_seq2seq.py or train_transformer.py; the legend uses
+the model's attention setting ("transformer" for the Transformer).
 """
 
 import argparse
@@ -23,7 +24,10 @@ def main():
         with open(os.path.join(run, "results.json"), encoding="utf-8") as f:
             r = json.load(f)
         m = r["model"]
-        name = m["attention"] if m["attention"] != "luong" else f"luong-{m['attention_score']}"
+        if "attention" not in m:  # a train_transformer.py run
+            name = "transformer"
+        else:
+            name = m["attention"] if m["attention"] != "luong" else f"luong-{m['attention_score']}"
         results[f"{name} ({r['test_bleu']} BLEU)"] = r
     runs = {name: r["test_bleu_by_source_length"] for name, r in results.items()}
     first = next(iter(results.values()))
