@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from transformers import AutoTokenizer, set_seed
+from transformers import set_seed
 
 import hf_seq  # noqa: F401  (registers the Auto classes)
 from hf_seq.models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration
@@ -41,6 +41,7 @@ from translation_common import (  # noqa: E402
     load_config_file,
     load_pairs,
     parse_arguments,
+    rescore,
     test_report,
     tokenize_pairs,
     training_record,
@@ -126,24 +127,6 @@ def attention_heatmap(model, tokenizer, data_args):
     )
 
 
-def rescore(data_args, training_args, pairs) -> dict:
-    """--eval-only: decode the test set again with the saved model and update results.json."""
-    model_dir = os.path.join(training_args.output_dir, "model")
-    model = RNNSeq2SeqForConditionalGeneration.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    results_path = os.path.join(training_args.output_dir, "results.json")
-    results = {}
-    if os.path.isfile(results_path):
-        with open(results_path, encoding="utf-8") as f:
-            results = json.load(f)
-    results.update(test_report(model, tokenizer, pairs["test"], data_args, training_args,
-                               attention_heatmap(model, tokenizer, data_args)))
-    with open(results_path, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2, ensure_ascii=False)
-    print(json.dumps({k: v for k, v in results.items() if k in ("test_bleu", "test_chrf", "test_bleu_tok_lc")}))
-    return results
-
-
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     raw, smoke, eval_only = parse_argv(argv)
@@ -154,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 1. data and a joint byte-level BPE vocabulary over both sides of the training set
     pairs = load_pairs(data_args, training_args.seed, TOY)
     if eval_only:
-        return rescore(data_args, training_args, pairs)
+        return rescore(RNNSeq2SeqForConditionalGeneration, data_args, training_args, pairs, attention_heatmap)
     tokenizer = joint_bpe_tokenizer(pairs, data_args)
     datasets = {name: tokenize_pairs(p, tokenizer, data_args) for name, p in pairs.items()}
 

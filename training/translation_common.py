@@ -10,6 +10,7 @@ Transformer's default is Multi30k de->en); the functions below read only the fie
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import time
@@ -249,6 +250,27 @@ def test_report(model, tokenizer, test_pairs, data_args, training_args,
             {"source": s, "reference": r, "hypothesis": h} for s, r, h in list(zip(sources, refs, hyps))[:5]
         ],
     }
+
+
+def rescore(model_cls, data_args, training_args, pairs, heatmap_for=None) -> dict:
+    """`--eval-only`: decode the test set again with the run's saved `model/` and update its results.json.
+    `heatmap_for(model, tokenizer, data_args)` gives the `heatmap` argument of `test_report`."""
+    from transformers import AutoTokenizer
+
+    model_dir = os.path.join(training_args.output_dir, "model")
+    model = model_cls.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    results_path = os.path.join(training_args.output_dir, "results.json")
+    results = {}
+    if os.path.isfile(results_path):
+        with open(results_path, encoding="utf-8") as f:
+            results = json.load(f)
+    heatmap = heatmap_for(model, tokenizer, data_args) if heatmap_for else None
+    results.update(test_report(model, tokenizer, pairs["test"], data_args, training_args, heatmap))
+    with open(results_path, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2, ensure_ascii=False)
+    print(json.dumps({k: v for k, v in results.items() if k in ("test_bleu", "test_chrf", "test_bleu_tok_lc")}))
+    return results
 
 
 def training_record(trainer, train_result, train_seconds: float, train_cpu_seconds: float) -> dict:
