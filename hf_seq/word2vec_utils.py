@@ -224,6 +224,19 @@ def window_pairs(data: _EpochData, start: int, stop: int, window: int) -> tuple[
 # ---------------------------------------------------------------------------------------------------------------------
 # 3. closed-form sparse SGD (word2vec.c's updates, batched)
 # ---------------------------------------------------------------------------------------------------------------------
+def _scatter_weighted_rows(table, index, source, source_rows, weights) -> None:
+    """table[index[t]] += weights[t] * source[source_rows[t]] for every t, summed over repeated indices.
+
+    The Huffman nodes near the root are on nearly every path, so `index` repeats heavily; `index_add_` then costs a
+    row operation per entry. Sorting by index, summing each index's rows with one fused `embedding_bag` (gather +
+    weighted sum, no [T, d] intermediate) and adding once per distinct index is several times faster on CPU."""
+    order = torch.argsort(index)
+    unique, counts = torch.unique_consecutive(index[order], return_counts=True)
+    offsets = torch.cumsum(counts, 0) - counts
+    summed = F.embedding_bag(source_rows[order], source, offsets, mode="sum", per_sample_weights=weights[order])
+    table.index_add_(0, unique, summed)
+
+
 class Word2VecSGD:
     """Applies word2vec.c's SGD updates for a batch of pairs in place on a `Word2VecForPreTraining`.
 
@@ -324,7 +337,6 @@ class Word2VecSGD:
         out_scale = self._row_scale(out_index, vocab_size, hits_weight)
         # 3. updates: output rows get g*h, the error of h collects g*v
         g_target = g_pos if out_scale is None else g_pos * out_scale[:num]
-        grad_target = torch.mul(hidden, g_target[:, None], out=self._buffer("grad_target", num, dim))
         error = v_target.mul_(g_pos[:, None])  # reuse the buffer
         grad_noise = self._buffer("grad_noise", noise.shape[0], dim)
         offset = 0
@@ -337,7 +349,8 @@ class Word2VecSGD:
                 sig_noise = sig * out_scale[num + offset : num + offset + n_groups * k].view(n_groups, 1, k)
             torch.bmm(sig_noise.transpose(1, 2), h_g, out=grad_noise[offset : offset + n_groups * k].view(n_groups, k, dim))
             offset += n_groups * k
-        w_out.index_add_(0, targets, grad_target)
+        # targets repeat (a skip-gram centre word is the target of all its context pairs): summed per distinct row
+        _scatter_weighted_rows(w_out, targets, hidden, torch.arange(num, device=hidden.device), g_target)
         w_out.index_add_(0, noise, grad_noise)
         return error, loss
 
@@ -358,11 +371,15 @@ class Word2VecSGD:
         # -log sigmoid(+-score): the branch probability is sig for code 0 and 1 - sig for code 1
         loss = -torch.log(torch.where(codes > 0, 1.0 - sig, sig).clamp_(min=1e-30)).sum()
         g = (1.0 - codes - sig).mul_(lr)  # word2vec.c: (1 - code - f) * alpha
-        error = torch.zeros_like(hidden).index_add_(0, rows, v_node.mul_(g[:, None]))
+        # error of h = sum over its path of g * v_node: one fused gather-and-weighted-sum per pair (the nodes of a
+        # pair are contiguous), read before the node vectors move
+        lengths = self.lengths[targets]
+        offsets = torch.cumsum(lengths, 0) - lengths
+        error = F.embedding_bag(nodes, w_node, offsets, mode="sum", per_sample_weights=g)
         node_scale = self._row_scale(nodes, w_node.shape[0])
         if node_scale is not None:
             g = g * node_scale
-        w_node.index_add_(0, nodes, h_rows.mul_(g[:, None]))
+        _scatter_weighted_rows(w_node, nodes, hidden, rows, g)  # w_node[nodes[t]] += g[t] * hidden[rows[t]]
         return error, loss
 
     def _output_step(self, hidden, targets, lr):
@@ -378,9 +395,8 @@ class Word2VecSGD:
         hidden = torch.index_select(self.input_vectors, 0, inputs, out=self._buffer("hidden", num, dim))
         error, loss = self._output_step(hidden, targets, lr)
         in_scale = self._row_scale(inputs, self.input_vectors.shape[0])
-        if in_scale is not None:
-            error.mul_(in_scale[:, None])
-        self.input_vectors.index_add_(0, inputs, error)
+        weights = in_scale if in_scale is not None else error.new_ones(num)
+        _scatter_weighted_rows(self.input_vectors, inputs, error, torch.arange(num, device=error.device), weights)
         return float(loss)
 
     @torch.no_grad()
@@ -398,12 +414,10 @@ class Word2VecSGD:
             remap[keep] = torch.arange(keep.shape[0], device=keep.device)
             rows = remap[rows]
         error, loss = self._output_step(hidden, centres, lr)
-        dim = self.input_vectors.shape[1]
-        grad = torch.index_select(error, 0, rows, out=self._buffer("grad_context", rows.shape[0], dim))
+        # every context word of a centre gets the centre's error (not divided by the context size, as word2vec.c)
         in_scale = self._row_scale(contexts, self.input_vectors.shape[0])
-        if in_scale is not None:
-            grad.mul_(in_scale[:, None])
-        self.input_vectors.index_add_(0, contexts, grad)
+        weights = in_scale if in_scale is not None else error.new_ones(rows.shape[0])
+        _scatter_weighted_rows(self.input_vectors, contexts, error, rows, weights)
         return float(loss)
 
 
@@ -531,7 +545,7 @@ def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dic
                     torch.from_numpy(centres).to(device),
                     lr,
                 )
-                pairs = int(np.unique(rows).shape[0])
+                pairs = int(np.count_nonzero(np.bincount(rows)))  # centres with at least one context word
             with lock:
                 state["loss"] += loss
                 state["pairs"] += pairs

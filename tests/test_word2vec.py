@@ -263,9 +263,12 @@ def test_planted_cooccurrences_give_expected_neighbours(architecture, objective)
         planted_corpus(), min_count=1, vector_size=16, window=3, sample=0, architecture=architecture,
         objective=objective,
     )
+    torch.manual_seed(0)
     model = Word2VecForPreTraining(config)
+    # 64 centres per batch: with 30 words, larger batches hit every row ~50 times per step and CBOW's lr 0.05 can
+    # overshoot on some initialisations (the max_row_updates cap is tuned for real vocabularies)
     history = train_word2vec(
-        model, corpus, Word2VecTrainingArguments(epochs=4, batch_words=256, progress_bar=False, seed=0)
+        model, corpus, Word2VecTrainingArguments(epochs=4, batch_words=64, progress_bar=False, seed=0)
     )
     assert history[-1]["loss"] < history[0]["loss"]
     kv = Word2VecKeyedVectors.from_model(model, tokenizer)

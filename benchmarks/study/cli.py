@@ -20,6 +20,8 @@ NOT_RUN = [
     "the recipe is `python training/train_lm.py configs/lstm_ptb_small.yaml` (owner: recurrent family).",
     "PTB medium LSTM on a GPU (published 82.7, target <= 80): config `configs/lstm_ptb_medium_gpu.yaml`, no GPU here.",
     "WikiText-2 language modelling: only PTB is in this report (`--lm dataset=...` takes ptb only so far).",
+    "Longer PTB runs outside the study's CPU clock: `python training/train_lm.py configs/transformer_lm_ptb.yaml` vs "
+    "`configs/lstm_ptb_small.yaml` (same data, tokenizer and epochs), see benchmarks/results/ptb_lstm_vs_transformer.md.",
 ]
 
 
