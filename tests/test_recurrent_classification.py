@@ -543,6 +543,7 @@ def test_train_tagger_smoke_with_pos_features(tmp_path, use_crf):
         assert 0.0 <= saved["test_f1_viterbi"] <= 1.0
     card = (tmp_path / "out" / "README.md").read_text()
     assert ("linear-chain CRF" in card) == use_crf
+    assert "model.decode(**enc, feature_ids=feature_ids)" in card  # a POS-feature model: not the stock pipeline
     assert f"{saved['test_f1']:.4g}"[:4] in card  # the measured F1 is in the card's results table
     assert saved["sizes"]["test"] == 40 and 0.0 <= saved["test_f1"] <= 1.0
     reloaded = AutoModelForTokenClassification.from_pretrained(tmp_path / "out")
