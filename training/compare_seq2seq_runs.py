@@ -1,7 +1,7 @@
 """BLEU by source-length bucket for several train_seq2seq.py runs, as one PNG bar chart + a Markdown table.
 
-    python training/compare_seq2seq_runs.py runs/seq2seq_multi30k_none_cpu runs/seq2seq_multi30k_luong_cpu \
-        --out benchmarks/results/seq2seq_multi30k_cpu_bleu_by_length
+    python training/compare_seq2seq_runs.py runs/seq2seq_multi30k_none_cpu_1h runs/seq2seq_multi30k_luong_cpu_1h \
+        runs/transformer_multi30k_cpu_1h --out benchmarks/results/seq2seq_multi30k_1h_bleu_by_length
 
 Each argument is a run's output_dir (holding results.json) of train_seq2seq.py or train_transformer.py; the legend uses
 the model's attention setting ("transformer" for the Transformer).
