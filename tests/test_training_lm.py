@@ -184,7 +184,7 @@ def test_train_lm_transformer_decoder_smoke(tmp_path, capsys):
 
 @pytest.mark.parametrize("name", ["lstm_timemachine", "gru_timemachine", "rnn_timemachine", "lstm_ptb_small",
                                   "lstm_ptb_small_shuffled", "lstm_ptb_medium_gpu", "lstm_wikitext2",
-                                  "transformer_lm_ptb"])
+                                  "transformer_lm_ptb", "lstm_wikitext2_small", "transformer_lm_wikitext2"])
 def test_every_lm_config_parses(name):
     train_lm = load_script("train_lm")
     arch, model_kw, data, args, gen = train_lm.parse(os.path.join(ROOT, "configs", f"{name}.yaml"))
