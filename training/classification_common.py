@@ -80,6 +80,23 @@ def build_config(model_kw: dict, tokenizer, **extra):
     )
 
 
+def save_run(trainer, tokenizer, auto_class: str, results: dict, results_file: str | None = None) -> None:
+    """The Hub-ready run folder: weights + config with remote code, tokenizer, eval_results.json and the model card
+    (rendered from eval_results.json; `hf-seq publish` re-renders it with the real repo id). A copy of the results
+    goes to `results_file` when given."""
+    from hf_seq.hub import write_model_card
+
+    model, out = trainer.model, trainer.args.output_dir
+    type(model.config).register_for_auto_class()
+    type(model).register_for_auto_class(auto_class)
+    trainer.save_model(out)
+    tokenizer.save_pretrained(out)
+    write_results(os.path.join(out, "eval_results.json"), results)
+    write_model_card(out, repo_id=f"YOUR_NAME/{os.path.basename(os.path.abspath(out))}", model=model)
+    if results_file:
+        write_results(results_file, results)
+
+
 def write_results(path: str, results: dict) -> None:
     results = dict(results)
     results["environment"] = {

@@ -26,11 +26,10 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, set_seed
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from classification_common import build_config, parse_experiment, write_results  # noqa: E402
+from classification_common import build_config, parse_experiment, save_run  # noqa: E402
 
 import hf_seq  # noqa: E402,F401  (registers the Auto classes)
 from hf_seq.embeddings import load_pretrained_embeddings  # noqa: E402
-from hf_seq.hub import write_model_card  # noqa: E402
 from hf_seq.tokenization import build_word_level_tokenizer  # noqa: E402
 
 LABELS = ["negative", "positive"]
@@ -139,17 +138,8 @@ def main(argv=None):
     }
     print({k: results[k] for k in ("dev_accuracy", "test_accuracy", "test_f1", "wall_seconds")})
 
-    # 5. save a Hub-ready folder with remote code
-    type(model.config).register_for_auto_class()
-    type(model).register_for_auto_class("AutoModelForSequenceClassification")
-    trainer.save_model(args.output_dir)
-    tokenizer.save_pretrained(args.output_dir)
-    write_results(os.path.join(args.output_dir, "eval_results.json"), results)
-    # the model card, rendered from eval_results.json (hf-seq publish re-renders it with the real repo id)
-    write_model_card(args.output_dir, repo_id=f"YOUR_NAME/{os.path.basename(os.path.abspath(args.output_dir))}",
-                     model=model)
-    if data.results_file:
-        write_results(data.results_file, results)
+    # 5. save a Hub-ready folder with remote code, results and model card
+    save_run(trainer, tokenizer, "AutoModelForSequenceClassification", results, data.results_file)
     return results
 
 
