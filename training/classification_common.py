@@ -80,6 +80,20 @@ def build_config(model_kw: dict, tokenizer, **extra):
     )
 
 
+def build_model(auto_cls, model_kw: dict, tokenizer, **config_kw):
+    """The model of the `model` section (+ word vectors loaded into its embedding when `word_vectors` names a file).
+    Returns (model, number of vocabulary words found in the vectors file, or None)."""
+    from hf_seq.embeddings import load_pretrained_embeddings
+
+    model = auto_cls.from_config(build_config(model_kw, tokenizer, **config_kw))
+    found = None
+    if model_kw.get("word_vectors"):
+        found = load_pretrained_embeddings(model, tokenizer, model_kw["word_vectors"],
+                                           freeze=bool(model_kw.get("freeze_embeddings", False)))
+        print(f"word vectors: {found} of {len(tokenizer) - 4} vocabulary words found in {model_kw['word_vectors']}")
+    return model, found
+
+
 def save_run(trainer, tokenizer, auto_class: str, results: dict, results_file: str | None = None) -> None:
     """The Hub-ready run folder: weights + config with remote code, tokenizer, eval_results.json and the model card
     (rendered from eval_results.json; `hf-seq publish` re-renders it with the real repo id). A copy of the results

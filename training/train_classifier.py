@@ -26,10 +26,9 @@ from sklearn.metrics import accuracy_score, f1_score
 from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, set_seed
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from classification_common import build_config, parse_experiment, save_run  # noqa: E402
+from classification_common import build_model, parse_experiment, save_run  # noqa: E402
 
 import hf_seq  # noqa: E402,F401  (registers the Auto classes)
-from hf_seq.embeddings import load_pretrained_embeddings  # noqa: E402
 from hf_seq.tokenization import build_word_level_tokenizer  # noqa: E402
 
 LABELS = ["negative", "positive"]
@@ -99,14 +98,8 @@ def main(argv=None):
     }
 
     # 2. model (+ optional word vectors)
-    config = build_config(model_kw, tokenizer, num_labels=len(LABELS),
-                          id2label=dict(enumerate(LABELS)), label2id={v: i for i, v in enumerate(LABELS)})
-    model = AutoModelForSequenceClassification.from_config(config)
-    found = None
-    if model_kw.get("word_vectors"):
-        found = load_pretrained_embeddings(model, tokenizer, model_kw["word_vectors"],
-                                           freeze=bool(model_kw.get("freeze_embeddings", False)))
-        print(f"word vectors: {found} of {len(tokenizer) - 4} vocabulary words found in {model_kw['word_vectors']}")
+    model, found = build_model(AutoModelForSequenceClassification, model_kw, tokenizer, num_labels=len(LABELS),
+                               id2label=dict(enumerate(LABELS)), label2id={v: i for i, v in enumerate(LABELS)})
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{type(model).__name__}: {n_params / 1e6:.2f}M parameters, vocabulary {len(tokenizer)}, "
           f"train/dev/test {[len(datasets[k]) for k in ('train', 'dev', 'test')]}")
