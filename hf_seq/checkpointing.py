@@ -181,11 +181,101 @@ def latest_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
+# ------------------------------------------------------------------------------------------------ checkpoint averaging
+_NON_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "config.json")
+
+
+def average_checkpoints(model_dir: str | os.PathLike, checkpoints: list[str | os.PathLike]):
+    """The model of `model_dir` with every parameter and buffer replaced by its mean over `checkpoints`.
+
+    Vaswani et al. (2017, §6.1) evaluate the base Transformer with "a single model obtained by averaging the last 5
+    checkpoints". `model_dir` is a finished model folder (its config, generation config and class are kept); the
+    checkpoints are Trainer `checkpoint-<step>` folders (or model folders) of the same architecture. Each is loaded
+    with the model's own class, so tied weights are handled as in `from_pretrained`. Floating-point tensors are
+    averaged in float64; integer buffers must be equal in all checkpoints.
+    """
+    import torch
+    from transformers import AutoConfig
+
+    from .hub import PublishError, class_by_name
+
+    checkpoints = [os.fspath(c) for c in checkpoints]
+    if not checkpoints:
+        raise ValueError("average_checkpoints needs at least one checkpoint folder, got none")
+    for checkpoint in checkpoints:
+        weights = os.path.join(checkpoint, "model.safetensors")
+        if not os.path.isfile(weights):
+            raise ValueError(f"{checkpoint!r} has no model.safetensors: expected a checkpoint or model folder")
+        problem = safetensors_problem(weights)
+        if problem:
+            raise ValueError(problem)
+    config = AutoConfig.from_pretrained(model_dir)
+    for checkpoint in checkpoints:
+        other = AutoConfig.from_pretrained(checkpoint)
+        if (other.model_type, other.architectures) != (config.model_type, config.architectures):
+            raise ValueError(
+                f"{checkpoint!r} ({other.model_type}, {other.architectures}) is not a checkpoint of {model_dir!r}'s "
+                f"architecture ({config.model_type}, {config.architectures})"
+            )
+    architecture = (getattr(config, "architectures", None) or [""])[0]
+    try:
+        model_class = class_by_name(architecture).model_class
+    except PublishError as e:
+        raise ValueError(f"{model_dir!r}: {e}") from e
+    model = model_class.from_pretrained(model_dir)
+    target = model.state_dict()
+    sums = {k: torch.zeros_like(v, dtype=torch.float64) for k, v in target.items() if v.is_floating_point()}
+    for checkpoint in checkpoints:
+        state = model_class.from_pretrained(checkpoint).state_dict()
+        if state.keys() != target.keys():
+            extra, missing = sorted(state.keys() - target.keys()), sorted(target.keys() - state.keys())
+            raise ValueError(
+                f"{checkpoint!r} is not a checkpoint of {model_dir!r}'s architecture "
+                f"(unexpected {extra[:3]}, missing {missing[:3]})"
+            )
+        for name, value in state.items():
+            if value.shape != target[name].shape:
+                raise ValueError(
+                    f"{checkpoint!r}: {name} has shape {tuple(value.shape)}, {model_dir!r} has "
+                    f"{tuple(target[name].shape)}"
+                )
+            if name in sums:
+                sums[name] += value.double()
+            elif not torch.equal(value, target[name]):
+                raise ValueError(f"{checkpoint!r}: integer tensor {name} differs from {model_dir!r}'s; cannot average")
+    with torch.no_grad():
+        for name, total in sums.items():
+            target[name].copy_((total / len(checkpoints)).to(target[name].dtype))
+    return model
+
+
+def save_averaged_checkpoints(model_dir: str | os.PathLike, checkpoints: list[str | os.PathLike],
+                              output_dir: str | os.PathLike) -> str:
+    """`average_checkpoints` saved as a complete model folder: the averaged weights plus every other file of
+    `model_dir` (tokenizer, generation config, custom pipeline code, model card), so it loads like the original."""
+    import shutil
+
+    model_dir, output_dir = os.fspath(model_dir), os.fspath(output_dir)
+    if os.path.abspath(model_dir) == os.path.abspath(output_dir):
+        raise ValueError(f"output_dir must differ from model_dir ({model_dir!r}): the originals would be overwritten")
+    model = average_checkpoints(model_dir, checkpoints)
+    os.makedirs(output_dir, exist_ok=True)
+    for name in os.listdir(model_dir):
+        source = os.path.join(model_dir, name)
+        if name not in _NON_WEIGHT_FILES and os.path.isfile(source):
+            shutil.copy2(source, os.path.join(output_dir, name))
+    model.save_pretrained(output_dir)
+    logger.info("averaged %d checkpoints into %s", len(checkpoints), output_dir)
+    return output_dir
+
+
 __all__ = [
+    "average_checkpoints",
     "checkpoint_problems",
     "is_complete_checkpoint",
     "latest_complete_checkpoint",
     "list_checkpoints",
     "safetensors_problem",
+    "save_averaged_checkpoints",
     "torch_file_problem",
 ]

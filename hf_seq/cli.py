@@ -5,6 +5,7 @@
     hf-seq generate MODEL "the time traveller"                   continue a prompt (language models)
     hf-seq translate MODEL "a sentence" | --file F               translate (encoder-decoders)
     hf-seq similar MODEL WORD                                    nearest words (word2vec)
+    hf-seq average RUN_FOLDER --last 5 --output-dir OUT          average the last checkpoints into one model
     hf-seq publish RUN_FOLDER [REPO_ID]                          complete Hub folder + upload
 
 MODEL is a local folder (a training run's output_dir works too) or a Hub model id; both load through the
@@ -473,6 +474,32 @@ def cmd_publish(args, extra) -> int:
     return 0
 
 
+def cmd_average(args, extra) -> int:
+    from .checkpointing import list_checkpoints, safetensors_problem, save_averaged_checkpoints
+
+    model_dir = resolve(args.folder)
+    if not os.path.isdir(model_dir):
+        raise CLIError(f"{args.folder!r} is not a local model folder")
+    checkpoints = list(args.checkpoints)
+    if args.last:
+        complete = [c for c in list_checkpoints(args.folder)
+                    if os.path.isfile(os.path.join(c, "model.safetensors"))
+                    and not safetensors_problem(os.path.join(c, "model.safetensors"))]
+        if len(complete) < args.last:
+            raise CLIError(f"--last {args.last}: {args.folder!r} has {len(complete)} checkpoint folders with "
+                           f"complete weights")
+        checkpoints += complete[: args.last][::-1]
+    if not checkpoints:
+        raise CLIError("name the checkpoint folders to average, or --last N for a run folder's newest N")
+    try:
+        out = save_averaged_checkpoints(model_dir, checkpoints, args.output_dir)
+    except ValueError as e:
+        raise CLIError(str(e)) from e
+    _emit(f"averaged {len(checkpoints)} checkpoints ({', '.join(os.path.basename(c) for c in checkpoints)}) "
+          f"into {out}")
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -539,6 +566,15 @@ def build_parser() -> argparse.ArgumentParser:
     model_arg(p)
     p.add_argument("word", metavar="WORD")
     p.add_argument("--top-k", type=int, default=10)
+
+    p = add("average", "average the weights of several checkpoints into one model folder",
+            "Average the parameters of CHECKPOINT folders (or the run's newest --last N) into a model folder that\n"
+            "keeps FOLDER's config, tokenizer, generation config and pipeline code (Vaswani et al. 2017 evaluate\n"
+            "the average of the last 5 checkpoints).", cmd_average)
+    p.add_argument("folder", metavar="RUN_FOLDER", help="a run folder (its model/ is used) or a model folder")
+    p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT")
+    p.add_argument("--last", type=int, help="average the run folder's newest N complete checkpoint-* folders")
+    p.add_argument("--output-dir", required=True, help="where to write the averaged model folder")
 
     p = add("publish", "make a run folder Hub-complete and upload it",
             "Write the complete Hub folder of a training run (config, safetensors, tokenizer, clean generation\n"

@@ -24,7 +24,8 @@ def run(capsys, *argv):
 
 
 @pytest.mark.parametrize("command, words", [
-    (None, ["train", "evaluate", "generate", "translate", "similar", "publish", "Hub model id"]),
+    (None, ["train", "evaluate", "generate", "translate", "similar", "average", "publish", "Hub model id"]),
+    ("average", ["--last", "checkpoints", "tokenizer"]),
     ("train", ["experiment file", "--smoke", "--publish", "push_to_hub"]),
     ("evaluate", ["perplexity", "BLEU", "accuracy", "Spearman"]),
     ("generate", ["PROMPT", "--max-new-tokens", "--revision"]),

@@ -38,6 +38,7 @@ from translation_common import (  # noqa: E402
     load_pairs,
     parse_arguments,
     rescore,
+    resume_checkpoint,
     test_report,
     tokenize_pairs,
     training_record,
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 3. train
     trainer = build_trainer(model, tokenizer, datasets, data_args, training_args)
     start, cpu_start = time.time(), time.process_time()
-    train_result = trainer.train()
+    train_result = trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
     record = training_record(trainer, train_result, time.time() - start, time.process_time() - cpu_start)
 
     # 4. save model + tokenizer + translation pipeline; generation settings reset to ours (Seq2SeqTrainer fills in

@@ -30,6 +30,7 @@ from transformers import (
 )
 
 import hf_seq
+from hf_seq.checkpointing import latest_complete_checkpoint
 from hf_seq.seq2seq_utils import bleu_by_source_length, bleu_report, translate
 from hf_seq.tokenization import build_bpe_tokenizer
 from hf_seq.yaml_config import check_types, read_yaml
@@ -40,18 +41,37 @@ EMBEDDED_TATOEBA = os.path.join(os.path.dirname(os.path.abspath(hf_seq.__file__)
 SECTIONS = ("model", "data", "training")
 
 
-class TimeBudgetCallback(TrainerCallback):
-    """Stop training once `minutes` of wall time have passed (the step that crosses the budget still finishes)."""
+class TrainingClock(TrainerCallback):
+    """Stamp every log entry with `elapsed_seconds` of training wall time (so validation BLEU can be plotted against
+    time), and stop once `minutes` have passed in this process (the step that crosses the budget still finishes).
+    A resumed run continues the clock from the last stamp in the checkpoint's log history."""
 
-    def __init__(self, minutes: float):
-        self.seconds = minutes * 60
+    def __init__(self, minutes: float | None = None):
+        self.seconds = None if minutes is None else minutes * 60
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.time()
+        stamps = [e["elapsed_seconds"] for e in state.log_history if "elapsed_seconds" in e]
+        self.offset = stamps[-1] if stamps else 0.0
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.log_history:
+            state.log_history[-1]["elapsed_seconds"] = round(self.offset + time.time() - self.start, 1)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if time.time() - self.start > self.seconds:
+        if self.seconds is not None and time.time() - self.start > self.seconds:
             control.should_training_stop = True
+
+
+def resume_checkpoint(training_args) -> str | None:
+    """`training.resume_from_checkpoint` when given (a checkpoint folder, possibly another run's), else the newest
+    complete checkpoint in `output_dir` (a crashed run picks up where it stopped), else None."""
+    if training_args.resume_from_checkpoint:
+        return training_args.resume_from_checkpoint
+    found = latest_complete_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+    if found:
+        print(f"resuming from {found}")
+    return found
 
 
 # ------------------------------------------------------------------------------------------------------------- data
@@ -208,7 +228,7 @@ def build_trainer(model, tokenizer, datasets: dict, data_args, training_args) ->
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
         processing_class=tokenizer,
         compute_metrics=compute_metrics if training_args.predict_with_generate else None,
-        callbacks=[TimeBudgetCallback(budget)] if budget else None,
+        callbacks=[TrainingClock(budget)],
     )
 
 
@@ -286,7 +306,7 @@ def training_record(trainer, train_result, train_seconds: float, train_cpu_secon
         "train_loss_last_logged": losses[-1] if losses else None,
         "train_loss_mean": round(train_result.training_loss, 4),
         "eval_history": [
-            {k: e[k] for k in e if k in ("step", "epoch", "eval_loss", "eval_bleu")} for e in log if "eval_loss" in e
+            {k: e[k] for k in e if k in ("step", "epoch", "elapsed_seconds", "eval_loss", "eval_bleu")} for e in log if "eval_loss" in e
         ],
         "threads": torch.get_num_threads(),
     }
