@@ -224,16 +224,25 @@ def window_pairs(data: _EpochData, start: int, stop: int, window: int) -> tuple[
 # ---------------------------------------------------------------------------------------------------------------------
 # 3. closed-form sparse SGD (word2vec.c's updates, batched)
 # ---------------------------------------------------------------------------------------------------------------------
-def _scatter_weighted_rows(table, index, source, source_rows, weights) -> None:
+def _scatter_weighted_rows(table, index, source, source_rows, weights=None, *, cap=None, grouped=False) -> None:
     """table[index[t]] += weights[t] * source[source_rows[t]] for every t, summed over repeated indices.
 
     The Huffman nodes near the root are on nearly every path, so `index` repeats heavily; `index_add_` then costs a
     row operation per entry. Sorting by index, summing each index's rows with one fused `embedding_bag` (gather +
-    weighted sum, no [T, d] intermediate) and adding once per distinct index is several times faster on CPU."""
-    order = torch.argsort(index)
-    unique, counts = torch.unique_consecutive(index[order], return_counts=True)
+    weighted sum, no [T, d] intermediate) and adding once per distinct index is several times faster on CPU.
+    `grouped=True`: `index` already comes in runs (pairs ordered by centre word), so the sort is skipped.
+    `cap`: a row hit n > cap times gets its summed update scaled by cap / n (`Word2VecSGD.max_row_updates`)."""
+    if grouped and cap is not None:
+        raise ValueError("cap needs every occurrence of a row in one run: use grouped=False")
+    if not grouped:
+        order = torch.argsort(index)
+        index, source_rows = index[order], source_rows[order]
+        weights = None if weights is None else weights[order]
+    unique, counts = torch.unique_consecutive(index, return_counts=True)
     offsets = torch.cumsum(counts, 0) - counts
-    summed = F.embedding_bag(source_rows[order], source, offsets, mode="sum", per_sample_weights=weights[order])
+    summed = F.embedding_bag(source_rows, source, offsets, mode="sum", per_sample_weights=weights)
+    if cap is not None:
+        summed.mul_((cap / counts.clamp(min=cap).to(summed.dtype))[:, None])
     table.index_add_(0, unique, summed)
 
 
@@ -350,7 +359,7 @@ class Word2VecSGD:
             torch.bmm(sig_noise.transpose(1, 2), h_g, out=grad_noise[offset : offset + n_groups * k].view(n_groups, k, dim))
             offset += n_groups * k
         # targets repeat (a skip-gram centre word is the target of all its context pairs): summed per distinct row
-        _scatter_weighted_rows(w_out, targets, hidden, torch.arange(num, device=hidden.device), g_target)
+        _scatter_weighted_rows(w_out, targets, hidden, torch.arange(num, device=hidden.device), g_target, grouped=True)
         w_out.index_add_(0, noise, grad_noise)
         return error, loss
 
@@ -394,9 +403,61 @@ class Word2VecSGD:
         num, dim = inputs.shape[0], self.input_vectors.shape[1]
         hidden = torch.index_select(self.input_vectors, 0, inputs, out=self._buffer("hidden", num, dim))
         error, loss = self._output_step(hidden, targets, lr)
-        in_scale = self._row_scale(inputs, self.input_vectors.shape[0])
-        weights = in_scale if in_scale is not None else error.new_ones(num)
-        _scatter_weighted_rows(self.input_vectors, inputs, error, torch.arange(num, device=error.device), weights)
+        _scatter_weighted_rows(self.input_vectors, inputs, error, torch.arange(num, device=error.device),
+                               cap=self.max_row_updates)
+        return float(loss)
+
+    @torch.no_grad()
+    def skipgram_by_centre(self, rows: torch.Tensor, contexts: torch.Tensor, centres: torch.Tensor, lr: float) -> float:
+        """`skipgram(contexts, centres[rows], lr)` for pairs grouped by centre word (`window_pairs`' layout: pair p
+        is (`contexts[p]` -> `centres[rows[p]]`), rows sorted). Same updates; with hierarchical softmax the pairs of
+        one centre share its Huffman path, so the path's node vectors are read once per centre and the scores and
+        updates of all its pairs are small batched matmuls ([centres, pairs, depth]) instead of one gathered node
+        vector per (pair, node): about 4x less memory traffic. Negative sampling goes through `skipgram`."""
+        if self.config.objective != "hierarchical_softmax":
+            return self.skipgram(contexts, centres.index_select(0, rows), lr)
+        counts = torch.bincount(rows, minlength=centres.shape[0])
+        if not bool((counts > 0).all()):  # centres left without a pair in their window
+            keep = (counts > 0).nonzero().squeeze(1)
+            centres, counts = centres.index_select(0, keep), counts.index_select(0, keep)
+            remap = torch.full((int(rows.max()) + 1,), -1, dtype=rows.dtype, device=rows.device)
+            remap[keep] = torch.arange(keep.shape[0], device=keep.device)
+            rows = remap[rows]
+        num_centres, num_pairs = centres.shape[0], rows.shape[0]
+        dim, dtype, device = self.input_vectors.shape[1], self.input_vectors.dtype, self.input_vectors.device
+        width = int(counts.max())
+        slot = torch.arange(num_pairs, device=device) - (torch.cumsum(counts, 0) - counts).index_select(0, rows)
+        flat_pair = rows * width + slot  # where pair p sits in the padded [centres, width] layout
+        pair_mask = torch.zeros(num_centres * width, dtype=dtype, device=device)
+        pair_mask[flat_pair] = 1.0
+        padded_inputs = torch.zeros(num_centres * width, dtype=contexts.dtype, device=device)
+        padded_inputs[flat_pair] = contexts
+        hidden = torch.index_select(self.input_vectors, 0, padded_inputs,
+                                    out=self._buffer("hidden", num_centres * width, dim)).view(num_centres, width, dim)
+        lengths = self.lengths.index_select(0, centres)
+        depth = int(lengths.max())
+        nodes = self.points.index_select(0, centres)[:, :depth]  # [C, D]
+        codes = self.codes.index_select(0, centres)[:, :depth].to(dtype).unsqueeze(1)  # [C, 1, D]
+        depth_mask = (torch.arange(depth, device=device) < lengths[:, None]).to(dtype)  # [C, D]
+        w_node = self.output_vectors
+        v_node = torch.index_select(w_node, 0, nodes.reshape(-1), out=self._buffer("v_node", num_centres * depth, dim))
+        v_node = v_node.view(num_centres, depth, dim)
+        sig = torch.sigmoid(torch.bmm(hidden, v_node.transpose(1, 2)))  # [C, W, D]
+        mask = pair_mask.view(num_centres, width, 1) * depth_mask.view(num_centres, 1, depth)
+        # -log sigmoid(+-score): the branch probability is sig for code 0 and 1 - sig for code 1
+        loss = -(torch.log(torch.where(codes > 0, 1.0 - sig, sig).clamp_(min=1e-30)) * mask).sum()
+        g = (1.0 - codes - sig).mul_(mask).mul_(lr)  # word2vec.c: (1 - code - f) * alpha, 0 on padding
+        error = torch.bmm(g, v_node)  # [C, W, d]: error of each pair's h, from the node vectors before the batch
+        node_grad = torch.bmm(g.transpose(1, 2), hidden)  # [C, D, d]: summed over the centre's pairs
+        valid = depth_mask.view(-1).nonzero().squeeze(1)
+        node_index = nodes.reshape(-1).index_select(0, valid)
+        if self.max_row_updates is None:
+            node_weights = torch.ones(valid.shape[0], dtype=dtype, device=device)
+        else:  # a node's hits = the pairs whose path crosses it, as `_row_scale` counts them in `skipgram`
+            pairs_per_entry = counts[:, None].expand(num_centres, depth).reshape(-1).index_select(0, valid)
+            node_weights = self._row_scale(node_index, w_node.shape[0], pairs_per_entry.to(dtype))
+        _scatter_weighted_rows(w_node, node_index, node_grad.view(-1, dim), valid, node_weights)
+        _scatter_weighted_rows(self.input_vectors, contexts, error.view(-1, dim), flat_pair, cap=self.max_row_updates)
         return float(loss)
 
     @torch.no_grad()
@@ -415,9 +476,7 @@ class Word2VecSGD:
             rows = remap[rows]
         error, loss = self._output_step(hidden, centres, lr)
         # every context word of a centre gets the centre's error (not divided by the context size, as word2vec.c)
-        in_scale = self._row_scale(contexts, self.input_vectors.shape[0])
-        weights = in_scale if in_scale is not None else error.new_ones(rows.shape[0])
-        _scatter_weighted_rows(self.input_vectors, contexts, error, rows, weights)
+        _scatter_weighted_rows(self.input_vectors, contexts, error, rows, cap=self.max_row_updates)
         return float(loss)
 
 
@@ -535,9 +594,13 @@ def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dic
                 loss, pairs = 0.0, 0
             elif config.architecture == "skipgram":
                 # word2vec.c: the context word's input vector predicts the centre word
-                inputs = torch.from_numpy(contexts).to(device)
-                targets = torch.from_numpy(centres[rows]).to(device)
-                loss, pairs = kernel.skipgram(inputs, targets, lr), rows.shape[0]
+                loss = kernel.skipgram_by_centre(
+                    torch.from_numpy(rows).to(device),
+                    torch.from_numpy(contexts).to(device),
+                    torch.from_numpy(centres).to(device),
+                    lr,
+                )
+                pairs = rows.shape[0]
             else:
                 loss = kernel.cbow(
                     torch.from_numpy(rows).to(device),

@@ -222,6 +222,28 @@ def test_fast_sgd_step_equals_autograd(objective, architecture, cbow_mean, group
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
 
 
+@pytest.mark.parametrize("max_row_updates", [None, 2.0])
+def test_skipgram_hs_by_centre_equals_pair_by_pair_layout(max_row_updates):
+    # the centre-grouped HS kernel (one Huffman path per centre, batched matmuls) makes the updates of `skipgram`
+    config = Word2VecConfig(vocab_size=VOCAB, vector_size=8, word_counts=COUNTS, objective="hierarchical_softmax")
+    model = Word2VecForPreTraining(config)
+    with torch.no_grad():
+        model.output_layer.weight.normal_(0, 0.3)
+        model.word2vec.embeddings.weight.normal_(0, 0.3)
+    reference, initial = copy.deepcopy(model), copy.deepcopy(model)
+    g = torch.Generator().manual_seed(2)
+    centres = torch.randint(0, VOCAB, (12,), generator=g)
+    per_centre = torch.tensor([3, 0, 1, 4, 4, 2, 0, 1, 3, 4, 2, 1])  # centres 1 and 6 have no pair
+    rows = torch.arange(12).repeat_interleave(per_centre)
+    contexts = torch.randint(0, VOCAB, (rows.shape[0],), generator=g)
+    loss = Word2VecSGD(model, max_row_updates=max_row_updates).skipgram_by_centre(rows, contexts, centres, 0.2)
+    expected = Word2VecSGD(reference, max_row_updates=max_row_updates).skipgram(contexts, centres[rows], 0.2)
+    assert loss == pytest.approx(expected, rel=1e-5)
+    for (name, a), b, before in zip(model.named_parameters(), reference.parameters(), initial.parameters()):
+        assert not torch.equal(b, before), name  # the step moved both tables
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+
+
 def test_cbow_mean_update_is_word2vec_c():
     # cbow_mean: the error of h is added to each context vector undivided (word2vec.c), i.e. count x autograd's step
     config = Word2VecConfig(vocab_size=VOCAB, vector_size=8, word_counts=COUNTS, architecture="cbow", negative=3)
