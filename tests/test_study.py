@@ -185,3 +185,32 @@ def test_bad_subset_is_rejected():
         cli.parse_args(["--subset", "lm,speech"])
     with pytest.raises(ValueError, match="unknown lm setting"):
         lm.settings_from({"hidden": 3}, quick=True)
+
+
+def test_time_to_validation_bleu_from_run_folders(tmp_path):
+    import translation_time_to_bleu as ttb  # benchmarks/ is on sys.path (above)
+
+    def run(name, history, train_seconds=100.0):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps(
+            {"eval_history": history, "train_seconds": train_seconds, "threads": 1, "test_bleu": 30.0}))
+        return str(folder)
+
+    rnn = run("rnn", [{"epoch": 1, "step": 10, "elapsed_seconds": 600, "eval_bleu": 12.0},
+                      {"epoch": 2, "step": 20, "elapsed_seconds": 1200, "eval_bleu": 21.5},
+                      {"epoch": 3, "step": 30, "elapsed_seconds": 1800, "eval_bleu": 26.0}])
+    first = run("first", [], train_seconds=3600.0)
+    resumed = run("resumed", [{"epoch": 6, "step": 60, "elapsed_seconds": 300, "eval_bleu": 27.0},
+                              {"epoch": 7, "step": 70, "elapsed_seconds": 900, "eval_bleu": 31.0}])
+    out = tmp_path / "ttb"
+    ttb.main([f"RNN={rnn}", f"Transformer={resumed}+{first}", "--thresholds", "20", "25", "30", "--out", str(out)])
+    report = json.loads((tmp_path / "ttb.json").read_text())
+    by_label = {r["label"]: r for r in report["runs"]}
+    assert by_label["RNN"]["time_to"] == {"20.0": 1200, "25.0": 1800, "30.0": None}
+    assert by_label["Transformer"]["time_to"] == {"20.0": 3900.0, "25.0": 3900.0, "30.0": 4500.0}
+    assert by_label["Transformer"]["upper_bound"] == {"20.0": True, "25.0": True, "30.0": False}
+    markdown = (tmp_path / "ttb.md").read_text()
+    assert "| RNN | 0.33 h | 0.50 h | not reached | 26.00 | 3 |" in markdown
+    assert "| Transformer | ≤ 1.08 h | ≤ 1.08 h | 1.25 h | 31.00 | 7 |" in markdown
+    assert (tmp_path / "ttb.png").stat().st_size > 10_000
