@@ -65,7 +65,9 @@ def main(argv=None):
     parser.add_argument("--out", default="benchmarks/results/multi30k_time_to_bleu")
     args = parser.parse_args(argv)
 
-    report = {"thresholds": args.thresholds, "runs": []}
+    command = "python benchmarks/translation_time_to_bleu.py " + " ".join(
+        repr(x) if " " in x else x for x in (argv if argv is not None else sys.argv[1:]))
+    report = {"command": command, "thresholds": args.thresholds, "runs": []}
     for spec in args.runs:
         if "=" not in spec:
             raise SystemExit(f"expected LABEL=RUN, got {spec!r}")
@@ -94,7 +96,7 @@ def main(argv=None):
     lines = [
         "# Training time to a validation BLEU (Multi30k de->en, greedy decoding of the 1,014 validation pairs)",
         "",
-        f"Command: `python benchmarks/translation_time_to_bleu.py {' '.join(repr(s) for s in args.runs)}`",
+        f"Command: `{command}`",
         "",
         "Time = training wall time (validation decoding excluded) when the epoch's validation BLEU was measured.",
         "",

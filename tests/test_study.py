@@ -178,6 +178,24 @@ def test_translation_rows_from_finished_runs(tmp_path):
     table = md_tables(md)[0]
     assert_table_matches(table, sec["systems"], report.TRANSLATION_COLUMNS)
     assert "tok:13a" in md and fmt(21.25) in md and "luong" in md
+    assert "validation BLEU was not measured" in md  # no time-to-BLEU file given
+
+
+def test_translation_section_includes_time_to_bleu(tmp_path):
+    import translation_time_to_bleu as ttb  # benchmarks/ is on sys.path (above)
+
+    run = tmp_path / "rnn"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"train_seconds": 10.0, "eval_history": [
+        {"epoch": 1, "step": 5, "elapsed_seconds": 1800, "eval_bleu": 22.0},
+        {"epoch": 2, "step": 10, "elapsed_seconds": 3600, "eval_bleu": 27.5}]}))
+    ttb.main([f"GRU={run}", "--thresholds", "20", "25", "--out", str(tmp_path / "ttb")])
+    sec = translation.run(str(tmp_path / "out"), str(tmp_path / "runs"), quick=True, budget_minutes=1.0,
+                          collect_from={"none": str(tmp_path / "absent")}, systems=["none"],
+                          time_to_bleu=str(tmp_path / "ttb.json"))
+    md = "\n".join(report._translation(sec))
+    assert "| GRU | 0.50 h | 1.00 h | 27.50 | 2 |" in md
+    assert "](../ttb.png)" in md
 
 
 def test_bad_subset_is_rejected():

@@ -58,6 +58,10 @@ def parse_args(argv=None):
                    help=f"comma-separated subset of {','.join(translation.SYSTEMS)}")
     p.add_argument("--translation-collect", nargs="*", metavar="SYSTEM=RUN_DIR",
                    help="read finished results.json from these run folders instead of training")
+    p.add_argument("--translation-time-to-bleu", metavar="JSON",
+                   default=os.path.join("benchmarks", "results", "multi30k_time_to_bleu.json"),
+                   help="time-to-validation-BLEU results of benchmarks/translation_time_to_bleu.py to include "
+                        "(ignored in --quick mode or when the file is absent)")
     p.add_argument("--report-only", action="store_true", help="re-render REPORT.md from study.json; run nothing")
     p.add_argument("--lm-worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -125,8 +129,10 @@ def main(argv=None) -> dict:
             if collect:
                 collect = {k: v if os.path.isabs(v) else os.path.join(REPO, v) for k, v in collect.items()}
             systems = [x for x in args.translation_systems.split(",") if x]
+            timing = None if args.quick else os.path.join(REPO, args.translation_time_to_bleu)
             done["translation"] = translation.run(
-                out, os.path.join(run_dir, "translation"), args.quick, args.translation_minutes, collect, systems)
+                out, os.path.join(run_dir, "translation"), args.quick, args.translation_minutes, collect, systems,
+                timing)
         elif name == "word_vectors":
             done["word_vectors"] = word_vectors.run()
         done[name]["command"] = header["command"]

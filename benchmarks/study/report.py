@@ -125,8 +125,32 @@ def _translation(sec: dict) -> list[str]:
         out += [f"- Not in the table: **{m['system']}**: {m['reason']}"]
     if sec.get("missing"):
         out += [""]
-    out += ["Training time to a given validation BLEU was not measured: the CPU configs skip validation decoding "
-            "(it costs as much as training on this machine).", ""]
+    timing = sec.get("time_to_bleu")
+    if not timing:
+        out += ["Training time to a given validation BLEU was not measured: the CPU configs skip validation decoding "
+                "(it costs as much as training on this machine).", ""]
+        return out
+    thresholds = timing["thresholds"]
+    out += [f"Training time to a validation BLEU (greedy, the 1,014 validation pairs after every epoch), from "
+            f"`{timing['file']}` (command: `{timing['command']}`); training wall time on one CPU thread, validation "
+            "decoding excluded:", "",
+            "| System | " + " | ".join(f"BLEU {t:g}" for t in thresholds) + " | Best validation BLEU | Epochs |",
+            "|" + "---|" * (len(thresholds) + 3)]
+    for r in timing["runs"]:
+        cells = []
+        for t in thresholds:
+            seconds = r["time_to"][str(t)]
+            bound = "≤ " if (r.get("upper_bound") or {}).get(str(t)) else ""
+            cells.append("not reached" if seconds is None else f"{bound}{seconds / 3600:.2f} h")
+        out.append(f"| {r['label']} | " + " | ".join(cells)
+                   + f" | {fmt(r['best_validation_bleu'])} | {fmt(r['points'][-1]['epoch'])} |")
+    out += [""]
+    for r in timing["runs"]:
+        if r.get("resumed_after"):
+            out += [f"{r['label']} resumed from a checkpoint of {', '.join(r['resumed_after'])}, which trained "
+                    f"{r['offset_seconds'] / 3600:.2f} h without validation: its first point is an upper bound.", ""]
+    if sec["plots"].get("time_to_bleu"):
+        out += [f"![validation BLEU against training time]({sec['plots']['time_to_bleu']})", ""]
     return out
 
 

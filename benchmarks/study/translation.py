@@ -98,7 +98,9 @@ def score(name: str, out_dir: str) -> dict:
 
 
 def run(results_dir: str, run_dir: str, quick: bool, budget_minutes: float, collect_from: dict | None = None,
-        systems: list[str] | None = None) -> dict:
+        systems: list[str] | None = None, time_to_bleu: str | None = None) -> dict:
+    """The table of `systems` (trained here, or collected from `collect_from`'s run folders), and, when
+    `time_to_bleu` names the JSON of `benchmarks/translation_time_to_bleu.py`, its time-to-validation-BLEU rows."""
     systems = systems or list(SYSTEMS)
     os.makedirs(results_dir, exist_ok=True)
     rows, missing, launched = [], [], []
@@ -131,5 +133,12 @@ def run(results_dir: str, run_dir: str, quick: bool, budget_minutes: float, coll
         plots["bleu_by_length"] = os.path.basename(plot_bleu_by_length(
             by_len, os.path.join(results_dir, "translation_bleu_by_length.png"),
             title="Multi30k De->En test BLEU by source length" if not quick else "BLEU by source length (quick)"))
+    timing = None
+    if time_to_bleu and os.path.isfile(time_to_bleu):
+        timing = read_json(time_to_bleu)
+        timing["file"] = os.path.relpath(time_to_bleu, REPO)
+        picture = os.path.splitext(time_to_bleu)[0] + ".png"
+        if os.path.isfile(picture):
+            plots["time_to_bleu"] = os.path.relpath(picture, results_dir)
     return {"systems": rows, "missing": missing, "launched": launched, "budget_minutes": budget_minutes,
-            "plots": plots}
+            "plots": plots, "time_to_bleu": timing}
