@@ -95,7 +95,12 @@ def run_hf_seq(setting: str, args, queue):
     import torch
 
     from hf_seq.models.word2vec import Word2VecForPreTraining, Word2VecKeyedVectors
-    from hf_seq.word2vec_utils import Word2VecTrainingArguments, prepare_word2vec, train_word2vec
+    from hf_seq.word2vec_utils import (
+        Word2VecTrainingArguments,
+        default_batch_words,
+        prepare_word2vec,
+        train_word2vec,
+    )
 
     lines = _load_lines(args)
     p = SETTINGS[setting]
@@ -120,6 +125,7 @@ def run_hf_seq(setting: str, args, queue):
         "corpus_words": corpus.raw_words, "train_seconds": seconds,
         "words_per_s": corpus.raw_words * args.epochs / seconds, "peak_rss_mb": _memory_kb("VmHWM") / 1024,
         "rss_before_train_mb": rss_before / 1024, "loss_per_epoch": [round(h["loss"], 4) for h in history],
+        "batch_words": args.batch_words or default_batch_words(config),
         **_evaluate(kv),
     })
 
@@ -167,7 +173,9 @@ def write_markdown(report, path):
             "",
             *ratio_lines,
             "",
-            f"hf-seq trainer settings: batch_words {report['hf_seq_args']['batch_words']}, negatives_shared_by "
+            "hf-seq trainer settings: batch_words "
+            + ", ".join(f"{r['setting']} {r['batch_words']}" for r in report["results"] if "batch_words" in r)
+            + f", negatives_shared_by "
             f"{report['hf_seq_args']['negatives_shared_by']}, max_row_updates {report['hf_seq_args']['max_row_updates']}.",
             "Analogies: 3CosAdd over the 30k most frequent words, questions with an unknown word skipped (gensim's "
             "rule); both systems scored by the same code. Peak RSS includes the Python/torch or gensim baseline.",
@@ -186,7 +194,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
-    parser.add_argument("--batch-words", type=int, default=1024)
+    parser.add_argument("--batch-words", type=int, default=None,
+                        help="centre words per batch (default: the trainer's, 1024 skip-gram / 4096 CBOW)")
     parser.add_argument("--negatives-shared-by", type=int, default=32)
     parser.add_argument("--max-row-updates", type=float, default=64.0)
     parser.add_argument("--out", default=os.path.join(RESULTS, "word2vec_vs_gensim"))
