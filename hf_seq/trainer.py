@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
 from tqdm.auto import tqdm
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
@@ -51,6 +51,42 @@ class StatefulLMTrainer(Trainer):
             self._carried = outputs.cache.detach()
         loss = F.cross_entropy(outputs.logits.flatten(0, 1).float(), targets.flatten())
         return (loss, outputs) if return_outputs else loss
+
+
+class EpochDecayCallback(TrainerCallback):
+    """Zaremba et al. (2014)'s schedule: the learning rate stays at `TrainingArguments.learning_rate` for the first
+    `start_epoch` epochs, then is multiplied by `decay` at the start of every further epoch (their small model:
+    lr 1, start_epoch 4, decay 0.5; medium: start_epoch 6, decay 1/1.2). Use it with `lr_scheduler_type="constant"`.
+
+    The rate is set from the epoch number each time an epoch begins (through the scheduler's `base_lrs`), so a run
+    resumed from a checkpoint gets the same rates as an uninterrupted one.
+    """
+
+    def __init__(self, decay: float, start_epoch: int):
+        if not 0.0 < decay <= 1.0:
+            raise ValueError(f"decay must be in (0, 1], got {decay!r}")
+        if int(start_epoch) != start_epoch or start_epoch < 0:
+            raise ValueError(f"start_epoch must be a non-negative integer, got {start_epoch!r}")
+        self.decay, self.start_epoch = float(decay), int(start_epoch)
+
+    def rate(self, base: float, epoch: int) -> float:
+        """The learning rate of 0-based epoch `epoch`."""
+        return base * self.decay ** max(0, epoch - self.start_epoch + 1)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        scheduler = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)  # SchedulerType or str
+        if scheduler != "constant":
+            raise ValueError(f"EpochDecayCallback sets the rate itself: use lr_scheduler_type='constant', got {scheduler!r}")
+
+    def on_epoch_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
+        epoch = int(math.floor((state.epoch or 0.0) + 1e-6))  # epochs completed = index of the one starting
+        lr = self.rate(args.learning_rate, epoch)
+        if lr_scheduler is not None:
+            lr_scheduler.base_lrs = [lr for _ in lr_scheduler.base_lrs]
+            lr_scheduler._last_lr = [lr for _ in lr_scheduler.base_lrs]  # what Trainer logs (get_last_lr)
+        if optimizer is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
 
 @torch.no_grad()
@@ -119,4 +155,4 @@ def windowed_perplexity(
     return {"loss": mean, "perplexity": math.exp(mean), "tokens": count}
 
 
-__all__ = ["StatefulLMTrainer", "evaluate_perplexity", "windowed_perplexity"]
+__all__ = ["EpochDecayCallback", "StatefulLMTrainer", "evaluate_perplexity", "windowed_perplexity"]

@@ -17,7 +17,7 @@ import hf_seq  # noqa: F401
 from hf_seq.data import contiguous_stream_blocks, group_into_blocks, load_text_splits
 from hf_seq.models.recurrent import GRUConfig, GRUForCausalLM, LSTMConfig, LSTMForCausalLM
 from hf_seq.tokenization import build_word_level_tokenizer
-from hf_seq.trainer import StatefulLMTrainer, evaluate_perplexity
+from hf_seq.trainer import EpochDecayCallback, StatefulLMTrainer, evaluate_perplexity
 from hf_seq.yaml_config import ConfigError
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -184,10 +184,54 @@ def test_train_lm_transformer_decoder_smoke(tmp_path, capsys):
 
 @pytest.mark.parametrize("name", ["lstm_timemachine", "gru_timemachine", "rnn_timemachine", "lstm_ptb_small",
                                   "lstm_ptb_small_shuffled", "lstm_ptb_medium_gpu", "lstm_wikitext2",
-                                  "transformer_lm_ptb", "lstm_wikitext2_small", "transformer_lm_wikitext2"])
+                                  "transformer_lm_ptb", "lstm_wikitext2_small", "transformer_lm_wikitext2",
+                                  "lstm_ptb_zaremba_small"])
 def test_every_lm_config_parses(name):
     train_lm = load_script("train_lm")
     arch, model_kw, data, args, gen = train_lm.parse(os.path.join(ROOT, "configs", f"{name}.yaml"))
     extra = train_lm.DECODER_ONLY if arch == "transformer" else {}
     train_lm.ARCHITECTURES[arch](vocab_size=100, **model_kw, **extra)  # the model section builds a valid config
     assert args.max_grad_norm > 0  # clipping stays on
+
+
+def _decay_trainer(tmp_path, tokens, **kw):
+    torch.manual_seed(0)
+    model = LSTMForCausalLM(LSTMConfig(vocab_size=int(tokens.max()) + 1, hidden_size=16, num_hidden_layers=1))
+    args = TrainingArguments(output_dir=str(tmp_path), num_train_epochs=4, learning_rate=1.0, optim="sgd",
+                             lr_scheduler_type="constant", per_device_train_batch_size=4, report_to="none",
+                             save_strategy="epoch", logging_steps=1, use_cpu=True, label_names=["target_ids"],
+                             seed=0, **kw)
+    return StatefulLMTrainer(model=model, args=args, train_dataset=contiguous_stream_blocks(tokens, 4, 10),
+                             data_collator=default_data_collator, callbacks=[EpochDecayCallback(0.5, 2)])
+
+
+def test_epoch_decay_is_zaremba_schedule_and_resumes_exactly(tmp_path):
+    tokens = np.random.default_rng(0).integers(0, 30, 4 * 10 * 3 + 1)  # 3 steps per epoch
+    full = _decay_trainer(tmp_path / "full", tokens)
+    full.train()
+    rates = [(round(e["epoch"], 3), e["learning_rate"]) for e in full.state.log_history if "learning_rate" in e]
+    by_epoch = {}
+    for epoch, lr in rates:
+        by_epoch.setdefault(math.ceil(epoch) - 1, set()).add(lr)
+    assert by_epoch == {0: {1.0}, 1: {1.0}, 2: {0.5}, 3: {0.25}}  # full rate for 2 epochs, then halved per epoch
+    resumed = _decay_trainer(tmp_path / "resumed", tokens)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-6"))  # after epoch 2
+    again = [(round(e["epoch"], 3), e["learning_rate"]) for e in resumed.state.log_history if "learning_rate" in e]
+    assert again == rates
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_epoch_decay_needs_a_constant_scheduler(tmp_path):
+    with pytest.raises(ValueError, match="decay must be in"):
+        EpochDecayCallback(1.5, 2)
+    tokens = np.arange(200) % 30
+    trainer = _decay_trainer(tmp_path, tokens)
+    trainer.args.lr_scheduler_type = "linear"
+    with pytest.raises(ValueError, match="lr_scheduler_type='constant'"):
+        trainer.train()
+    train_lm = load_script("train_lm")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  architecture: lstm\ndata:\n  lr_decay: 0.5\ntraining:\n  output_dir: x\n")
+    with pytest.raises(ConfigError, match="lr_scheduler_type: constant"):
+        train_lm.parse(str(bad))

@@ -45,7 +45,7 @@ from hf_seq.models.recurrent import GRUConfig, LSTMConfig, RNNConfig
 from hf_seq.models.transformer import TransformerConfig
 from hf_seq.plotting import plot_training_curve
 from hf_seq.tokenization import build_bpe_tokenizer, build_char_level_tokenizer, build_word_level_tokenizer
-from hf_seq.trainer import StatefulLMTrainer, evaluate_perplexity, windowed_perplexity
+from hf_seq.trainer import EpochDecayCallback, StatefulLMTrainer, evaluate_perplexity, windowed_perplexity
 from hf_seq.yaml_config import ConfigError, check_keys, check_types, parse_sections
 
 ARCHITECTURES = {"rnn": RNNConfig, "gru": GRUConfig, "lstm": LSTMConfig, "transformer": TransformerConfig}
@@ -86,6 +86,12 @@ class DataArguments:
     eval_stride: int | None = field(
         default=None, metadata={"help": "Transformer only: sliding-window step of the evaluation (default block_size // 2)"}
     )
+    lr_decay: float | None = field(
+        default=None,
+        metadata={"help": "Zaremba et al.'s schedule: multiply the learning rate by this at the start of every epoch "
+                          "after lr_decay_start_epoch (needs training.lr_scheduler_type: constant)"},
+    )
+    lr_decay_start_epoch: int = field(default=4, metadata={"help": "epochs trained at the full learning rate"})
 
 
 @dataclass
@@ -123,6 +129,11 @@ def parse(config_path: str, smoke: bool = False, output_dir: str | None = None):
             f"{config_path}: data.stateful_bptt carries a recurrent state across batches; the Transformer has none "
             "(set stateful_bptt: false, or choose a recurrent architecture)"
         )
+    if data.lr_decay is not None and not 0 < data.lr_decay <= 1:
+        raise ConfigError(f"{config_path}: data.lr_decay ({data.lr_decay}) must be in (0, 1]")
+    if data.lr_decay is not None and train_kw.get("lr_scheduler_type", "linear") != "constant":
+        raise ConfigError(f"{config_path}: data.lr_decay sets the learning rate per epoch; it needs "
+                          f"training.lr_scheduler_type: constant, got {train_kw.get('lr_scheduler_type', 'linear')!r}")
     if data.eval_stride is not None and not 0 < data.eval_stride <= data.block_size:
         raise ConfigError(f"{config_path}: data.eval_stride ({data.eval_stride}) must be in (0, block_size={data.block_size}]")
     if smoke:
@@ -201,8 +212,9 @@ def main(argv=None):
         train_ds = group_into_blocks(streams["train"], data.block_size).shuffle(seed=args.seed)
         eval_ds = group_into_blocks(streams["validation"], data.block_size)
         trainer_cls = Trainer
+    callbacks = [EpochDecayCallback(data.lr_decay, data.lr_decay_start_epoch)] if data.lr_decay else None
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                          data_collator=default_data_collator)
+                          data_collator=default_data_collator, callbacks=callbacks)
     resume = args.resume_from_checkpoint
     if resume is None and os.path.isdir(args.output_dir):
         # an interrupted run picks up where it stopped; a checkpoint cut short by a crash mid-save is skipped
