@@ -182,7 +182,9 @@ def latest_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------ checkpoint averaging
-_NON_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "config.json")
+# not copied from the template folder: the weights (written anew) and a Trainer checkpoint's training state
+_NOT_COPIED = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "config.json",
+               "optimizer.pt", "scheduler.pt", "scaler.pt", "trainer_state.json", "training_args.bin")
 
 
 def average_checkpoints(model_dir: str | os.PathLike, checkpoints: list[str | os.PathLike]):
@@ -252,7 +254,8 @@ def average_checkpoints(model_dir: str | os.PathLike, checkpoints: list[str | os
 def save_averaged_checkpoints(model_dir: str | os.PathLike, checkpoints: list[str | os.PathLike],
                               output_dir: str | os.PathLike) -> str:
     """`average_checkpoints` saved as a complete model folder: the averaged weights plus every other file of
-    `model_dir` (tokenizer, generation config, custom pipeline code, model card), so it loads like the original."""
+    `model_dir` (tokenizer, generation config, custom pipeline code, model card; not a checkpoint's optimizer,
+    scheduler, RNG or trainer state), so it loads like the original."""
     import shutil
 
     model_dir, output_dir = os.fspath(model_dir), os.fspath(output_dir)
@@ -262,7 +265,7 @@ def save_averaged_checkpoints(model_dir: str | os.PathLike, checkpoints: list[st
     os.makedirs(output_dir, exist_ok=True)
     for name in os.listdir(model_dir):
         source = os.path.join(model_dir, name)
-        if name not in _NON_WEIGHT_FILES and os.path.isfile(source):
+        if name not in _NOT_COPIED and not name.startswith("rng_state") and os.path.isfile(source):
             shutil.copy2(source, os.path.join(output_dir, name))
     model.save_pretrained(output_dir)
     logger.info("averaged %d checkpoints into %s", len(checkpoints), output_dir)

@@ -477,14 +477,19 @@ def cmd_publish(args, extra) -> int:
 def cmd_average(args, extra) -> int:
     from .checkpointing import list_checkpoints, safetensors_problem, save_averaged_checkpoints
 
-    model_dir = resolve(args.folder)
+    complete = [c for c in list_checkpoints(args.folder)
+                if os.path.isfile(os.path.join(c, "model.safetensors"))
+                and not safetensors_problem(os.path.join(c, "model.safetensors"))]
+    try:
+        model_dir = resolve(args.folder)
+    except CLIError:
+        if not complete:
+            raise
+        model_dir = complete[0]  # a run still training: its newest checkpoint (config + tokenizer) is the template
     if not os.path.isdir(model_dir):
         raise CLIError(f"{args.folder!r} is not a local model folder")
     checkpoints = list(args.checkpoints)
     if args.last:
-        complete = [c for c in list_checkpoints(args.folder)
-                    if os.path.isfile(os.path.join(c, "model.safetensors"))
-                    and not safetensors_problem(os.path.join(c, "model.safetensors"))]
         if len(complete) < args.last:
             raise CLIError(f"--last {args.last}: {args.folder!r} has {len(complete)} checkpoint folders with "
                            f"complete weights")

@@ -2,6 +2,7 @@
 `save_averaged_checkpoints` and `hf-seq average`."""
 
 import os
+import shutil
 
 import pytest
 import torch
@@ -66,6 +67,16 @@ def test_cli_averages_the_newest_checkpoints(run_folder, tmp_path, capsys):
     assert "checkpoint-20, checkpoint-30" in capsys.readouterr().out
     expected = average_checkpoints(run_folder / "model", [run_folder / "checkpoint-20", run_folder / "checkpoint-30"])
     got = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "avg")
+    for name, value in expected.state_dict().items():
+        assert torch.equal(got.state_dict()[name], value), name
+    # a run still training (no model/ yet): the newest checkpoint is the template, without its training state
+    shutil.rmtree(run_folder / "model")
+    for name in ("optimizer.pt", "trainer_state.json", "rng_state.pth"):
+        (run_folder / "checkpoint-30" / name).write_bytes(b"state")
+    assert main(["average", str(run_folder), "--last", "3", "--output-dir", str(tmp_path / "running")]) == 0
+    expected = average_checkpoints(run_folder / "checkpoint-30", [run_folder / f"checkpoint-{s}" for s in (10, 20, 30)])
+    got = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "running")
+    assert not {"optimizer.pt", "trainer_state.json", "rng_state.pth"} & set(os.listdir(tmp_path / "running"))
     for name, value in expected.state_dict().items():
         assert torch.equal(got.state_dict()[name], value), name
     assert main(["average", str(run_folder), "--last", "4", "--output-dir", str(tmp_path / "x")]) == 2
