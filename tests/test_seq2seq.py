@@ -477,6 +477,18 @@ def test_training_script_smoke(tmp_path):
         assert hyps[i] == alone == rescored["sample_translations"][i]["hypothesis"], (i, source)
     assert len(set(hyps)) > 1
 
+    # --tune-decoding: beam size and length penalty chosen on validation, applied to the test set and saved
+    tuned = train_seq2seq.main([experiment, "--smoke", "--tune-decoding", "--output_dir", str(out)])
+    search = tuned["decoding_tuned_on_validation"]
+    assert [(r["num_beams"], r["length_penalty"]) for r in search["grid"]] == [
+        (1, 1.0), (4, 0.6), (4, 1.0), (4, 1.4), (8, 0.6), (8, 1.0), (8, 1.4)]
+    assert search["chosen"]["validation_bleu"] == max(r["validation_bleu"] for r in search["grid"])
+    assert search["validation_pairs"] == 20
+    chosen = (search["chosen"]["num_beams"], search["chosen"]["length_penalty"])
+    saved = json.loads((out / "model" / "generation_config.json").read_text())
+    assert tuned["test_num_beams"] == saved.get("num_beams", 1) == chosen[0]
+    assert saved.get("length_penalty", 1.0) == chosen[1]
+
 
 def test_bleu_helpers_and_length_plot(tmp_path):
     from hf_seq.seq2seq_utils import bleu_by_source_length, bleu_report, plot_bleu_by_length

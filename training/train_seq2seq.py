@@ -84,7 +84,8 @@ SMOKE = {
     "training": {"max_steps": 15, "logging_steps": 5, "per_device_train_batch_size": 32, "eval_strategy": "no",
                  "save_strategy": "no", "report_to": "none", "use_cpu": True, "disable_tqdm": True},
 }
-USAGE = "usage: train_seq2seq.py CONFIG.yaml [--smoke] [--eval-only] [--output_dir DIR] [section.key=value ...]"
+USAGE = ("usage: train_seq2seq.py CONFIG.yaml [--smoke] [--eval-only | --tune-decoding] [--output_dir DIR] "
+         "[section.key=value ...]")
 
 
 def parse_argv(argv: list[str]) -> tuple[dict, bool, bool]:
@@ -129,7 +130,9 @@ def attention_heatmap(model, tokenizer, data_args):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tune = "--tune-decoding" in argv  # eval-only, with beam size / length penalty chosen on validation first
+    argv = [a for a in argv if a != "--tune-decoding"] + (["--eval-only"] if tune else [])
     raw, smoke, eval_only = parse_argv(argv)
     data_args, training_args = parse_arguments(raw, DataArguments)
     set_seed(training_args.seed)
@@ -138,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 1. data and a joint byte-level BPE vocabulary over both sides of the training set
     pairs = load_pairs(data_args, training_args.seed, TOY)
     if eval_only:
-        return rescore(RNNSeq2SeqForConditionalGeneration, data_args, training_args, pairs, attention_heatmap)
+        return rescore(RNNSeq2SeqForConditionalGeneration, data_args, training_args, pairs, attention_heatmap, tune)
     tokenizer = joint_bpe_tokenizer(pairs, data_args)
     datasets = {name: tokenize_pairs(p, tokenizer, data_args) for name, p in pairs.items()}
 

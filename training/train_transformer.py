@@ -77,7 +77,7 @@ class DataArguments:
 
 TOY = {"n": 1200, "train": 1000, "validation": 100, "vocab": 30, "lengths": (3, 8)}
 MODEL_KEYS = config_keys(TransformerConfig)  # fields and the paper's names (d_model, d_ff, num_heads, N)
-USAGE = "usage: train_transformer.py CONFIG.yaml [--eval-only] [section.key=value ...]"
+USAGE = "usage: train_transformer.py CONFIG.yaml [--eval-only | --tune-decoding] [section.key=value ...]"
 
 
 def build_model(model_overrides: dict, tokenizer, data_args: DataArguments) -> TransformerForConditionalGeneration:
@@ -109,8 +109,9 @@ def attention_heatmap(model, tokenizer, data_args):
 
 def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
-    eval_only = "--eval-only" in argv  # re-score the saved model of a finished run
-    argv = [a for a in argv if a != "--eval-only"]
+    tune = "--tune-decoding" in argv  # eval-only, with beam size / length penalty chosen on validation first
+    eval_only = tune or "--eval-only" in argv  # re-score the saved model of a finished run
+    argv = [a for a in argv if a not in ("--eval-only", "--tune-decoding")]
     if not argv or argv[0].startswith("-"):
         raise SystemExit(USAGE)
     raw = load_config_file(argv[0], DataArguments, MODEL_KEYS)
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 1. data and a joint BPE vocabulary (§5.1) trained on both sides of the training set
     pairs = load_pairs(data_args, training_args.seed, TOY)
     if eval_only:
-        return rescore(TransformerForConditionalGeneration, data_args, training_args, pairs, attention_heatmap)
+        return rescore(TransformerForConditionalGeneration, data_args, training_args, pairs, attention_heatmap, tune)
     tokenizer = joint_bpe_tokenizer(pairs, data_args)
     datasets = {name: tokenize_pairs(p, tokenizer, data_args) for name, p in pairs.items()}
 

@@ -272,9 +272,31 @@ def test_report(model, tokenizer, test_pairs, data_args, training_args,
     }
 
 
-def rescore(model_cls, data_args, training_args, pairs, heatmap_for=None) -> dict:
+DECODING_GRID = {"num_beams": (1, 4, 8), "length_penalty": (0.6, 1.0, 1.4)}
+
+
+def tune_decoding(model, tokenizer, validation_pairs, data_args, training_args, grid: dict = DECODING_GRID) -> dict:
+    """Choose the beam size and length penalty with the best BLEU on the validation pairs (never the test set);
+    sets `data_args.test_num_beams` / `test_length_penalty` and returns the whole grid with the choice."""
+    sources, refs = [s for s, _ in validation_pairs], [t for _, t in validation_pairs]
+    rows = []
+    for beams in grid["num_beams"]:
+        for penalty in grid["length_penalty"] if beams > 1 else (1.0,):  # the penalty only ranks beam hypotheses
+            hyps = translate(model, tokenizer, sources, training_args.per_device_eval_batch_size, num_beams=beams,
+                             max_new_tokens=data_args.max_target_length, length_penalty=penalty)
+            rows.append({"num_beams": beams, "length_penalty": penalty,
+                         "validation_bleu": bleu_report(hyps, refs, data_args.target_lang)["bleu"]})
+            print(json.dumps(rows[-1]), flush=True)
+    best = max(rows, key=lambda r: r["validation_bleu"])
+    data_args.test_num_beams, data_args.test_length_penalty = best["num_beams"], best["length_penalty"]
+    return {"validation_pairs": len(validation_pairs), "grid": rows, "chosen": best}
+
+
+def rescore(model_cls, data_args, training_args, pairs, heatmap_for=None, tune: bool = False) -> dict:
     """`--eval-only`: decode the test set again with the run's saved `model/` and update its results.json.
-    `heatmap_for(model, tokenizer, data_args)` gives the `heatmap` argument of `test_report`."""
+    `heatmap_for(model, tokenizer, data_args)` gives the `heatmap` argument of `test_report`. `tune`
+    (`--tune-decoding`): first choose beam size and length penalty on the validation set (`tune_decoding`), decode
+    the test set with them and save them as the model's generation config."""
     from transformers import AutoTokenizer
 
     model_dir = os.path.join(training_args.output_dir, "model")
@@ -285,6 +307,14 @@ def rescore(model_cls, data_args, training_args, pairs, heatmap_for=None) -> dic
     if os.path.isfile(results_path):
         with open(results_path, encoding="utf-8") as f:
             results = json.load(f)
+    if tune:
+        if not pairs.get("validation"):
+            raise SystemExit("--tune-decoding needs validation pairs (data.max_eval_samples > 0)")
+        results["decoding_tuned_on_validation"] = tune_decoding(model, tokenizer, pairs["validation"], data_args,
+                                                                training_args)
+        model.generation_config.num_beams = data_args.test_num_beams
+        model.generation_config.length_penalty = data_args.test_length_penalty
+        model.generation_config.save_pretrained(model_dir)
     heatmap = heatmap_for(model, tokenizer, data_args) if heatmap_for else None
     results.update(test_report(model, tokenizer, pairs["test"], data_args, training_args, heatmap))
     with open(results_path, "w", encoding="utf-8") as f:
