@@ -98,7 +98,8 @@ def main(argv=None):
         "",
         f"Command: `{command}`",
         "",
-        "Time = training wall time (validation decoding excluded) when the epoch's validation BLEU was measured.",
+        "Time = wall time since training began when the epoch's validation BLEU was measured (the earlier epochs' "
+        "validation decoding, about 30 s each, included).",
         "",
         "| model | " + " | ".join(f"time to BLEU {t:g}" for t in args.thresholds) + " | best validation BLEU | epochs |",
         "|---|" + "---|" * (len(args.thresholds) + 2),

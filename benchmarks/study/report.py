@@ -132,8 +132,8 @@ def _translation(sec: dict) -> list[str]:
         return out
     thresholds = timing["thresholds"]
     out += [f"Training time to a validation BLEU (greedy, the 1,014 validation pairs after every epoch), from "
-            f"`{timing['file']}` (command: `{timing['command']}`); training wall time on one CPU thread, validation "
-            "decoding excluded:", "",
+            f"`{timing['file']}` (command: `{timing['command']}`); wall time since training began, on one CPU thread, "
+            "the earlier epochs' validation decoding included:", "",
             "| System | " + " | ".join(f"BLEU {t:g}" for t in thresholds) + " | Best validation BLEU | Epochs |",
             "|" + "---|" * (len(thresholds) + 3)]
     for r in timing["runs"]:
