@@ -192,6 +192,8 @@ class _EpochData:
     ids: np.ndarray  # kept token ids
     sentence_ids: np.ndarray
     windows: np.ndarray  # effective window of each kept token, uniform in 1..W
+    left_room: np.ndarray  # kept tokens before it in its sentence
+    right_room: np.ndarray  # kept tokens after it in its sentence
 
 
 def sample_epoch(corpus: Word2VecCorpus, config: Word2VecConfig, rng: np.random.Generator) -> _EpochData:
@@ -201,7 +203,13 @@ def sample_epoch(corpus: Word2VecCorpus, config: Word2VecConfig, rng: np.random.
     ids, sent = corpus.ids[keep], corpus.sentence_ids[keep]
     # word2vec.c: b = random % window; the window used is window - b, i.e. uniform in 1..window
     windows = config.window - rng.integers(0, config.window, size=ids.shape[0])
-    return _EpochData(ids, sent, windows)
+    n = ids.shape[0]
+    change = np.flatnonzero(np.diff(sent)) + 1  # sentence ids are non-decreasing along the corpus
+    starts, ends = np.concatenate([[0], change]), np.concatenate([change, [n]])
+    position = np.arange(n)
+    left_room = position - np.repeat(starts, ends - starts)
+    right_room = np.repeat(ends - 1, ends - starts) - position
+    return _EpochData(ids, sent, windows, left_room, right_room)
 
 
 def window_pairs(data: _EpochData, start: int, stop: int, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -210,15 +218,13 @@ def window_pairs(data: _EpochData, start: int, stop: int, window: int) -> tuple[
     Returns `(rows, contexts, centres)`: `centres[i]` is the word at position start+i, and pair p is
     (`centres[rows[p]]`, `contexts[p]`), ordered by centre then offset -W..W as in word2vec.c.
     """
-    n = data.ids.shape[0]
-    pos = np.arange(start, stop)
     offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])  # [2W]
-    other = pos[:, None] + offsets[None, :]  # [C, 2W]
-    valid = (np.abs(offsets)[None, :] <= data.windows[start:stop, None]) & (other >= 0) & (other < n)
-    other = np.clip(other, 0, n - 1)
-    valid &= data.sentence_ids[other] == data.sentence_ids[start:stop, None]
+    reach = data.windows[start:stop, None]
+    left = np.minimum(reach, data.left_room[start:stop, None])  # a window never crosses its sentence
+    right = np.minimum(reach, data.right_room[start:stop, None])
+    valid = np.where(offsets < 0, -offsets <= left, offsets <= right)  # [C, 2W]
     rows, cols = np.nonzero(valid)
-    return rows, data.ids[other[rows, cols]], data.ids[start:stop]
+    return rows, data.ids[start + rows + offsets[cols]], data.ids[start:stop]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -307,7 +313,7 @@ class Word2VecSGD:
     def draw_noise(self, num: int) -> torch.Tensor:
         """`num` words from the noise distribution, drawn ahead in blocks (one vectorised inverse-CDF lookup)."""
         if self._noise.shape[0] < num:
-            block = max(num, 1 << 20)
+            block = max(num, 1 << 16)
             fresh = np.searchsorted(self.noise_cdf, self.rng.random(block), side="right")
             self._noise = np.concatenate([self._noise, np.minimum(fresh, self.noise_cdf.shape[0] - 1)])
         out, self._noise = self._noise[:num], self._noise[num:]

@@ -151,20 +151,26 @@ def test_subsampling_keep_probabilities_match_word2vec_c():
     assert np.all(np.abs(kept - keep[1:]) <= tolerance), (kept, keep[1:])
 
 
-def test_dynamic_window_pairs_stay_in_sentence_and_window():
+@pytest.mark.parametrize("sample,start,stop", [(0, 0, None), (0.01, 7, -5)])
+def test_dynamic_window_pairs_stay_in_sentence_and_window(sample, start, stop):
     tokenizer, config, corpus = prepare_word2vec(
-        ["a b c d e f g h"] * 3 + ["x y z a b c d e f g h"] * 3, min_count=1, sample=0, window=3
+        ["a b c d e f g h"] * 3 + ["x y z a b c d e f g h"] * 3 + ["q"], min_count=1, sample=sample, window=3
     )
     data = sample_epoch(corpus, config, np.random.default_rng(1))
-    rows, contexts, centres = window_pairs(data, 0, len(data.ids), config.window)
-    pos = np.arange(len(data.ids))
+    n = len(data.ids)
+    stop = n if stop is None else n + stop
+    rows, contexts, centres = window_pairs(data, start, stop, config.window)
+    assert centres.tolist() == data.ids[start:stop].tolist()
+    pos = np.arange(n)
     # recover each pair's context position: contexts are listed in offset order per centre
-    for r in np.unique(rows):
-        ctx = contexts[rows == r]
+    for i in range(stop - start):
+        r = start + i
         w = data.windows[r]
         same = pos[(data.sentence_ids == data.sentence_ids[r]) & (np.abs(pos - r) <= w) & (pos != r)]
-        assert ctx.tolist() == data.ids[same].tolist()
+        assert contexts[rows == i].tolist() == data.ids[same].tolist(), i
     assert set(np.unique(data.windows)) <= {1, 2, 3} and len(np.unique(data.windows)) == 3
+    if sample:
+        assert n < len(corpus)  # sub-sampling dropped words, and the windows still respect sentences
 
 
 # ---------------------------------------------------------------------------------------------------------------------
