@@ -138,8 +138,10 @@ def main(argv: list[str] | None = None) -> dict:
     # 3. train
     trainer = build_trainer(model, tokenizer, datasets, data_args, training_args)
     start, cpu_start = time.time(), time.process_time()
-    train_result = trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    resumed_from = resume_checkpoint(training_args)
+    train_result = trainer.train(resume_from_checkpoint=resumed_from)
     record = training_record(trainer, train_result, time.time() - start, time.process_time() - cpu_start)
+    record["resumed_from"] = resumed_from
 
     # 4. save model + tokenizer + translation pipeline; generation settings reset to ours (Seq2SeqTrainer fills in
     # every default otherwise, HF-NOTES)
