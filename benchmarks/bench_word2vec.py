@@ -125,7 +125,7 @@ def run_hf_seq(setting: str, args, queue):
         "corpus_words": corpus.raw_words, "train_seconds": seconds,
         "words_per_s": corpus.raw_words * args.epochs / seconds, "peak_rss_mb": _memory_kb("VmHWM") / 1024,
         "rss_before_train_mb": rss_before / 1024, "loss_per_epoch": [round(h["loss"], 4) for h in history],
-        "batch_words": args.batch_words or default_batch_words(config),
+        "batch_words": args.batch_words or default_batch_words(config, args.threads),
         **_evaluate(kv),
     })
 

@@ -106,11 +106,11 @@ def main(argv=None):
     ]
     for r in report["runs"]:
         lines.append(f"| {r['label']} | " + " | ".join(hours(r["time_to"][str(t)], r["upper_bound"][str(t)]) for t in args.thresholds)
-                     + f" | {r['best_validation_bleu']:.2f} | {r['points'][-1]['epoch']:g} |")
+                     + f" | {r['best_validation_bleu']:.2f} | {round(r['points'][-1]['epoch'], 2):g} |")
     lines += ["", "| model | epoch | hours | validation BLEU |", "|---|---|---|---|"]
     for r in report["runs"]:
         for p in r["points"]:
-            lines.append(f"| {r['label']} | {p['epoch']:g} | {p['elapsed_seconds'] / 3600:.2f} | {p['bleu']:.2f} |")
+            lines.append(f"| {r['label']} | {round(p['epoch'], 2):g} | {p['elapsed_seconds'] / 3600:.2f} | {p['bleu']:.2f} |")
     for r in report["runs"]:
         if r["resumed_after"]:
             lines.append(f"\n{r['label']}: resumed from a checkpoint of {', '.join(r['resumed_after'])}, which "

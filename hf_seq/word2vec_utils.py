@@ -501,7 +501,7 @@ class Word2VecTrainingArguments:
     batch_words: int | None = field(
         default=None,
         metadata={"help": "centre words per batch (all their pairs at once); None = 1024 for skip-gram (~6k pairs), "
-                          "4096 for CBOW (one example per centre word)"},
+                          "4096 for CBOW with one worker (one example per centre word), 1024 with several"},
     )
     negatives_shared_by: int = field(
         default=32, metadata={"help": "consecutive pairs sharing one draw of noise words (1 = word2vec.c)"}
@@ -522,12 +522,13 @@ def default_alpha(config: Word2VecConfig) -> float:
     return 0.025 if config.architecture == "skipgram" else 0.05
 
 
-def default_batch_words(config: Word2VecConfig) -> int:
+def default_batch_words(config: Word2VecConfig, workers: int = 1) -> int:
     """Centre words per batch when `batch_words` is None. A skip-gram centre makes ~2 x mean window (about 6) pairs,
-    a CBOW centre one example, so CBOW takes 4x the centres for a similar amount of work per batch. On WikiText-2
-    (5 epochs, one thread) CBOW at 4096 ran 1.55x faster than at 1024 with analogy accuracy -0.07 points and
-    WordSim-353 / SimLex Spearman +2.4 / +1.7 points; at 8192 the analogies dropped 0.2 points more."""
-    return 1024 if config.architecture == "skipgram" else 4096
+    a CBOW centre one example, so one CBOW worker takes 4x the centres for a similar amount of work per batch. On
+    WikiText-2 (5 epochs, one thread) CBOW at 4096 ran 1.55x faster than at 1024 with analogy accuracy -0.07 points
+    and WordSim-353 / SimLex Spearman +2.4 / +1.7 points. With 2 Hogwild workers CBOW at 4096 diverged (their
+    concurrent summed updates of the frequent rows overshoot) while 1024 converged, so several workers keep 1024."""
+    return 4096 if config.architecture == "cbow" and workers <= 1 else 1024
 
 
 def train_word2vec(
@@ -586,7 +587,7 @@ def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dic
     rng = np.random.default_rng([args.seed, epoch])
     data = sample_epoch(corpus, config, rng)
     n = data.ids.shape[0]
-    chunk = max(1, int(args.batch_words or default_batch_words(config)))
+    chunk = max(1, int(args.batch_words or default_batch_words(config, workers)))
     starts = list(range(0, n, chunk))
     total_progress = args.epochs
     lock = threading.Lock()

@@ -308,6 +308,15 @@ def test_planted_cooccurrences_give_expected_neighbours(architecture, objective)
     assert kv.similarity("a0", "a1") > kv.similarity("a0", "b1")
 
 
+def test_default_batch_words():
+    from hf_seq.word2vec_utils import default_batch_words
+
+    cbow = Word2VecConfig(vocab_size=VOCAB, word_counts=COUNTS, architecture="cbow")
+    skipgram = Word2VecConfig(vocab_size=VOCAB, word_counts=COUNTS, architecture="skipgram")
+    assert default_batch_words(cbow) == 4096 and default_batch_words(skipgram) == 1024
+    assert default_batch_words(cbow, workers=2) == 1024  # 4096 diverged with 2 Hogwild workers on WikiText-2
+
+
 def test_two_workers_train_too():
     tokenizer, config, corpus = prepare_word2vec(planted_corpus(1, 600), min_count=1, vector_size=16, sample=0)
     model = Word2VecForPreTraining(config)
