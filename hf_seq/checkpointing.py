@@ -181,6 +181,18 @@ def latest_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
+def checkpoint_to_resume(args) -> str | None:
+    """Where a training script resumes: `args.resume_from_checkpoint` when given (a checkpoint folder, possibly
+    another run's), else the newest complete checkpoint in `args.output_dir` (a crashed run picks up where it
+    stopped), else None. `args` is a `TrainingArguments`."""
+    if args.resume_from_checkpoint:
+        return args.resume_from_checkpoint
+    found = latest_complete_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+    if found:
+        logger.warning("resuming from %s", found)
+    return found
+
+
 # ------------------------------------------------------------------------------------------------ checkpoint averaging
 # not copied from the template folder: the weights (written anew) and a Trainer checkpoint's training state
 _NOT_COPIED = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "config.json",
@@ -273,6 +285,7 @@ def save_averaged_checkpoints(model_dir: str | os.PathLike, checkpoints: list[st
 
 
 __all__ = [
+    "checkpoint_to_resume",
     "average_checkpoints",
     "checkpoint_problems",
     "is_complete_checkpoint",

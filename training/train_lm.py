@@ -38,7 +38,7 @@ from transformers import (
 )
 
 import hf_seq
-from hf_seq.checkpointing import latest_complete_checkpoint
+from hf_seq.checkpointing import checkpoint_to_resume
 from hf_seq.data import contiguous_stream_blocks, group_into_blocks, load_text_splits, stream, tokenize_lines
 from hf_seq.hub import write_model_card
 from hf_seq.models.recurrent import GRUConfig, LSTMConfig, RNNConfig
@@ -215,13 +215,8 @@ def main(argv=None):
     callbacks = [EpochDecayCallback(data.lr_decay, data.lr_decay_start_epoch)] if data.lr_decay else None
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                           data_collator=default_data_collator, callbacks=callbacks)
-    resume = args.resume_from_checkpoint
-    if resume is None and os.path.isdir(args.output_dir):
-        # an interrupted run picks up where it stopped; a checkpoint cut short by a crash mid-save is skipped
-        resume = latest_complete_checkpoint(args.output_dir)
-        if resume:
-            print(f"resuming from {resume}")
-    trainer.train(resume_from_checkpoint=resume)
+    # an interrupted run picks up where it stopped; a checkpoint cut short by a crash mid-save is skipped
+    trainer.train(resume_from_checkpoint=checkpoint_to_resume(args))
     train_seconds = time.time() - started
 
     # 4. evaluate: perplexity over each contiguous stream, state carried (Zaremba et al.'s protocol); the stateless

@@ -30,6 +30,7 @@ from hf_seq.pipelines import save_translation_pipeline
 from hf_seq.seq2seq_utils import translation_attention_heatmap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hf_seq.checkpointing import checkpoint_to_resume  # noqa: E402
 from translation_common import (  # noqa: E402
     DEFAULT_DATA_DIR,
     apply_override,
@@ -42,7 +43,6 @@ from translation_common import (  # noqa: E402
     load_pairs,
     parse_arguments,
     rescore,
-    resume_checkpoint,
     test_report,
     tokenize_pairs,
     training_record,
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 3. train (teacher forcing)
     trainer = build_trainer(model, tokenizer, datasets, data_args, training_args)
     start, cpu_start = time.time(), time.process_time()
-    resumed_from = resume_checkpoint(training_args)
+    resumed_from = checkpoint_to_resume(training_args)
     train_result = trainer.train(resume_from_checkpoint=resumed_from)
     record = training_record(trainer, train_result, time.time() - start, time.process_time() - cpu_start)
     record["resumed_from"] = resumed_from

@@ -30,7 +30,6 @@ from transformers import (
 )
 
 import hf_seq
-from hf_seq.checkpointing import latest_complete_checkpoint
 from hf_seq.seq2seq_utils import bleu_by_source_length, bleu_report, translate
 from hf_seq.tokenization import build_bpe_tokenizer
 from hf_seq.yaml_config import check_types, read_yaml
@@ -61,17 +60,6 @@ class TrainingClock(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.seconds is not None and time.time() - self.start > self.seconds:
             control.should_training_stop = True
-
-
-def resume_checkpoint(training_args) -> str | None:
-    """`training.resume_from_checkpoint` when given (a checkpoint folder, possibly another run's), else the newest
-    complete checkpoint in `output_dir` (a crashed run picks up where it stopped), else None."""
-    if training_args.resume_from_checkpoint:
-        return training_args.resume_from_checkpoint
-    found = latest_complete_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
-    if found:
-        print(f"resuming from {found}")
-    return found
 
 
 # ------------------------------------------------------------------------------------------------------------- data
