@@ -4,6 +4,7 @@ contiguous token stream (state carried for the recurrent LMs, a sliding window f
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -87,6 +88,28 @@ class EpochDecayCallback(TrainerCallback):
         if optimizer is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr
+
+
+class TrainingClock(TrainerCallback):
+    """Stamp every log entry with `elapsed_seconds` of training wall time (so validation scores can be plotted against
+    time), and stop once `minutes` have passed in this process (the step that crosses the budget still finishes).
+    A resumed run continues the clock from the last stamp in the checkpoint's log history."""
+
+    def __init__(self, minutes: float | None = None):
+        self.seconds = None if minutes is None else minutes * 60
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.time()
+        stamps = [e["elapsed_seconds"] for e in state.log_history if "elapsed_seconds" in e]
+        self.offset = stamps[-1] if stamps else 0.0
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.log_history:
+            state.log_history[-1]["elapsed_seconds"] = round(self.offset + time.time() - self.start, 1)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.seconds is not None and time.time() - self.start > self.seconds:
+            control.should_training_stop = True
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ import pytest
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 sys.path.insert(0, BENCH)
 
-from study import cli, lm, report, translation  # noqa: E402
+from study import cli, lm, lm_recipes, report, translation  # noqa: E402
 from study.common import fmt  # noqa: E402
 
 
@@ -196,6 +196,42 @@ def test_translation_section_includes_time_to_bleu(tmp_path):
     md = "\n".join(report._translation(sec))
     assert "| GRU | 0.50 h | 1.00 h | 27.50 | 2 |" in md
     assert "](../ttb.png)" in md
+
+
+def test_lm_recipes_from_finished_train_lm_runs(tmp_path):
+    """The PTB-recipes section reads what train_lm.py wrote (a real smoke run here), takes the per-epoch validation
+    curve from the newest checkpoint when the results carry none, and sets each row against its reference."""
+    sys.path.insert(0, os.path.join(os.path.dirname(BENCH), "training"))
+    import train_lm
+
+    run = tmp_path / "smoke"
+    train_lm.main([os.path.join(os.path.dirname(BENCH), "configs", "lstm_timemachine.yaml"), "--smoke",
+                   "--output_dir", str(run)])
+    written = json.loads((run / "eval_results.json").read_text())
+    assert written["torch_threads"] >= 1 and written["eval_history"] == []  # smoke runs skip validation
+    # an older run: no eval_history in its results, the curve comes from its newest checkpoint; a reference config
+    old = tmp_path / "zaremba"
+    (old / "checkpoint-20").mkdir(parents=True)
+    (old / "checkpoint-9").mkdir()
+    (old / "eval_results.json").write_text(json.dumps({
+        "architecture": "lstm", "parameters": 4_650_000, "train_seconds": 5400.0, "epochs": 2.0,
+        "validation_perplexity": 130.0, "test_perplexity": 120.25, "config_file": "configs/lstm_ptb_zaremba_small.yaml"}))
+    history = [{"epoch": 1.0, "eval_loss": math.log(200.0)}, {"epoch": 2.0, "eval_loss": math.log(130.0)}]
+    (old / "checkpoint-20" / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    (old / "checkpoint-9" / "trainer_state.json").write_text(json.dumps({"log_history": history[:1]}))
+    sec = lm_recipes.run(str(tmp_path / "out"), {"smoke": str(run), "Zaremba": str(old),
+                                                  "absent": str(tmp_path / "absent")})
+    smoke, zaremba = sec["recipes"]
+    assert smoke["test_perplexity"] == round(written["test_perplexity"], 2) and smoke["reference"] is None
+    assert smoke["threads"] == written["torch_threads"]
+    assert [p["validation_perplexity"] for p in zaremba["history"]] == [200.0, 130.0]  # checkpoint-20, not -9
+    assert zaremba["reference_test_perplexity"] == 114.5 and zaremba["test_minus_reference"] == 5.75
+    assert zaremba["train_hours"] == 1.5 and zaremba["threads"] is None
+    assert sec["missing"][0]["recipe"] == "absent"
+    assert (tmp_path / "out" / sec["plots"]["curve"]).read_bytes()[:4] == b"\x89PNG"
+    md = "\n".join(report._lm_recipes(sec))
+    assert_table_matches(md_tables(md)[0], sec["recipes"], report.LM_RECIPE_COLUMNS)
+    assert "Not in the table: **absent**" in md
 
 
 def test_bad_subset_is_rejected():

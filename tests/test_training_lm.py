@@ -62,6 +62,12 @@ def test_perplexity_is_exp_of_token_weighted_nll():
     nll = F.cross_entropy(logits, torch.as_tensor(tokens[1:]))
     assert got["tokens"] == 200
     assert math.isclose(got["perplexity"], math.exp(nll.item()), rel_tol=1e-5)
+    # no autograd graph: the state is carried across windows, so a graph would grow with the whole stream
+    grad_modes = []
+    hook = model.register_forward_hook(lambda *_: grad_modes.append(torch.is_grad_enabled()))
+    evaluate_perplexity(model, tokens, batch_size=1, bptt=7, progress=False)
+    hook.remove()
+    assert grad_modes and not any(grad_modes)
 
 
 def _lines():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -45,7 +46,13 @@ from hf_seq.models.recurrent import GRUConfig, LSTMConfig, RNNConfig
 from hf_seq.models.transformer import TransformerConfig
 from hf_seq.plotting import plot_training_curve
 from hf_seq.tokenization import build_bpe_tokenizer, build_char_level_tokenizer, build_word_level_tokenizer
-from hf_seq.trainer import EpochDecayCallback, StatefulLMTrainer, evaluate_perplexity, windowed_perplexity
+from hf_seq.trainer import (
+    EpochDecayCallback,
+    StatefulLMTrainer,
+    TrainingClock,
+    evaluate_perplexity,
+    windowed_perplexity,
+)
 from hf_seq.yaml_config import ConfigError, check_keys, check_types, parse_sections
 
 ARCHITECTURES = {"rnn": RNNConfig, "gru": GRUConfig, "lstm": LSTMConfig, "transformer": TransformerConfig}
@@ -92,6 +99,9 @@ class DataArguments:
                           "after lr_decay_start_epoch (needs training.lr_scheduler_type: constant)"},
     )
     lr_decay_start_epoch: int = field(default=4, metadata={"help": "epochs trained at the full learning rate"})
+    max_train_minutes: float | None = field(
+        default=None, metadata={"help": "wall-clock budget of the training loop (continued across resumes)"}
+    )
 
 
 @dataclass
@@ -212,7 +222,9 @@ def main(argv=None):
         train_ds = group_into_blocks(streams["train"], data.block_size).shuffle(seed=args.seed)
         eval_ds = group_into_blocks(streams["validation"], data.block_size)
         trainer_cls = Trainer
-    callbacks = [EpochDecayCallback(data.lr_decay, data.lr_decay_start_epoch)] if data.lr_decay else None
+    callbacks = [TrainingClock(data.max_train_minutes)]
+    if data.lr_decay:
+        callbacks.append(EpochDecayCallback(data.lr_decay, data.lr_decay_start_epoch))
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                           data_collator=default_data_collator, callbacks=callbacks)
     # an interrupted run picks up where it stopped; a checkpoint cut short by a crash mid-save is skipped
@@ -237,6 +249,12 @@ def main(argv=None):
             r = evaluate_perplexity(model, streams[split], batch_size=data.eval_batch_size, bptt=data.block_size)
         results[f"{split}_loss"], results[f"{split}_perplexity"] = r["loss"], r["perplexity"]
     results["epochs"] = trainer.state.epoch
+    results["torch_threads"] = torch.get_num_threads()
+    results["eval_history"] = [
+        {"epoch": round(e["epoch"], 3), "validation_perplexity": round(math.exp(e["eval_loss"]), 2),
+         **({"elapsed_seconds": e["elapsed_seconds"]} if "elapsed_seconds" in e else {})}
+        for e in trainer.state.log_history if "eval_loss" in e
+    ]
 
     # 5. sample
     sampling = dict(temperature=gen.temperature, top_k=gen.top_k) if gen.do_sample else {}

@@ -27,7 +27,6 @@ from hf_seq.pipelines import save_translation_pipeline
 from hf_seq.transformer_utils import cross_attention_heatmap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hf_seq.checkpointing import checkpoint_to_resume  # noqa: E402
 from translation_common import (  # noqa: E402
     DEFAULT_DATA_DIR,
     apply_override,
@@ -43,6 +42,8 @@ from translation_common import (  # noqa: E402
     tokenize_pairs,
     training_record,
 )
+
+from hf_seq.checkpointing import checkpoint_to_resume  # noqa: E402
 
 
 @dataclass

@@ -26,40 +26,18 @@ from transformers import (
     HfArgumentParser,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
-    TrainerCallback,
 )
 
 import hf_seq
 from hf_seq.seq2seq_utils import bleu_by_source_length, bleu_report, translate
 from hf_seq.tokenization import build_bpe_tokenizer
+from hf_seq.trainer import TrainingClock
 from hf_seq.yaml_config import check_types, read_yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")
 EMBEDDED_TATOEBA = os.path.join(os.path.dirname(os.path.abspath(hf_seq.__file__)), "data", "tatoeba_en_fr.tsv")
 SECTIONS = ("model", "data", "training")
-
-
-class TrainingClock(TrainerCallback):
-    """Stamp every log entry with `elapsed_seconds` of training wall time (so validation BLEU can be plotted against
-    time), and stop once `minutes` have passed in this process (the step that crosses the budget still finishes).
-    A resumed run continues the clock from the last stamp in the checkpoint's log history."""
-
-    def __init__(self, minutes: float | None = None):
-        self.seconds = None if minutes is None else minutes * 60
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.time()
-        stamps = [e["elapsed_seconds"] for e in state.log_history if "elapsed_seconds" in e]
-        self.offset = stamps[-1] if stamps else 0.0
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.log_history:
-            state.log_history[-1]["elapsed_seconds"] = round(self.offset + time.time() - self.start, 1)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.seconds is not None and time.time() - self.start > self.seconds:
-            control.should_training_stop = True
 
 
 # ------------------------------------------------------------------------------------------------------------- data

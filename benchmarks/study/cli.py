@@ -10,10 +10,10 @@ import sys
 
 import yaml
 
-from . import lm, long_range, report, translation, word_vectors
+from . import lm, lm_recipes, long_range, report, translation, word_vectors
 from .common import REPO, RESULTS_DIR, RUNS_DIR, machine_info, read_json, write_json
 
-SUBSETS = ("lm", "long_range", "translation", "word_vectors")
+SUBSETS = ("lm", "lm_recipes", "long_range", "translation", "word_vectors")
 NOT_RUN = [
     "Zaremba et al. (2014) small PTB LSTM reproduction (published test perplexity ~115) and the improved recipe's "
     "target (test perplexity <= 100 within one hour on 2 CPU cores): not run by the study on this shared machine; "
@@ -52,6 +52,9 @@ def parse_args(argv=None):
     p.add_argument("--jobs", type=int, default=1, help="lm: models trained at once, each in its own process; 0 = in "
                                                        "this process")
     p.add_argument("--lm", nargs="*", metavar="KEY=VALUE", help="lm setting overrides (see LMSettings)")
+    p.add_argument("--lm-recipes", nargs="*", metavar="LABEL=RUN_DIR",
+                   help="lm_recipes: finished train_lm.py run folders to report (default: the Zaremba small "
+                        "reproduction and the improved one-hour recipe in runs/)")
     p.add_argument("--long-range", nargs="*", metavar="KEY=VALUE", help="long_range setting overrides")
     p.add_argument("--translation-minutes", type=float, default=5.0, help="translation: training budget per system")
     p.add_argument("--translation-systems", default=",".join(translation.SYSTEMS),
@@ -120,6 +123,11 @@ def main(argv=None) -> dict:
                 overrides["budget_clock"] = args.budget_clock
             s = lm.settings_from(overrides, args.quick)
             done["lm"] = lm.run(s, os.path.join(run_dir, "lm"), out, args.quick, jobs=args.jobs)
+        elif name == "lm_recipes":
+            runs = dict(x.split("=", 1) for x in args.lm_recipes) if args.lm_recipes else None
+            if runs:
+                runs = {k: v if os.path.isabs(v) else os.path.join(REPO, v) for k, v in runs.items()}
+            done["lm_recipes"] = lm_recipes.run(out, runs)
         elif name == "long_range":
             s = long_range.settings_from({**(file_cfg.get("long_range") or {}), **_overrides(args.long_range)},
                                          args.quick)

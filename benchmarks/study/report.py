@@ -11,6 +11,12 @@ LM_COLUMNS = [
     ("Train wall s", "train_wall_seconds"), ("Tokens/s", "tokens_per_second"), ("Valid-prefix ppl", "validation_perplexity"),
     ("Test ppl", "test_perplexity"), ("Peak RSS MB", "peak_rss_mb"),
 ]
+LM_RECIPE_COLUMNS = [
+    ("Recipe", "label"), ("Config", "config_file"), ("Parameters", "parameters"), ("Epochs", "epochs"),
+    ("Train h", "train_hours"), ("Threads", "threads"), ("Valid ppl", "validation_perplexity"),
+    ("Test ppl", "test_perplexity"), ("Reference", "reference"), ("Reference test ppl", "reference_test_perplexity"),
+    ("Test - reference", "test_minus_reference"),
+]
 LONG_RANGE_COLUMNS = [
     ("Setting", "setting"), ("Cell", "cell"), ("grad k=1", "grad_k1"), ("grad k=10", "grad_k10"),
     ("grad k=max", "grad_kmax"), ("ratio k=max / k=1", "ratio_kmax_k1"), ("decay per step", "decay_per_step"),
@@ -69,6 +75,26 @@ def _lm(sec: dict) -> list[str]:
                 "shared with other jobs.", ""]
     if sec.get("skipped_finished"):
         out += [f"Reused finished runs (not retrained on this invocation): {', '.join(sec['skipped_finished'])}.", ""]
+    return out
+
+
+def _lm_recipes(sec: dict) -> list[str]:
+    out = ["## 1b. PTB LSTM recipes trained to the end (Zaremba et al. reproduction, our one-hour recipe)", ""]
+    if sec["recipes"]:
+        out += [
+            "Each row is a finished `training/train_lm.py` run of the named config (command: `OMP_NUM_THREADS=<threads> "
+            "python training/train_lm.py <config>`), read from its run folder: perplexity over the whole validation "
+            "and test streams with the state carried (batch 10), the paper's protocol. `Train h` is the run's wall "
+            "time including its per-epoch validation; `Threads` is the torch thread count (n/a: not recorded by that "
+            "run; it was started with OMP_NUM_THREADS=1).", "",
+            table(sec["recipes"], LM_RECIPE_COLUMNS), "",
+        ]
+        if sec["plots"].get("curve"):
+            out += [f"![PTB recipes: validation perplexity per epoch]({sec['plots']['curve']})", ""]
+    for m in sec.get("missing", []):
+        out += [f"- Not in the table: **{m['recipe']}**: {m['reason']}"]
+    if sec.get("missing"):
+        out += [""]
     return out
 
 
@@ -179,8 +205,9 @@ def render_report(study: dict) -> str:
         + f". Commit `{m['git']['commit']}`{' (with uncommitted changes)' if m['git']['dirty'] else ''}. "
         f"Seeds: {study['seeds']}. Machine-readable numbers: `study.json` beside this file.", "",
     ]
-    render = {"lm": _lm, "long_range": _long_range, "translation": _translation, "word_vectors": _word_vectors}
-    for name in ("lm", "long_range", "translation", "word_vectors"):
+    render = {"lm": _lm, "lm_recipes": _lm_recipes, "long_range": _long_range, "translation": _translation,
+              "word_vectors": _word_vectors}
+    for name in ("lm", "lm_recipes", "long_range", "translation", "word_vectors"):
         if name in study["subsets"]:
             sec = study["subsets"][name]
             part = render[name](sec)
