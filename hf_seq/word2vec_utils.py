@@ -22,6 +22,7 @@ path fast. `negatives_shared_by=1` gives every pair its own noise words, as word
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections import Counter
@@ -511,7 +512,12 @@ class Word2VecTrainingArguments:
         metadata={"help": "cap on the summed update of a row hit many times in one batch (see Word2VecSGD); None=off"},
     )
     workers: int = field(
-        default=1, metadata={"help": "Hogwild threads; on CPU torch runs 1 intra-op thread each while training"}
+        default=1, metadata={"help": "Hogwild workers; on CPU torch runs 1 intra-op thread in each while training"}
+    )
+    parallel: str = field(
+        default="process",
+        metadata={"help": "how several CPU workers run: 'process' (forked processes updating the vectors in shared "
+                          "memory, no GIL between them) or 'thread' (one process; other devices always use threads)"},
     )
     seed: int = field(default=1, metadata={"help": "seeds sub-sampling, windows and noise words of every epoch"})
     progress_bar: bool = field(default=True, metadata={"help": "tqdm bar with words/s and the running loss"})
@@ -582,6 +588,19 @@ def train_word2vec(
     return history
 
 
+def _train_chunk(kernel: Word2VecSGD, config, data: _EpochData, start: int, stop: int, lr: float, device):
+    """One batch: the pairs of the centre words at kept positions [start, stop). Returns (summed loss, examples)."""
+    rows, contexts, centres = window_pairs(data, start, stop, config.window)
+    if rows.shape[0] == 0:
+        return 0.0, 0
+    rows_t, contexts_t, centres_t = (torch.from_numpy(a).to(device) for a in (rows, contexts, centres))
+    if config.architecture == "skipgram":
+        # word2vec.c: the context word's input vector predicts the centre word
+        return kernel.skipgram_by_centre(rows_t, contexts_t, centres_t, lr), rows.shape[0]
+    loss = kernel.cbow(rows_t, contexts_t, centres_t, lr)
+    return loss, int(np.count_nonzero(np.bincount(rows)))  # centres with at least one context word
+
+
 def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dict:
     config = model.config
     rng = np.random.default_rng([args.seed, epoch])
@@ -589,15 +608,47 @@ def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dic
     n = data.ids.shape[0]
     chunk = max(1, int(args.batch_words or default_batch_words(config, workers)))
     starts = list(range(0, n, chunk))
-    total_progress = args.epochs
-    lock = threading.Lock()
-    state = {"next": 0, "loss": 0.0, "pairs": 0, "words": 0.0, "error": None}
     raw_per_kept = corpus.raw_words / max(n, 1)
     t0 = time.perf_counter()
 
-    def work(worker_id: int):
+    def lr_at(start: int) -> float:
+        progress = (epoch + start / max(n, 1)) / args.epochs
+        return max(args.min_alpha, alpha * (1.0 - progress))  # word2vec.c's linear decay
+
+    def kernel_for(worker_id: int) -> Word2VecSGD:
         seed = int(np.random.default_rng([args.seed, epoch, worker_id]).integers(2**62))
-        kernel = Word2VecSGD(model, args.negatives_shared_by, seed, args.max_row_updates)
+        return Word2VecSGD(model, args.negatives_shared_by, seed, args.max_row_updates)
+
+    if workers > 1 and device.type == "cpu" and args.parallel == "process":
+        loss, pairs = _run_processes(model, config, data, starts, chunk, n, lr_at, kernel_for, workers, device,
+                                     bar, raw_per_kept, t0)
+    else:
+        loss, pairs = _run_threads(config, data, starts, chunk, n, lr_at, kernel_for, workers, device, bar,
+                                   raw_per_kept, t0)
+    seconds = time.perf_counter() - t0
+    return {
+        "epoch": epoch,
+        "loss": loss / max(pairs, 1),
+        "pairs": pairs,
+        "kept_words": int(n),
+        "words_per_s": corpus.raw_words / max(seconds, 1e-9),
+        "seconds": seconds,
+    }
+
+
+def _show(bar, words: float, loss: float, pairs: int, lr: float, t0: float) -> None:
+    bar.set_postfix(loss=f"{loss / max(pairs, 1):.4f}", lr=f"{lr:.5f}",
+                    words_per_s=f"{words / max(time.perf_counter() - t0, 1e-9):,.0f}", refresh=False)
+
+
+def _run_threads(config, data, starts, chunk, n, lr_at, kernel_for, workers, device, bar, raw_per_kept, t0):
+    """Hogwild in one process: `workers` threads take the next batch from a shared counter (torch releases the GIL
+    inside its kernels; the numpy window code and Python between the ops hold it)."""
+    lock = threading.Lock()
+    state = {"next": 0, "loss": 0.0, "pairs": 0, "words": 0.0, "error": None}
+
+    def work(worker_id: int):
+        kernel = kernel_for(worker_id)
         while True:
             with lock:
                 i = state["next"]
@@ -606,28 +657,8 @@ def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dic
                 return
             start = starts[i]
             stop = min(start + chunk, n)
-            progress = (epoch + start / max(n, 1)) / total_progress
-            lr = max(args.min_alpha, alpha * (1.0 - progress))  # word2vec.c's linear decay
-            rows, contexts, centres = window_pairs(data, start, stop, config.window)
-            if rows.shape[0] == 0:
-                loss, pairs = 0.0, 0
-            elif config.architecture == "skipgram":
-                # word2vec.c: the context word's input vector predicts the centre word
-                loss = kernel.skipgram_by_centre(
-                    torch.from_numpy(rows).to(device),
-                    torch.from_numpy(contexts).to(device),
-                    torch.from_numpy(centres).to(device),
-                    lr,
-                )
-                pairs = rows.shape[0]
-            else:
-                loss = kernel.cbow(
-                    torch.from_numpy(rows).to(device),
-                    torch.from_numpy(contexts).to(device),
-                    torch.from_numpy(centres).to(device),
-                    lr,
-                )
-                pairs = int(np.count_nonzero(np.bincount(rows)))  # centres with at least one context word
+            lr = lr_at(start)
+            loss, pairs = _train_chunk(kernel, config, data, start, stop, lr, device)
             with lock:
                 state["loss"] += loss
                 state["pairs"] += pairs
@@ -635,13 +666,7 @@ def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dic
                 state["words"] += words
                 if bar is not None:
                     bar.update(words)
-                    elapsed = time.perf_counter() - t0
-                    bar.set_postfix(
-                        loss=f"{state['loss'] / max(state['pairs'], 1):.4f}",
-                        lr=f"{lr:.5f}",
-                        words_per_s=f"{state['words'] / max(elapsed, 1e-9):,.0f}",
-                        refresh=False,
-                    )
+                    _show(bar, state["words"], state["loss"], state["pairs"], lr, t0)
 
     def guarded(worker_id):
         try:
@@ -659,15 +684,83 @@ def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dic
             t.join()
         if state["error"] is not None:
             raise state["error"]
-    seconds = time.perf_counter() - t0
-    return {
-        "epoch": epoch,
-        "loss": state["loss"] / max(state["pairs"], 1),
-        "pairs": state["pairs"],
-        "kept_words": int(n),
-        "words_per_s": corpus.raw_words / max(seconds, 1e-9),
-        "seconds": seconds,
-    }
+    return state["loss"], state["pairs"]
+
+
+def _run_processes(model, config, data, starts, chunk, n, lr_at, kernel_for, workers, device, bar, raw_per_kept, t0):
+    """Hogwild across forked processes, as word2vec.c's threads: the input and output vectors move to shared memory
+    (`share_memory_`, in place: the model keeps them), every worker takes the next batch from a shared counter and
+    updates them without locks; no GIL is shared, so the numpy window code and the Python between the torch ops run
+    in parallel too. The epoch's sub-sampled corpus is inherited by the fork (copy-on-write, nothing is pickled)."""
+    import multiprocessing as mp
+    import traceback
+
+    tables = [model.word2vec.embeddings.weight, model.output_layer.weight]
+    for t in tables:
+        if not t.is_shared():
+            t.data.share_memory_()
+    ctx = mp.get_context("fork")
+    next_batch = ctx.Value("q", 0)
+    done = ctx.Array("d", 3)  # words, loss, examples: summed over every worker
+    messages = ctx.SimpleQueue()
+
+    def child(worker_id: int):
+        code = 0
+        try:
+            torch.set_num_threads(1)
+            kernel = kernel_for(worker_id)
+            while True:
+                with next_batch.get_lock():
+                    i = next_batch.value
+                    next_batch.value += 1
+                if i >= len(starts):
+                    break
+                start = starts[i]
+                stop = min(start + chunk, n)
+                loss, pairs = _train_chunk(kernel, config, data, start, stop, lr_at(start), device)
+                with done.get_lock():
+                    done[0] += (stop - start) * raw_per_kept
+                    done[1] += loss
+                    done[2] += pairs
+            messages.put((worker_id, None))
+        except BaseException:
+            messages.put((worker_id, traceback.format_exc()))
+            code = 1
+        finally:
+            os._exit(code)  # no atexit handlers, no flushing of the parent's inherited buffers
+
+    procs = [ctx.Process(target=child, args=(w,), daemon=True) for w in range(workers)]
+    for p in procs:
+        p.start()
+    shown, reports = 0.0, {}
+
+    def drain():  # read reports as they come, so that no worker blocks on a full pipe
+        while not messages.empty():
+            worker_id, error = messages.get()
+            reports[worker_id] = error
+
+    while any(p.is_alive() for p in procs):
+        time.sleep(0.2)
+        drain()
+        if bar is not None:
+            with done.get_lock():
+                words, loss, pairs = done[0], done[1], int(done[2])
+            bar.update(words - shown)
+            shown = words
+            with next_batch.get_lock():
+                i = min(next_batch.value, len(starts) - 1)
+            _show(bar, words, loss, pairs, lr_at(starts[i]), t0)
+    for p in procs:
+        p.join()
+    drain()
+    failed = {w: reports.get(w, f"exit code {p.exitcode}") for w, p in enumerate(procs)
+              if reports.get(w) is not None or p.exitcode != 0}
+    if failed:
+        detail = "\n".join(f"worker {w}: {e}" for w, e in failed.items())
+        raise RuntimeError(f"word2vec training failed in {len(failed)} of {workers} worker processes:\n{detail}")
+    if bar is not None:
+        bar.update(done[0] - shown)
+    return float(done[1]), int(done[2])
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -317,13 +317,38 @@ def test_default_batch_words():
     assert default_batch_words(cbow, workers=2) == 1024  # 4096 diverged with 2 Hogwild workers on WikiText-2
 
 
-def test_two_workers_train_too():
+@pytest.mark.parametrize("parallel", ["process", "thread"])
+def test_two_workers_train_too(parallel):
+    """Two Hogwild workers, as forked processes on shared-memory vectors or as threads: the loss falls from epoch to
+    epoch (each epoch forks afresh from the parent, so it only does if the parent's vectors received the updates) and
+    the planted clusters come out."""
     tokenizer, config, corpus = prepare_word2vec(planted_corpus(1, 600), min_count=1, vector_size=16, sample=0)
+    torch.manual_seed(0)
     model = Word2VecForPreTraining(config)
+    before = model.word2vec.embeddings.weight.detach().clone()
     history = train_word2vec(
-        model, corpus, Word2VecTrainingArguments(epochs=3, batch_words=128, workers=2, progress_bar=False)
+        model, corpus,
+        Word2VecTrainingArguments(epochs=3, batch_words=128, workers=2, parallel=parallel, progress_bar=False),
     )
     assert history[-1]["loss"] < history[0]["loss"] and history[-1]["words_per_s"] > 0
+    assert sum(h["pairs"] for h in history) > 0 and not torch.equal(model.word2vec.embeddings.weight, before)
+    assert model.word2vec.embeddings.weight.is_shared() == (parallel == "process")
+    kv = Word2VecKeyedVectors.from_model(model, tokenizer)
+    for cluster in CLUSTERS:
+        assert {w for w, _ in kv.most_similar(cluster[0], topn=len(cluster) - 1)} == set(cluster[1:])
+
+
+def test_a_failing_worker_process_is_reported(monkeypatch):
+    import hf_seq.word2vec_utils as w2v
+
+    def broken(*args, **kwargs):
+        raise ValueError("planted failure")
+
+    monkeypatch.setattr(w2v, "_train_chunk", broken)  # the forked workers inherit the patched module
+    tokenizer, config, corpus = prepare_word2vec(planted_corpus(1, 100), min_count=1, vector_size=8, sample=0)
+    with pytest.raises(RuntimeError, match=r"(?s)failed in 2 of 2 worker processes.*worker 0:.*planted failure"):
+        train_word2vec(Word2VecForPreTraining(config), corpus,
+                       Word2VecTrainingArguments(epochs=1, batch_words=16, workers=2, progress_bar=False))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
