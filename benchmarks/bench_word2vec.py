@@ -20,6 +20,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import resource
 import sys
 import time
 
@@ -114,7 +115,7 @@ def run_hf_seq(setting: str, args, queue):
     train_args = Word2VecTrainingArguments(
         epochs=args.epochs, workers=args.threads, seed=args.seed, progress_bar=False,
         batch_words=args.batch_words, negatives_shared_by=args.negatives_shared_by,
-        max_row_updates=args.max_row_updates,
+        max_row_updates=args.max_row_updates, parallel=args.parallel,
     )
     t0 = time.perf_counter()
     history = train_word2vec(model, corpus, train_args)
@@ -126,6 +127,9 @@ def run_hf_seq(setting: str, args, queue):
         "words_per_s": corpus.raw_words * args.epochs / seconds, "peak_rss_mb": _memory_kb("VmHWM") / 1024,
         "rss_before_train_mb": rss_before / 1024, "loss_per_epoch": [round(h["loss"], 4) for h in history],
         "batch_words": args.batch_words or default_batch_words(config, args.threads),
+        # forked workers (parallel="process") share the vectors; this is the largest worker's own peak RSS
+        "peak_rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "parallel": args.parallel if args.threads > 1 else "single worker",
         **_evaluate(kv),
     })
 
@@ -176,7 +180,13 @@ def write_markdown(report, path):
             "hf-seq trainer settings: batch_words "
             + ", ".join(f"{r['setting']} {r['batch_words']}" for r in report["results"] if "batch_words" in r)
             + f", negatives_shared_by "
-            f"{report['hf_seq_args']['negatives_shared_by']}, max_row_updates {report['hf_seq_args']['max_row_updates']}.",
+            f"{report['hf_seq_args']['negatives_shared_by']}, max_row_updates {report['hf_seq_args']['max_row_updates']}"
+            f", workers as {report['hf_seq_args'].get('parallel', 'thread')}es"
+            + (" (peak RSS of the largest worker: "
+               + ", ".join(f"{r['setting']} {r['peak_rss_worker_mb']:.0f} MB" for r in report["results"]
+                           if r.get("peak_rss_worker_mb"))
+               + "; the vectors are shared with the parent)" if any(r.get("peak_rss_worker_mb") for r in report["results"])
+               else "") + ".",
             "Analogies: 3CosAdd over the 30k most frequent words, questions with an unknown word skipped (gensim's "
             "rule); both systems scored by the same code. Peak RSS includes the Python/torch or gensim baseline.",
             "",
@@ -198,6 +208,8 @@ def main():
                         help="centre words per batch (default: the trainer's, 1024 skip-gram / 4096 CBOW)")
     parser.add_argument("--negatives-shared-by", type=int, default=32)
     parser.add_argument("--max-row-updates", type=float, default=64.0)
+    parser.add_argument("--parallel", choices=("process", "thread"), default="process",
+                        help="hf-seq workers: forked processes on shared-memory vectors, or threads")
     parser.add_argument("--out", default=os.path.join(RESULTS, "word2vec_vs_gensim"))
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -223,6 +235,7 @@ def main():
             "batch_words": args.batch_words,
             "negatives_shared_by": args.negatives_shared_by,
             "max_row_updates": args.max_row_updates,
+            "parallel": args.parallel,
         },
         "speed_ratio": ratio,
         "results": results,
