@@ -93,10 +93,21 @@ class EpochDecayCallback(TrainerCallback):
 class TrainingClock(TrainerCallback):
     """Stamp every log entry with `elapsed_seconds` of training wall time (so validation scores can be plotted against
     time), and stop once `minutes` have passed in this process (the step that crosses the budget still finishes).
-    A resumed run continues the clock from the last stamp in the checkpoint's log history."""
+    A resumed run continues the clock from the last stamp in the checkpoint's log history.
 
-    def __init__(self, minutes: float | None = None):
+    `decay_lr=True` is the wall-clock form of the linear schedule: the learning rate the scheduler sets (use a
+    constant one, with or without warm-up) is scaled by `1 - elapsed / budget` after every step, so it reaches zero
+    when the budget ends however fast the machine is; the elapsed time then counts across resumes, and so does the
+    budget."""
+
+    def __init__(self, minutes: float | None = None, decay_lr: bool = False):
+        if decay_lr and minutes is None:
+            raise ValueError("TrainingClock(decay_lr=True) needs a budget: minutes=None")
         self.seconds = None if minutes is None else minutes * 60
+        self.decay_lr = decay_lr
+
+    def elapsed(self) -> float:
+        return self.offset + time.time() - self.start
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.time()
@@ -105,10 +116,24 @@ class TrainingClock(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.log_history:
-            state.log_history[-1]["elapsed_seconds"] = round(self.offset + time.time() - self.start, 1)
+            state.log_history[-1]["elapsed_seconds"] = round(self.elapsed(), 1)
 
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.seconds is not None and time.time() - self.start > self.seconds:
+    def on_step_end(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
+        # Trainer has just stepped the scheduler: scale the rate it set for the next step (and what Trainer logs);
+        # its next step computes from its base rates again, so the factors never compound
+        if self.decay_lr and optimizer is not None:
+            factor = max(0.0, 1.0 - self.elapsed() / self.seconds)
+            if lr_scheduler is not None:
+                lrs = lr_scheduler.get_last_lr()
+            else:  # no scheduler: the rates of the first step are the base
+                self.base_lrs = getattr(self, "base_lrs", None) or [g["lr"] for g in optimizer.param_groups]
+                lrs = self.base_lrs
+            for group, lr in zip(optimizer.param_groups, lrs):
+                group["lr"] = lr * factor
+            if lr_scheduler is not None:
+                lr_scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+        spent = self.elapsed() if self.decay_lr else time.time() - self.start
+        if self.seconds is not None and spent > self.seconds:
             control.should_training_stop = True
 
 

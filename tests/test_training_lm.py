@@ -241,3 +241,43 @@ def test_epoch_decay_needs_a_constant_scheduler(tmp_path):
     bad.write_text("model:\n  architecture: lstm\ndata:\n  lr_decay: 0.5\ntraining:\n  output_dir: x\n")
     with pytest.raises(ConfigError, match="lr_scheduler_type: constant"):
         train_lm.parse(str(bad))
+
+
+def test_training_clock_decays_the_rate_to_zero_over_the_budget(monkeypatch):
+    """decay_lr: after every step the scheduler's rate is scaled by 1 - elapsed/budget (never compounding across
+    steps), Trainer logs the scaled rate, training stops at the budget, and a resumed run continues the clock."""
+    import hf_seq.trainer as trainer_module
+    from transformers import TrainerControl, TrainerState
+    from transformers.optimization import get_constant_schedule_with_warmup
+
+    now = [1000.0]
+    monkeypatch.setattr(trainer_module.time, "time", lambda: now[0])
+    param = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([param], lr=2.0)
+    sched = get_constant_schedule_with_warmup(opt, num_warmup_steps=2)
+    clock = trainer_module.TrainingClock(minutes=1.0, decay_lr=True)  # 60 s
+    state, control = TrainerState(), TrainerControl()
+    clock.on_train_begin(None, state, control)
+    seen = []
+    for _ in range(5):  # 15 s per step
+        opt.step()
+        sched.step()
+        now[0] += 15.0
+        clock.on_step_end(None, state, control, optimizer=opt, lr_scheduler=sched)
+        seen.append(opt.param_groups[0]["lr"])
+        assert sched.get_last_lr() == [seen[-1]]  # what Trainer logs
+    # warm-up gives 1.0 then 2.0 (constant); the clock scales by 1 - 15k/60 at k = 1..4, then 0
+    assert seen == pytest.approx([1.0 * 0.75, 2.0 * 0.5, 2.0 * 0.25, 0.0, 0.0])
+    assert control.should_training_stop  # 75 s > 60 s
+    # resume: the clock restarts from the last stamp in the log history
+    resumed = trainer_module.TrainingClock(minutes=1.0, decay_lr=True)
+    resumed.on_train_begin(None, TrainerState(log_history=[{"loss": 1.0, "elapsed_seconds": 30.0}]), TrainerControl())
+    now[0] += 6.0
+    resumed.on_step_end(None, TrainerState(), TrainerControl(), optimizer=opt, lr_scheduler=sched)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0)  # sched's last lr was 0 (set above); factor 1 - 36/60
+    opt.param_groups[0]["lr"] = 2.0
+    sched.step()
+    resumed.on_step_end(None, TrainerState(), TrainerControl(), optimizer=opt, lr_scheduler=sched)
+    assert opt.param_groups[0]["lr"] == pytest.approx(2.0 * (1 - 36 / 60))
+    with pytest.raises(ValueError, match="needs a budget"):
+        trainer_module.TrainingClock(decay_lr=True)

@@ -100,7 +100,12 @@ class DataArguments:
     )
     lr_decay_start_epoch: int = field(default=4, metadata={"help": "epochs trained at the full learning rate"})
     max_train_minutes: float | None = field(
-        default=None, metadata={"help": "wall-clock budget of the training loop (continued across resumes)"}
+        default=None, metadata={"help": "wall-clock budget of the training loop (per process; see next)"}
+    )
+    lr_decay_over_budget: bool = field(
+        default=False,
+        metadata={"help": "the learning rate falls linearly to zero at the end of max_train_minutes (wall clock, "
+                          "counted across resumes); needs training.lr_scheduler_type constant[_with_warmup]"},
     )
 
 
@@ -144,6 +149,11 @@ def parse(config_path: str, smoke: bool = False, output_dir: str | None = None):
     if data.lr_decay is not None and train_kw.get("lr_scheduler_type", "linear") != "constant":
         raise ConfigError(f"{config_path}: data.lr_decay sets the learning rate per epoch; it needs "
                           f"training.lr_scheduler_type: constant, got {train_kw.get('lr_scheduler_type', 'linear')!r}")
+    if data.lr_decay_over_budget and (data.max_train_minutes is None or train_kw.get(
+            "lr_scheduler_type", "linear") not in ("constant", "constant_with_warmup")):
+        raise ConfigError(f"{config_path}: data.lr_decay_over_budget needs data.max_train_minutes and "
+                          "training.lr_scheduler_type constant or constant_with_warmup (the clock does the decay), got "
+                          f"{data.max_train_minutes} and {train_kw.get('lr_scheduler_type', 'linear')!r}")
     if data.eval_stride is not None and not 0 < data.eval_stride <= data.block_size:
         raise ConfigError(f"{config_path}: data.eval_stride ({data.eval_stride}) must be in (0, block_size={data.block_size}]")
     if smoke:
@@ -222,7 +232,7 @@ def main(argv=None):
         train_ds = group_into_blocks(streams["train"], data.block_size).shuffle(seed=args.seed)
         eval_ds = group_into_blocks(streams["validation"], data.block_size)
         trainer_cls = Trainer
-    callbacks = [TrainingClock(data.max_train_minutes)]
+    callbacks = [TrainingClock(data.max_train_minutes, decay_lr=data.lr_decay_over_budget)]
     if data.lr_decay:
         callbacks.append(EpochDecayCallback(data.lr_decay, data.lr_decay_start_epoch))
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
