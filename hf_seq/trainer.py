@@ -23,6 +23,9 @@ class StatefulLMTrainer(Trainer):
     `per_device_train_batch_size` equal to the number of sub-streams; batches are read in order, never shuffled.
 
     The carried state is detached (gradients stop at the batch boundary) and reset at the start of every epoch.
+    Evaluation reads its own contiguous rows (`contiguous_stream_blocks` with `per_device_eval_batch_size`
+    sub-streams) with the state carried too, from a zero state at the start of every `evaluate()`: the validation
+    loss logged during training is then Zaremba et al.'s protocol, the number `evaluate_perplexity` gives.
     Single process only: a distributed sampler would break the contiguity of the sub-streams.
     """
 
@@ -33,23 +36,33 @@ class StatefulLMTrainer(Trainer):
         if self.args.gradient_accumulation_steps != 1:
             raise ValueError("StatefulLMTrainer carries state batch to batch; use gradient_accumulation_steps=1")
         self._carried = None
+        self._eval_carried = None
         self._epoch_of_state = None
 
     def _get_train_sampler(self, *args, **kwargs):
         return SequentialSampler(self.train_dataset)
 
+    def evaluate(self, *args, **kwargs):
+        self._eval_carried = None  # every evaluation reads its stream from the start
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:
+            self._eval_carried = None
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         epoch = self.state.epoch if self.state.epoch is not None else 0.0
-        if self._epoch_of_state is None or int(epoch) != self._epoch_of_state or not model.training:
+        if self._epoch_of_state is None or int(epoch) != self._epoch_of_state:
             self._carried = None  # a new pass over the stream starts from a zero state
         self._epoch_of_state = int(epoch)
         targets = inputs.pop("target_ids")
-        state = self._carried if model.training else None
+        state = self._carried if model.training else self._eval_carried
         if state is not None and state.states[0][0].shape[1] != targets.shape[0]:
-            state = None
+            state = None  # a last, smaller batch: its rows do not continue the previous ones
         outputs = model(input_ids=inputs["input_ids"], cache=state, use_cache=True)
         if model.training:
             self._carried = outputs.cache.detach()
+        else:
+            self._eval_carried = outputs.cache.detach()
         loss = F.cross_entropy(outputs.logits.flatten(0, 1).float(), targets.flatten())
         return (loss, outputs) if return_outputs else loss
 

@@ -246,9 +246,10 @@ def test_epoch_decay_needs_a_constant_scheduler(tmp_path):
 def test_training_clock_decays_the_rate_to_zero_over_the_budget(monkeypatch):
     """decay_lr: after every step the scheduler's rate is scaled by 1 - elapsed/budget (never compounding across
     steps), Trainer logs the scaled rate, training stops at the budget, and a resumed run continues the clock."""
-    import hf_seq.trainer as trainer_module
     from transformers import TrainerControl, TrainerState
     from transformers.optimization import get_constant_schedule_with_warmup
+
+    import hf_seq.trainer as trainer_module
 
     now = [1000.0]
     monkeypatch.setattr(trainer_module.time, "time", lambda: now[0])
@@ -281,3 +282,26 @@ def test_training_clock_decays_the_rate_to_zero_over_the_budget(monkeypatch):
     assert opt.param_groups[0]["lr"] == pytest.approx(2.0 * (1 - 36 / 60))
     with pytest.raises(ValueError, match="needs a budget"):
         trainer_module.TrainingClock(decay_lr=True)
+
+
+def test_stateful_trainer_evaluates_with_the_state_carried(tmp_path):
+    """The validation loss StatefulLMTrainer logs is Zaremba et al.'s protocol: equal to evaluate_perplexity over the
+    same stream (rows continue across batches, the state is carried, every evaluation starts from a zero state)."""
+    torch.manual_seed(0)
+    model = LSTMForCausalLM(LSTMConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, embedding_dropout=0.0,
+                                       hidden_dropout=0.0, output_dropout=0.0, initializer_range=0.8))  # state matters
+    batch, bptt, windows = 4, 6, 5
+    tokens = np.random.default_rng(1).integers(0, 40, batch * bptt * windows + 1)
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=batch, report_to="none",
+                             use_cpu=True, label_names=["target_ids"])
+    trainer = StatefulLMTrainer(model=model, args=args, eval_dataset=contiguous_stream_blocks(tokens, batch, bptt),
+                                data_collator=default_data_collator)
+    expected = evaluate_perplexity(model, tokens, batch_size=batch, bptt=bptt, progress=False)
+    first, second = trainer.evaluate()["eval_loss"], trainer.evaluate()["eval_loss"]
+    assert math.isclose(first, expected["loss"], rel_tol=1e-5) and math.isclose(second, first, rel_tol=1e-6)
+    # scoring each window from a zero state (what the trainer did before) gives a different, worse number
+    with torch.no_grad():
+        x = torch.as_tensor(np.array(contiguous_stream_blocks(tokens, batch, bptt)["input_ids"]))
+        y = torch.as_tensor(np.array(contiguous_stream_blocks(tokens, batch, bptt)["target_ids"]))
+        stateless = F.cross_entropy(model(input_ids=x).logits.flatten(0, 1), y.flatten()).item()
+    assert abs(stateless - first) > 0.01, (stateless, first)

@@ -260,6 +260,9 @@ def main(argv=None):
         results[f"{split}_loss"], results[f"{split}_perplexity"] = r["loss"], r["perplexity"]
     results["epochs"] = trainer.state.epoch
     results["torch_threads"] = torch.get_num_threads()
+    results["eval_history_protocol"] = (
+        f"state carried ({args.per_device_eval_batch_size} sub-streams x {data.block_size})" if data.stateful_bptt
+        else f"independent blocks of {data.block_size} tokens")
     results["eval_history"] = [
         {"epoch": round(e["epoch"], 3), "validation_perplexity": round(math.exp(e["eval_loss"]), 2),
          **({"elapsed_seconds": e["elapsed_seconds"]} if "elapsed_seconds" in e else {})}

@@ -58,6 +58,9 @@ def collect(label: str, run_dir: str) -> dict:
         "validation_perplexity": round(r["validation_perplexity"], 2), "test_perplexity": round(r["test_perplexity"], 2),
         "reference": reference, "reference_test_perplexity": reference_ppl, "evaluation": r.get("evaluation"),
         "history": r.get("eval_history") or _history(run_dir),
+        # runs before hf-seq's StatefulLMTrainer carried the state in evaluation scored every validation window of
+        # block_size tokens from a zero state: a pessimistic curve (the final numbers always carry the state)
+        "history_protocol": r.get("eval_history_protocol", "each window from a zero state"),
     }
     if reference_ppl is not None:
         row["test_minus_reference"] = round(row["test_perplexity"] - reference_ppl, 2)

@@ -90,7 +90,10 @@ def _lm_recipes(sec: dict) -> list[str]:
             table(sec["recipes"], LM_RECIPE_COLUMNS), "",
         ]
         if sec["plots"].get("curve"):
-            out += [f"![PTB recipes: validation perplexity per epoch]({sec['plots']['curve']})", ""]
+            protocols = "; ".join(f"{r['label']}: {r['history_protocol']}" for r in sec["recipes"] if r["history"])
+            out += [f"![PTB recipes: validation perplexity per epoch]({sec['plots']['curve']})", "",
+                    f"The curve is the validation perplexity Trainer logged after every epoch ({protocols}); the "
+                    "table's numbers are the final evaluation, state carried.", ""]
     for m in sec.get("missing", []):
         out += [f"- Not in the table: **{m['recipe']}**: {m['reason']}"]
     if sec.get("missing"):
