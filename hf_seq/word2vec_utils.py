@@ -9,7 +9,8 @@ Main way to train (documented in training/train_word2vec.py):
 Per epoch everything is vectorised with numpy/torch: frequent words are sub-sampled with word2vec.c's
 keep-probability, every centre word draws its window 1..W, all (centre, context) pairs of a chunk of the corpus are
 built at once with offset arithmetic, and the chunk is trained as one batch with word2vec.c's closed-form sparse SGD
-updates (index_add_ into the vector tables, Hogwild across `workers` threads as in word2vec.c and gensim).
+updates (index_add_ into the vector tables, Hogwild across `workers` as word2vec.c's and gensim's threads: on CPU,
+forked processes updating the vectors in shared memory, so no GIL is shared between them).
 
 Negative sampling draws `negative` noise words per group of `negatives_shared_by` consecutive pairs: each pair still
 sees exactly `negative` words drawn from counts**0.75 (same objective, same expected gradient), but the noise
