@@ -76,7 +76,7 @@ def run_gensim(setting: str, args, queue):
     p = SETTINGS[setting]
     model = Word2Vec(
         vector_size=100, window=5, negative=p["negative"], hs=p["hs"], sg=p["sg"], sample=1e-3, min_count=5,
-        workers=args.threads, seed=args.seed,
+        workers=args.threads, seed=args.seed, alpha=args.alpha, min_alpha=1e-4,
     )
     model.build_vocab(sentences)
     rss_before = _memory_kb("VmRSS")
@@ -113,7 +113,7 @@ def run_hf_seq(setting: str, args, queue):
     model = Word2VecForPreTraining(config)
     rss_before = _memory_kb("VmRSS")
     train_args = Word2VecTrainingArguments(
-        epochs=args.epochs, workers=args.threads, seed=args.seed, progress_bar=False,
+        epochs=args.epochs, workers=args.threads, seed=args.seed, progress_bar=False, alpha=args.alpha, min_alpha=1e-4,
         batch_words=args.batch_words, negatives_shared_by=args.negatives_shared_by,
         max_row_updates=args.max_row_updates, parallel=args.parallel,
     )
@@ -169,6 +169,7 @@ def write_markdown(report, path):
             "",
             f"Corpus: {report['corpus']} (lower-cased, {report['results'][0]['corpus_words']:,} words), "
             f"{report['epochs']} epochs, vector_size 100, window 5, negative 5 (0 with hs), sample 1e-3, min_count 5, "
+            f"alpha {report.get('alpha', 'each system default')} falling to 1e-4, "
             f"{report['threads']} threads each. Machine: {report['platform']}, {report['cpus']} CPUs, load average "
             f"{report['load_before']} before / {report['load_after']} after (shared machine: absolute speeds are "
             "noisy, the pairs ran back to back).",
@@ -208,6 +209,9 @@ def main():
                         help="centre words per batch (default: the trainer's, 1024 skip-gram / 4096 CBOW)")
     parser.add_argument("--negatives-shared-by", type=int, default=32)
     parser.add_argument("--max-row-updates", type=float, default=64.0)
+    parser.add_argument("--alpha", type=float, default=0.025,
+                        help="start learning rate of both systems (gensim's default for skip-gram and CBOW alike; "
+                             "word2vec.c and hf-seq's own default use 0.05 for CBOW)")
     parser.add_argument("--parallel", choices=("process", "thread"), default="process",
                         help="hf-seq workers: forked processes on shared-memory vectors, or threads")
     parser.add_argument("--out", default=os.path.join(RESULTS, "word2vec_vs_gensim"))
@@ -237,6 +241,7 @@ def main():
             "max_row_updates": args.max_row_updates,
             "parallel": args.parallel,
         },
+        "alpha": args.alpha,
         "speed_ratio": ratio,
         "results": results,
     }

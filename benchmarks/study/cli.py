@@ -15,9 +15,6 @@ from .common import REPO, RESULTS_DIR, RUNS_DIR, machine_info, read_json, write_
 
 SUBSETS = ("lm", "lm_recipes", "long_range", "translation", "word_vectors")
 NOT_RUN = [
-    "Zaremba et al. (2014) small PTB LSTM reproduction (published test perplexity ~115) and the improved recipe's "
-    "target (test perplexity <= 100 within one hour on 2 CPU cores): not run by the study on this shared machine; "
-    "the recipe is `python training/train_lm.py configs/lstm_ptb_small.yaml` (owner: recurrent family).",
     "PTB medium LSTM on a GPU (published 82.7, target <= 80): config `configs/lstm_ptb_medium_gpu.yaml`, no GPU here.",
     "WikiText-2 language modelling inside the study: only PTB (`--lm dataset=...` takes ptb only so far); the LSTM vs "
     "Transformer decoder comparison on WikiText-2 ran through train_lm.py: benchmarks/results/wikitext2_lstm_vs_transformer.md.",
