@@ -5,7 +5,8 @@
     python benchmarks/bench_word2vec.py --max-lines 2000 --epochs 1 --out /tmp/w2v   # quick look
 
 Settings (gensim's names): vector_size 100, window 5, negative 5, sample 1e-3, min_count 5, 5 epochs, for
-sg=1 (skip-gram + negative sampling), sg=0 (CBOW-mean + negative sampling) and sg=1 hs=1 negative=0.
+sg=1 (skip-gram + negative sampling), sg=0 (CBOW-mean + negative sampling), and both with hs=1 negative=0
+(hierarchical softmax).
 Each system trains in its own fresh process (peak memory = the process's VmHWM, with the RSS before training also
 recorded). words/s = corpus words x epochs / training wall time (vocabulary building excluded for both). Both systems'
 vectors are scored by the same code (Word2VecKeyedVectors): analogies over the 30k most frequent words
@@ -33,6 +34,7 @@ SETTINGS = {
     "skipgram_ns": {"sg": 1, "hs": 0, "negative": 5},
     "cbow_ns": {"sg": 0, "hs": 0, "negative": 5},
     "skipgram_hs": {"sg": 1, "hs": 1, "negative": 0},
+    "cbow_hs": {"sg": 0, "hs": 1, "negative": 0},
 }
 
 

@@ -22,6 +22,7 @@ logger = logging.get_logger(__name__)
 
 REVISION_PLACEHOLDER = "COMMIT_SHA"  # replaced by the uploaded commit once publish() knows it
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+STUDY_JSON = TEMPLATES_DIR.parent / "benchmarks" / "results" / "study" / "study.json"
 
 # auto class -> (pipeline task to run, Hub pipeline_tag)
 TASKS = {
@@ -320,6 +321,55 @@ def _format_number(value: Any) -> str:
     return str(value)
 
 
+def _study_rows(rows: list[dict], columns: list[tuple[str, str]]) -> list[list[str]]:
+    return [[_format_number(r[k]) if r.get(k) is not None else "n/a" for _, k in columns] for r in rows]
+
+
+def study_excerpt(task: str, path: str | os.PathLike | None = None) -> dict | None:
+    """The rows of hf-seq's side-by-side study (`benchmarks/results/study/study.json` of the source checkout) that
+    compare this kind of model: perplexity for text generation, BLEU for translation, analogy/similarity for word
+    vectors. Copied from the study's JSON, so the card quotes measured numbers only; None when there is none."""
+    path = Path(path) if path is not None else STUDY_JSON
+    try:
+        subsets = json.loads(path.read_text(encoding="utf-8"))["subsets"]
+    except (OSError, ValueError, KeyError):
+        return None
+    sections = []
+    if task == "text-generation":
+        lm = subsets.get("lm") or {}
+        cols = [("model", "label"), ("parameters", "parameters"), ("train tokens", "train_tokens"),
+                ("test perplexity", "test_perplexity")]
+        if lm.get("models"):
+            budget = (lm.get("settings") or {}).get("budget_seconds")
+            sections.append({"title": f"PTB, equal training budget ({_format_number(budget)} CPU seconds per model)",
+                             "columns": [c for c, _ in cols], "rows": _study_rows(lm["models"], cols)})
+        recipes = (subsets.get("lm_recipes") or {}).get("recipes")
+        cols = [("recipe", "label"), ("parameters", "parameters"), ("training hours", "train_hours"),
+                ("test perplexity", "test_perplexity"), ("reference", "reference"),
+                ("reference perplexity", "reference_test_perplexity")]
+        if recipes:
+            sections.append({"title": "PTB LSTM recipes trained to the end", "columns": [c for c, _ in cols],
+                             "rows": _study_rows(recipes, cols)})
+    elif task == "hf-seq-translation":
+        systems = (subsets.get("translation") or {}).get("systems")
+        cols = [("system", "label"), ("parameters", "parameters"), ("training CPU s", "train_cpu_seconds"),
+                ("BLEU", "test_bleu"), ("chrF", "test_chrf"), ("beams", "test_num_beams")]
+        if systems:
+            sections.append({"title": "Multi30k De->En test, about one CPU-thread hour of training each",
+                             "columns": [c for c, _ in cols], "rows": _study_rows(systems, cols)})
+    elif task in ("feature-extraction", "fill-mask"):
+        tables = (subsets.get("word_vectors") or {}).get("tables") or []
+        cols = [("setting", "setting"), ("system", "system"), ("words/s", "words_per_s"),
+                ("analogy", "analogy.total"), ("WordSim-353", "wordsim353.spearman"), ("SimLex-999", "simlex999.spearman")]
+        for t in tables:
+            if t.get("rows") and all(k in t["columns"] for _, k in cols):
+                ctx = t.get("context") or {}
+                title = f"{os.path.basename(str(ctx.get('corpus', t['file'])))}, {ctx.get('threads', '?')} threads each"
+                sections.append({"title": f"word2vec vs gensim: {title}", "columns": [c for c, _ in cols],
+                                 "rows": _study_rows(t["rows"], cols)})
+    return {"sections": sections} if sections else None
+
+
 def build_model_card(
     *,
     config: dict,
@@ -393,6 +443,7 @@ def build_model_card(
         experiment_file=next((results[k] for k in ("config_file", "config") if isinstance(results.get(k), str)), None),
         extra_files=[name for name in extra_files],
         usage=usage_block(task, auto_class, repo_id, pinned),
+        study=study_excerpt(task),
     )
     return ModelCard(re.sub(r"\n{3,}", "\n\n", str(card)))  # the template's optional blocks leave blank runs
 

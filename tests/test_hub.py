@@ -318,7 +318,7 @@ def test_model_card_metadata_and_numbers(published, name):
         for key in path:
             at = at[key]
         assert at == value, path
-    table = card.text[card.text.index("| metric | split | value |"):]
+    table = card.text[card.text.index("| metric | split | value |"):].split("\n\n")[0]  # the metrics table only
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == len(found) + 1
     text = card.text
     assert "![" in text and "(training_curve.png)" in text
@@ -407,3 +407,35 @@ def test_clean_generation_config_keeps_deliberate_values():
 
 
 assert hf_seq  # the import registers the Auto classes used above
+
+
+def test_model_cards_quote_the_study(tmp_path, monkeypatch):
+    """Cards of the families the study compares carry its rows, copied from study.json (numbers never typed); no
+    study file, or a task the study does not cover, gives no section."""
+    import hf_seq.model_card as mc
+
+    study = {"subsets": {
+        "lm": {"settings": {"budget_seconds": 240.0},
+               "models": [{"label": "LSTM", "parameters": 2_000_000, "train_tokens": 700_000, "test_perplexity": 181.25},
+                          {"label": "GRU", "parameters": 2_000_100, "train_tokens": 650_000, "test_perplexity": 190.5}]},
+        "lm_recipes": {"recipes": [{"label": "Zaremba small", "parameters": 4_650_000, "train_hours": 1.9,
+                                    "test_perplexity": 116.75, "reference": "published", "reference_test_perplexity": 114.5}]},
+        "translation": {"systems": [{"label": "Transformer", "parameters": 5_489_664, "train_cpu_seconds": 2315.5,
+                                     "test_bleu": 33.0, "test_chrf": 53.73, "test_num_beams": 4}]},
+    }}
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(study))
+    monkeypatch.setattr(mc, "STUDY_JSON", path)
+    card = mc.build_model_card(config={"model_type": "hf_seq_lstm", "num_hidden_layers": 2, "hidden_size": 8,
+                                       "embedding_size": 8, "vocab_size": 20}, model_class="LSTMForCausalLM",
+                               auto_class="AutoModelForCausalLM", family="recurrent", head="lm", repo_id="me/lm",
+                               results={"test_perplexity": 50.0})
+    text = str(card)
+    assert "## Compared side by side" in text and "(240.00 CPU seconds per model)" in text
+    assert "| LSTM | 2000000 | 700000 | 181.25 |" in text and "| GRU | 2000100 | 650000 | 190.50 |" in text
+    assert "| Zaremba small | 4650000 | 1.90 | 116.75 | published | 114.50 |" in text
+    assert "Transformer | 5489664" not in text  # translation rows belong to translation cards
+    assert mc.study_excerpt("hf-seq-translation")["sections"][0]["rows"] == [
+        ["Transformer", "5489664", "2315.50", "33.00", "53.73", "4"]]
+    assert mc.study_excerpt("text-classification") is None
+    assert mc.study_excerpt("text-generation", tmp_path / "absent.json") is None
