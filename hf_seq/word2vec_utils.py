@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -589,44 +590,65 @@ def train_word2vec(
     return history
 
 
-def _train_chunk(kernel: Word2VecSGD, config, data: _EpochData, start: int, stop: int, lr: float, device):
-    """One batch: the pairs of the centre words at kept positions [start, stop). Returns (summed loss, examples)."""
-    rows, contexts, centres = window_pairs(data, start, stop, config.window)
-    if rows.shape[0] == 0:
-        return 0.0, 0
-    rows_t, contexts_t, centres_t = (torch.from_numpy(a).to(device) for a in (rows, contexts, centres))
-    if config.architecture == "skipgram":
-        # word2vec.c: the context word's input vector predicts the centre word
-        return kernel.skipgram_by_centre(rows_t, contexts_t, centres_t, lr), rows.shape[0]
-    loss = kernel.cbow(rows_t, contexts_t, centres_t, lr)
-    return loss, int(np.count_nonzero(np.bincount(rows)))  # centres with at least one context word
+@dataclass
+class _Epoch:
+    """One epoch's sub-sampled corpus cut into batches of `chunk` centre words, and how each batch is trained."""
+
+    model: Word2VecForPreTraining
+    args: Word2VecTrainingArguments
+    epoch: int
+    alpha: float
+    data: _EpochData
+    chunk: int
+    raw_per_kept: float
+    device: torch.device
+    bar: Any = None
+    t0: float = field(default_factory=time.perf_counter)
+
+    @property
+    def num_batches(self) -> int:
+        return -(-self.data.ids.shape[0] // self.chunk)
+
+    def lr_at(self, start: int) -> float:
+        progress = (self.epoch + start / max(self.data.ids.shape[0], 1)) / self.args.epochs
+        return max(self.args.min_alpha, self.alpha * (1.0 - progress))  # word2vec.c's linear decay
+
+    def kernel(self, worker_id: int) -> Word2VecSGD:
+        seed = int(np.random.default_rng([self.args.seed, self.epoch, worker_id]).integers(2**62))
+        return Word2VecSGD(self.model, self.args.negatives_shared_by, seed, self.args.max_row_updates)
+
+    def train_batch(self, kernel: Word2VecSGD, i: int) -> tuple[float, int, float, float]:
+        """Batch i: the pairs of the centre words at kept positions [i*chunk, (i+1)*chunk). Returns (summed loss,
+        examples, corpus words it stands for, learning rate)."""
+        start = i * self.chunk
+        stop = min(start + self.chunk, self.data.ids.shape[0])
+        lr = self.lr_at(start)
+        words = (stop - start) * self.raw_per_kept
+        rows, contexts, centres = window_pairs(self.data, start, stop, self.model.config.window)
+        if rows.shape[0] == 0:
+            return 0.0, 0, words, lr
+        rows_t, contexts_t, centres_t = (torch.from_numpy(a).to(self.device) for a in (rows, contexts, centres))
+        if self.model.config.architecture == "skipgram":
+            # word2vec.c: the context word's input vector predicts the centre word
+            return kernel.skipgram_by_centre(rows_t, contexts_t, centres_t, lr), rows.shape[0], words, lr
+        loss = kernel.cbow(rows_t, contexts_t, centres_t, lr)
+        return loss, int(np.count_nonzero(np.bincount(rows))), words, lr  # centres with a context word
+
+    def show(self, words: float, loss: float, pairs: int, lr: float) -> None:
+        self.bar.set_postfix(loss=f"{loss / max(pairs, 1):.4f}", lr=f"{lr:.5f}",
+                             words_per_s=f"{words / max(time.perf_counter() - self.t0, 1e-9):,.0f}", refresh=False)
 
 
 def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dict:
-    config = model.config
-    rng = np.random.default_rng([args.seed, epoch])
-    data = sample_epoch(corpus, config, rng)
+    data = sample_epoch(corpus, model.config, np.random.default_rng([args.seed, epoch]))
     n = data.ids.shape[0]
-    chunk = max(1, int(args.batch_words or default_batch_words(config, workers)))
-    starts = list(range(0, n, chunk))
-    raw_per_kept = corpus.raw_words / max(n, 1)
-    t0 = time.perf_counter()
-
-    def lr_at(start: int) -> float:
-        progress = (epoch + start / max(n, 1)) / args.epochs
-        return max(args.min_alpha, alpha * (1.0 - progress))  # word2vec.c's linear decay
-
-    def kernel_for(worker_id: int) -> Word2VecSGD:
-        seed = int(np.random.default_rng([args.seed, epoch, worker_id]).integers(2**62))
-        return Word2VecSGD(model, args.negatives_shared_by, seed, args.max_row_updates)
-
+    ep = _Epoch(model, args, epoch, alpha, data, chunk=max(1, int(args.batch_words or default_batch_words(
+        model.config, workers))), raw_per_kept=corpus.raw_words / max(n, 1), device=device, bar=bar)
     if workers > 1 and device.type == "cpu" and args.parallel == "process":
-        loss, pairs = _run_processes(model, config, data, starts, chunk, n, lr_at, kernel_for, workers, device,
-                                     bar, raw_per_kept, t0)
+        loss, pairs = _run_processes(ep, workers)
     else:
-        loss, pairs = _run_threads(config, data, starts, chunk, n, lr_at, kernel_for, workers, device, bar,
-                                   raw_per_kept, t0)
-    seconds = time.perf_counter() - t0
+        loss, pairs = _run_threads(ep, workers)
+    seconds = time.perf_counter() - ep.t0
     return {
         "epoch": epoch,
         "loss": loss / max(pairs, 1),
@@ -637,37 +659,28 @@ def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dic
     }
 
 
-def _show(bar, words: float, loss: float, pairs: int, lr: float, t0: float) -> None:
-    bar.set_postfix(loss=f"{loss / max(pairs, 1):.4f}", lr=f"{lr:.5f}",
-                    words_per_s=f"{words / max(time.perf_counter() - t0, 1e-9):,.0f}", refresh=False)
-
-
-def _run_threads(config, data, starts, chunk, n, lr_at, kernel_for, workers, device, bar, raw_per_kept, t0):
+def _run_threads(ep: _Epoch, workers: int) -> tuple[float, int]:
     """Hogwild in one process: `workers` threads take the next batch from a shared counter (torch releases the GIL
     inside its kernels; the numpy window code and Python between the ops hold it)."""
     lock = threading.Lock()
     state = {"next": 0, "loss": 0.0, "pairs": 0, "words": 0.0, "error": None}
 
     def work(worker_id: int):
-        kernel = kernel_for(worker_id)
+        kernel = ep.kernel(worker_id)
         while True:
             with lock:
                 i = state["next"]
                 state["next"] += 1
-            if i >= len(starts) or state["error"] is not None:
+            if i >= ep.num_batches or state["error"] is not None:
                 return
-            start = starts[i]
-            stop = min(start + chunk, n)
-            lr = lr_at(start)
-            loss, pairs = _train_chunk(kernel, config, data, start, stop, lr, device)
+            loss, pairs, words, lr = ep.train_batch(kernel, i)
             with lock:
                 state["loss"] += loss
                 state["pairs"] += pairs
-                words = (stop - start) * raw_per_kept
                 state["words"] += words
-                if bar is not None:
-                    bar.update(words)
-                    _show(bar, state["words"], state["loss"], state["pairs"], lr, t0)
+                if ep.bar is not None:
+                    ep.bar.update(words)
+                    ep.show(state["words"], state["loss"], state["pairs"], lr)
 
     def guarded(worker_id):
         try:
@@ -688,7 +701,7 @@ def _run_threads(config, data, starts, chunk, n, lr_at, kernel_for, workers, dev
     return state["loss"], state["pairs"]
 
 
-def _run_processes(model, config, data, starts, chunk, n, lr_at, kernel_for, workers, device, bar, raw_per_kept, t0):
+def _run_processes(ep: _Epoch, workers: int) -> tuple[float, int]:
     """Hogwild across forked processes, as word2vec.c's threads: the input and output vectors move to shared memory
     (`share_memory_`, in place: the model keeps them), every worker takes the next batch from a shared counter and
     updates them without locks; no GIL is shared, so the numpy window code and the Python between the torch ops run
@@ -696,10 +709,9 @@ def _run_processes(model, config, data, starts, chunk, n, lr_at, kernel_for, wor
     import multiprocessing as mp
     import traceback
 
-    tables = [model.word2vec.embeddings.weight, model.output_layer.weight]
-    for t in tables:
-        if not t.is_shared():
-            t.data.share_memory_()
+    for table in (ep.model.word2vec.embeddings.weight, ep.model.output_layer.weight):
+        if not table.is_shared():
+            table.data.share_memory_()
     ctx = mp.get_context("fork")
     next_batch = ctx.Value("q", 0)
     done = ctx.Array("d", 3)  # words, loss, examples: summed over every worker
@@ -709,18 +721,16 @@ def _run_processes(model, config, data, starts, chunk, n, lr_at, kernel_for, wor
         code = 0
         try:
             torch.set_num_threads(1)
-            kernel = kernel_for(worker_id)
+            kernel = ep.kernel(worker_id)
             while True:
                 with next_batch.get_lock():
                     i = next_batch.value
                     next_batch.value += 1
-                if i >= len(starts):
+                if i >= ep.num_batches:
                     break
-                start = starts[i]
-                stop = min(start + chunk, n)
-                loss, pairs = _train_chunk(kernel, config, data, start, stop, lr_at(start), device)
+                loss, pairs, words, _ = ep.train_batch(kernel, i)
                 with done.get_lock():
-                    done[0] += (stop - start) * raw_per_kept
+                    done[0] += words
                     done[1] += loss
                     done[2] += pairs
             messages.put((worker_id, None))
@@ -743,14 +753,14 @@ def _run_processes(model, config, data, starts, chunk, n, lr_at, kernel_for, wor
     while any(p.is_alive() for p in procs):
         time.sleep(0.2)
         drain()
-        if bar is not None:
+        if ep.bar is not None:
             with done.get_lock():
                 words, loss, pairs = done[0], done[1], int(done[2])
-            bar.update(words - shown)
+            ep.bar.update(words - shown)
             shown = words
             with next_batch.get_lock():
-                i = min(next_batch.value, len(starts) - 1)
-            _show(bar, words, loss, pairs, lr_at(starts[i]), t0)
+                i = min(next_batch.value, ep.num_batches - 1)
+            ep.show(words, loss, pairs, ep.lr_at(i * ep.chunk))
     for p in procs:
         p.join()
     drain()
@@ -759,8 +769,8 @@ def _run_processes(model, config, data, starts, chunk, n, lr_at, kernel_for, wor
     if failed:
         detail = "\n".join(f"worker {w}: {e}" for w, e in failed.items())
         raise RuntimeError(f"word2vec training failed in {len(failed)} of {workers} worker processes:\n{detail}")
-    if bar is not None:
-        bar.update(done[0] - shown)
+    if ep.bar is not None:
+        ep.bar.update(done[0] - shown)
     return float(done[1]), int(done[2])
 
 

@@ -344,7 +344,7 @@ def test_a_failing_worker_process_is_reported(monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("planted failure")
 
-    monkeypatch.setattr(w2v, "_train_chunk", broken)  # the forked workers inherit the patched module
+    monkeypatch.setattr(w2v._Epoch, "train_batch", broken)  # the forked workers inherit the patched class
     tokenizer, config, corpus = prepare_word2vec(planted_corpus(1, 100), min_count=1, vector_size=8, sample=0)
     with pytest.raises(RuntimeError, match=r"(?s)failed in 2 of 2 worker processes.*worker 0:.*planted failure"):
         train_word2vec(Word2VecForPreTraining(config), corpus,
