@@ -233,6 +233,10 @@ def window_pairs(data: _EpochData, start: int, stop: int, window: int) -> tuple[
 # ---------------------------------------------------------------------------------------------------------------------
 # 3. closed-form sparse SGD (word2vec.c's updates, batched)
 # ---------------------------------------------------------------------------------------------------------------------
+MAX_EXP = 6.0  # word2vec.c: hierarchical softmax leaves out a node whose |h . v| is at least this (the sigmoid table's
+# range); negative sampling saturates the sigmoid there instead, which the exact sigmoid does already
+
+
 def _scatter_weighted_rows(table, index, source, source_rows, weights=None, *, cap=None, grouped=False) -> None:
     """table[index[t]] += weights[t] * source[source_rows[t]] for every t, summed over repeated indices.
 
@@ -261,7 +265,8 @@ class Word2VecSGD:
     For a pair with hidden vector h and target w, word2vec.c computes g = lr * (label - sigmoid(h·v)) for each
     output vector v (the target and the noise words, or the inner nodes on w's Huffman path), adds g*h to v and
     g*v to the error of h, then adds that error to every input vector that formed h (for CBOW-mean too: the error is
-    not divided by the context size). Here all pairs of a batch are done at once, reading the vectors before the
+    not divided by the context size). With hierarchical softmax a node whose |h·v| >= MAX_EXP (6) is skipped, as
+    word2vec.c and gensim do (the reported loss still counts it). Here all pairs of a batch are done at once, reading the vectors before the
     batch and summing their updates (Hogwild-style).
 
     Summing is what word2vec.c does one pair at a time, except that a row hit n times in one batch moves n steps
@@ -389,6 +394,7 @@ class Word2VecSGD:
         # -log sigmoid(+-score): the branch probability is sig for code 0 and 1 - sig for code 1
         loss = -torch.log(torch.where(codes > 0, 1.0 - sig, sig).clamp_(min=1e-30)).sum()
         g = (1.0 - codes - sig).mul_(lr)  # word2vec.c: (1 - code - f) * alpha
+        g.mul_(score.abs() < MAX_EXP)  # word2vec.c (and gensim) skip a node whose |score| >= MAX_EXP
         # error of h = sum over its path of g * v_node: one fused gather-and-weighted-sum per pair (the nodes of a
         # pair are contiguous), read before the node vectors move
         lengths = self.lengths[targets]
@@ -451,11 +457,13 @@ class Word2VecSGD:
         w_node = self.output_vectors
         v_node = torch.index_select(w_node, 0, nodes.reshape(-1), out=self._buffer("v_node", num_centres * depth, dim))
         v_node = v_node.view(num_centres, depth, dim)
-        sig = torch.sigmoid(torch.bmm(hidden, v_node.transpose(1, 2)))  # [C, W, D]
+        score = torch.bmm(hidden, v_node.transpose(1, 2))  # [C, W, D]
+        sig = torch.sigmoid(score)
         mask = pair_mask.view(num_centres, width, 1) * depth_mask.view(num_centres, 1, depth)
         # -log sigmoid(+-score): the branch probability is sig for code 0 and 1 - sig for code 1
         loss = -(torch.log(torch.where(codes > 0, 1.0 - sig, sig).clamp_(min=1e-30)) * mask).sum()
         g = (1.0 - codes - sig).mul_(mask).mul_(lr)  # word2vec.c: (1 - code - f) * alpha, 0 on padding
+        g.mul_(score.abs() < MAX_EXP)  # word2vec.c (and gensim) skip a node whose |score| >= MAX_EXP
         error = torch.bmm(g, v_node)  # [C, W, d]: error of each pair's h, from the node vectors before the batch
         node_grad = torch.bmm(g.transpose(1, 2), hidden)  # [C, D, d]: summed over the centre's pairs
         valid = depth_mask.view(-1).nonzero().squeeze(1)

@@ -1,6 +1,7 @@
 """word2vec (issue 6): tree, noise table, sub-sampling, the fast trainer, save/continue, formats, pipelines."""
 
 import copy
+import math
 import json
 import os
 import sys
@@ -630,3 +631,37 @@ def test_clear_errors():
         model(torch.tensor([3, 4]), labels=torch.tensor([-1, 6]))
     with pytest.raises(ValueError, match="attention_mask shape"):
         model(torch.tensor([[3, 4]]), labels=torch.tensor([5]), attention_mask=torch.ones(1, 3))
+
+
+@pytest.mark.parametrize("by_centre", [False, True])
+def test_hierarchical_softmax_skips_saturated_nodes_as_word2vec_c(by_centre):
+    """word2vec.c / gensim leave out a Huffman node whose |h . v| >= 6: it moves neither itself nor the input; the
+    other nodes of the path get the usual update, and the loss still counts every node."""
+    from hf_seq.word2vec_utils import MAX_EXP
+
+    config = Word2VecConfig(vocab_size=VOCAB, vector_size=8, word_counts=COUNTS, objective="hierarchical_softmax")
+    model = Word2VecForPreTraining(config)
+    layer = model.output_layer
+    target, context = 9, 7  # ids from 5 on are words with counts (a Huffman path of depth >= 2)
+    path = layer.huffman_points[target][: layer.huffman_lengths[target]]
+    with torch.no_grad():
+        model.word2vec.embeddings.weight.zero_()
+        model.word2vec.embeddings.weight[context, 0] = 1.0
+        layer.weight.zero_()
+        layer.weight[path[0], 0] = 2 * MAX_EXP  # saturated: skipped
+        layer.weight[path[1], 0] = 0.5  # ordinary
+    before_out, before_in = layer.weight.clone(), model.word2vec.embeddings.weight.clone()
+    kernel = Word2VecSGD(model, max_row_updates=None)
+    if by_centre:
+        loss = kernel.skipgram_by_centre(torch.tensor([0]), torch.tensor([context]), torch.tensor([target]), 0.1)
+    else:
+        loss = kernel.skipgram(torch.tensor([context]), torch.tensor([target]), 0.1)
+    moved = (layer.weight - before_out).abs().sum(1)
+    assert moved[path[0]] == 0 and moved[path[1]] > 0
+    error_in = model.word2vec.embeddings.weight[context] - before_in[context]
+    code1 = float(layer.huffman_codes[target][1])
+    assert error_in[0].item() == pytest.approx(0.1 * (1 - code1 - torch.sigmoid(torch.tensor(0.5)).item()) * 0.5)
+    code0 = float(layer.huffman_codes[target][0])
+    saturated = -math.log(max(1 - torch.sigmoid(torch.tensor(12.0)).item() if code0 else torch.sigmoid(
+        torch.tensor(12.0)).item(), 1e-30))
+    assert loss > saturated - 1e-6  # the skipped node's term is in the loss
