@@ -73,14 +73,19 @@ def plot(rows: list[dict], path: str) -> str:
     for r in rows:
         h = r["history"]
         if h:
-            ax.plot([p["epoch"] for p in h], [p["validation_perplexity"] for p in h], marker="o", ms=3,
-                    label=f"{r['label']} (test {r['test_perplexity']:.1f})")
+            zero_state = "zero state" in r.get("history_protocol", "")
+            line, = ax.plot([p["epoch"] for p in h], [p["validation_perplexity"] for p in h], marker="o", ms=3,
+                            ls="--" if zero_state else "-",
+                            label=f"{r['label']}: logged{' (windows from a zero state)' if zero_state else ''}")
+            ax.plot([h[-1]["epoch"]], [r["validation_perplexity"]], marker="*", ms=12, color=line.get_color(),
+                    ls="none", label=f"final, state carried: valid {r['validation_perplexity']:.1f}, "
+                                     f"test {r['test_perplexity']:.1f}")
         if r["reference_test_perplexity"]:
             ax.axhline(r["reference_test_perplexity"], ls=":", lw=1, color=ax.lines[-1].get_color() if h else "grey")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("PTB validation perplexity")
-    ax.set_title("PTB LSTM recipes (dotted: published test perplexity / target)")
+    ax.set_title("PTB LSTM recipes (dotted: published test perplexity / target)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
