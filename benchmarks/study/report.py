@@ -66,6 +66,9 @@ def _lm(sec: dict) -> list[str]:
         "the model was built is in the JSON).", "",
         table(sec["models"], LM_COLUMNS), "",
         f"![perplexity vs training time]({sec['plots']['curve']})", "",
+        "One optimizer setting is shared by every model, with no per-model tuning: the table ranks how far each "
+        "architecture gets with it in the budget, not the best each can do (section 1b: an LSTM with its own "
+        "recipe).", "",
     ]
     resumed = [f"{r['label']} (from step {', '.join(map(str, r['resumed_from_steps']))})" for r in sec["models"]
                if r.get("resumed_from_steps")]
