@@ -133,8 +133,8 @@ def _translation(sec: dict) -> list[str]:
         cpu = [r["train_cpu_seconds"] for r in sec["systems"] if r.get("train_cpu_seconds")]
         if cpu and max(cpu) > 1.5 * min(cpu):
             out += [f"**Caveat:** equal wall-clock budgets did not give equal work: the training CPU seconds range "
-                    f"from {fmt(min(cpu))} to {fmt(max(cpu))} ({max(cpu) / min(cpu):.1f}x) because the shared "
-                    "machine's load changed between runs. Systems trained for a few hundred steps are far from "
+                    f"from {fmt(min(cpu))} to {fmt(max(cpu))} ({max(cpu) / min(cpu):.1f}x): the systems run their "
+                    "planned epochs at different speeds, and the shared machine's load changed between runs. Systems trained for a few hundred steps are far from "
                     "converged; this table ranks how far each got in its budget, not the architectures' quality.", ""]
         beams = {r.get("test_num_beams") for r in sec["systems"]}
         if len(beams) > 1:
