@@ -1,8 +1,8 @@
 """word2vec (issue 6): tree, noise table, sub-sampling, the fast trainer, save/continue, formats, pipelines."""
 
 import copy
-import math
 import json
+import math
 import os
 import sys
 
