@@ -118,6 +118,7 @@ class TrainingClock(TrainerCallback):
             raise ValueError("TrainingClock(decay_lr=True) needs a budget: minutes=None")
         self.seconds = None if minutes is None else minutes * 60
         self.decay_lr = decay_lr
+        self.base_lrs = None
 
     def elapsed(self) -> float:
         return self.offset + time.time() - self.start
@@ -136,11 +137,9 @@ class TrainingClock(TrainerCallback):
         # its next step computes from its base rates again, so the factors never compound
         if self.decay_lr and optimizer is not None:
             factor = max(0.0, 1.0 - self.elapsed() / self.seconds)
-            if lr_scheduler is not None:
-                lrs = lr_scheduler.get_last_lr()
-            else:  # no scheduler: the rates of the first step are the base
-                self.base_lrs = getattr(self, "base_lrs", None) or [g["lr"] for g in optimizer.param_groups]
-                lrs = self.base_lrs
+            if lr_scheduler is None and self.base_lrs is None:  # no scheduler: the first step's rates are the base
+                self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+            lrs = lr_scheduler.get_last_lr() if lr_scheduler is not None else self.base_lrs
             for group, lr in zip(optimizer.param_groups, lrs):
                 group["lr"] = lr * factor
             if lr_scheduler is not None:

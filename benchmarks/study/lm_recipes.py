@@ -9,7 +9,6 @@ test perplexity for a reproduction, the issue's target for our own recipe.
 
 from __future__ import annotations
 
-import glob
 import math
 import os
 
@@ -29,12 +28,14 @@ DEFAULT_RUNS = {
 
 def _history(run_dir: str) -> list[dict]:
     """Validation perplexity per evaluation from the newest checkpoint's trainer state (empty if none kept)."""
-    states = sorted(glob.glob(os.path.join(run_dir, "checkpoint-*", "trainer_state.json")),
-                    key=lambda p: int(p.split("checkpoint-")[-1].split(os.sep)[0]))
+    from hf_seq.checkpointing import list_checkpoints
+
+    states = [os.path.join(c, "trainer_state.json") for c in list_checkpoints(run_dir)]
+    states = [p for p in states if os.path.isfile(p)]
     if not states:
         return []
     out = []
-    for e in read_json(states[-1])["log_history"]:
+    for e in read_json(states[0])["log_history"]:
         if "eval_loss" in e:
             point = {"epoch": round(float(e["epoch"]), 3), "validation_perplexity": round(math.exp(e["eval_loss"]), 2)}
             if "elapsed_seconds" in e:
