@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """hf-seq word2vec against gensim 4.x Word2Vec: same corpus, same hyper-parameters, same 2 threads, one run.
 
-    python benchmarks/bench_word2vec.py                       # WikiText-2 train, 5 epochs, 3 settings (~10-15 min)
+    python benchmarks/bench_word2vec.py                       # WikiText-2 train, 5 epochs, 4 settings (~10-15 min)
     python benchmarks/bench_word2vec.py --max-lines 2000 --epochs 1 --out /tmp/w2v   # quick look
 
 Settings (gensim's names): vector_size 100, window 5, negative 5, sample 1e-3, min_count 5, 5 epochs, for
@@ -78,7 +78,7 @@ def run_gensim(setting: str, args, queue):
     p = SETTINGS[setting]
     model = Word2Vec(
         vector_size=100, window=5, negative=p["negative"], hs=p["hs"], sg=p["sg"], sample=1e-3, min_count=5,
-        workers=args.threads, seed=args.seed, alpha=args.alpha, min_alpha=1e-4,
+        workers=args.threads, seed=args.run_seed, alpha=args.alpha, min_alpha=1e-4,
     )
     model.build_vocab(sentences)
     rss_before = _memory_kb("VmRSS")
@@ -87,7 +87,7 @@ def run_gensim(setting: str, args, queue):
     seconds = time.perf_counter() - t0
     kv = Word2VecKeyedVectors.from_gensim(model.wv)
     queue.put({
-        "system": f"gensim {gensim.__version__}", "setting": setting, "vocab": len(model.wv), "corpus_words": words,
+        "system": f"gensim {gensim.__version__}", "setting": setting, "seed": args.run_seed, "vocab": len(model.wv), "corpus_words": words,
         "train_seconds": seconds, "words_per_s": words * args.epochs / seconds,
         "peak_rss_mb": _memory_kb("VmHWM") / 1024, "rss_before_train_mb": rss_before / 1024,
         "reported_loss": None, **_evaluate(kv),
@@ -97,11 +97,13 @@ def run_gensim(setting: str, args, queue):
 def run_hf_seq(setting: str, args, queue):
     import torch
 
+    from hf_seq import word2vec_kernels
     from hf_seq.models.word2vec import Word2VecForPreTraining, Word2VecKeyedVectors
     from hf_seq.word2vec_utils import (
         Word2VecTrainingArguments,
         default_batch_words,
         prepare_word2vec,
+        resolve_backend,
         train_word2vec,
     )
 
@@ -115,23 +117,33 @@ def run_hf_seq(setting: str, args, queue):
     model = Word2VecForPreTraining(config)
     rss_before = _memory_kb("VmRSS")
     train_args = Word2VecTrainingArguments(
-        epochs=args.epochs, workers=args.threads, seed=args.seed, progress_bar=False, alpha=args.alpha, min_alpha=1e-4,
+        epochs=args.epochs, workers=args.threads, seed=args.run_seed, progress_bar=False, alpha=args.alpha, min_alpha=1e-4,
         batch_words=args.batch_words, negatives_shared_by=args.negatives_shared_by,
-        max_row_updates=args.max_row_updates, parallel=args.parallel,
+        max_row_updates=args.max_row_updates, parallel=args.parallel, backend=args.backend,
     )
+    backend = resolve_backend(train_args)
+    # numba compiles the kernels on first use (then caches them on disk), as gensim's Cython was compiled when it was
+    # installed: that one-time cost is measured and reported apart from the training time
+    compile_seconds = word2vec_kernels.warm_up() if backend == "compiled" else 0.0
     t0 = time.perf_counter()
     history = train_word2vec(model, corpus, train_args)
     seconds = time.perf_counter() - t0
     kv = Word2VecKeyedVectors.from_model(model, tokenizer)
     queue.put({
-        "system": f"hf-seq (torch {torch.__version__})", "setting": setting, "vocab": len(kv),
+        "system": f"hf-seq ({backend}; torch {torch.__version__}"
+                  + (f", numba {word2vec_kernels.numba.__version__})" if backend == "compiled" else ")"),
+        "setting": setting, "seed": args.run_seed, "vocab": len(kv),
         "corpus_words": corpus.raw_words, "train_seconds": seconds,
         "words_per_s": corpus.raw_words * args.epochs / seconds, "peak_rss_mb": _memory_kb("VmHWM") / 1024,
         "rss_before_train_mb": rss_before / 1024, "loss_per_epoch": [round(h["loss"], 4) for h in history],
-        "batch_words": args.batch_words or default_batch_words(config, args.threads),
+        "backend": backend, "compile_seconds": round(compile_seconds, 2),
+        "batch_words": args.batch_words or default_batch_words(config, args.threads, backend),
         # forked workers (parallel="process") share the vectors; this is the largest worker's own peak RSS
-        "peak_rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        "parallel": args.parallel if args.threads > 1 else "single worker",
+        "peak_rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if args.threads > 1 and (args.parallel == "process" or (args.parallel == "auto" and backend == "torch"))
+        else None,
+        "parallel": (args.parallel if args.parallel != "auto" else "thread" if backend == "compiled" else "process")
+        if args.threads > 1 else "single worker",
         **_evaluate(kv),
     })
 
@@ -146,23 +158,79 @@ def _in_fresh_process(fn, setting, args):
     return result
 
 
+METRICS = {"words_per_s": ("words_per_s",), "analogy_total": ("analogy", "total"),
+           "analogy_semantic": ("analogy", "semantic"), "analogy_syntactic": ("analogy", "syntactic"),
+           "wordsim353": ("wordsim353", "spearman"), "simlex999": ("simlex999", "spearman")}
+
+
+def _metric(row, path):
+    for key in path:
+        row = row.get(key) if isinstance(row, dict) else None
+    return row
+
+
+def summarize(results: list[dict]) -> list[dict]:
+    """Mean and sample standard deviation over seeds of every metric, per (setting, system)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["setting"], r["system"]), []).append(r)
+    out = []
+    for (setting, system), rows in groups.items():
+        entry = {"setting": setting, "system": system, "runs": len(rows)}
+        for name, path in METRICS.items():
+            values = [v for v in (_metric(r, path) for r in rows) if v is not None]
+            if values:
+                mean = sum(values) / len(values)
+                std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+                entry[name] = {"mean": mean, "std": std}
+        out.append(entry)
+    return out
+
+
+def _summary_markdown(report) -> list[str]:
+    """Means over seeds side by side, with hf-seq minus gensim in points (x100 for accuracies and Spearman)."""
+    if len(report.get("seeds", [])) < 2:
+        return []
+    by_key = {(e["setting"], e["system"].split(" ")[0]): e for e in report["summary"]}
+    lines = [f"Mean ± standard deviation over {len(report['seeds'])} seeds ({', '.join(map(str, report['seeds']))}); "
+             "accuracies and Spearman in points (x100); diff = hf-seq minus gensim:", "",
+             "| setting | system | words/s | analogy total | WS-353 ρ | SimLex ρ |", "|---|---|---|---|---|---|"]
+    for setting in dict.fromkeys(e["setting"] for e in report["summary"]):
+        pair = [by_key.get((setting, "gensim")), by_key.get((setting, "hf-seq"))]
+        for e in pair:
+            if e is None:
+                continue
+            cells = [f"{e['words_per_s']['mean']:,.0f} ± {e['words_per_s']['std']:,.0f}"]
+            for m in ("analogy_total", "wordsim353", "simlex999"):
+                cells.append(f"{100 * e[m]['mean']:.1f} ± {100 * e[m]['std']:.1f}" if m in e else "-")
+            lines.append(f"| {setting} | {e['system']} | " + " | ".join(cells) + " |")
+        if all(pair):
+            diff = [f"{pair[1]['words_per_s']['mean'] / pair[0]['words_per_s']['mean']:.2f}x"]
+            for m in ("analogy_total", "wordsim353", "simlex999"):
+                diff.append(f"{100 * (pair[1][m]['mean'] - pair[0][m]['mean']):+.1f}"
+                            if m in pair[0] and m in pair[1] else "-")
+            lines.append(f"| {setting} | **diff** | " + " | ".join(f"**{d}**" for d in diff) + " |")
+    return lines + [""]
+
+
 def _fmt(x, digits=3):
     return "-" if x is None else f"{x:.{digits}f}"
 
 
 def write_markdown(report, path):
     rows = [
-        "| setting | system | words/s | train s | peak RSS MB | analogy sem | syn | total | WS-353 ρ | SimLex ρ |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | system | seed | words/s | train s | peak RSS MB | analogy sem | syn | total | WS-353 ρ | SimLex ρ |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         a = r.get("analogy", {})
         rows.append(
-            f"| {r['setting']} | {r['system']} | {r['words_per_s']:,.0f} | {r['train_seconds']:.1f} | "
+            f"| {r['setting']} | {r['system']} | {r.get('seed', '-')} | {r['words_per_s']:,.0f} | {r['train_seconds']:.1f} | "
             f"{r['peak_rss_mb']:.0f} | {_fmt(a.get('semantic'))} | {_fmt(a.get('syntactic'))} | {_fmt(a.get('total'))} | "
             f"{_fmt(r.get('wordsim353', {}).get('spearman'))} | {_fmt(r.get('simlex999', {}).get('spearman'))} |"
         )
-    ratio_lines = [f"- {k}: hf-seq / gensim words/s = {v:.2f}x" for k, v in report["speed_ratio"].items()]
+    ratio_lines = [f"- {k}: hf-seq / gensim words/s = {v:.2f}x" + (" (mean over seeds)" if len(
+        report.get("seeds", [])) > 1 else "") for k, v in report["speed_ratio"].items()]
     text = "\n".join(
         [
             "# word2vec: hf-seq vs gensim (same corpus, same settings, same threads, one run)",
@@ -176,15 +244,22 @@ def write_markdown(report, path):
             f"{report['load_before']} before / {report['load_after']} after (shared machine: absolute speeds are "
             "noisy, the pairs ran back to back).",
             "",
+            *_summary_markdown(report),
             *rows,
             "",
             *ratio_lines,
             "",
-            "hf-seq trainer settings: batch_words "
-            + ", ".join(f"{r['setting']} {r['batch_words']}" for r in report["results"] if "batch_words" in r)
-            + f", negatives_shared_by "
-            f"{report['hf_seq_args']['negatives_shared_by']}, max_row_updates {report['hf_seq_args']['max_row_updates']}"
-            f", workers as {report['hf_seq_args'].get('parallel', 'thread')}es"
+            "hf-seq trainer settings: backend "
+            + ", ".join(dict.fromkeys(f"{r['setting']} {r.get('backend', 'torch')}" for r in report["results"]
+                                      if "batch_words" in r))
+            + "; batch_words "
+            + ", ".join(dict.fromkeys(f"{r['setting']} {r['batch_words']}" for r in report["results"]
+                                      if "batch_words" in r))
+            + ("" if all(r.get("backend") == "compiled" for r in report["results"] if "batch_words" in r) else
+               f"; negatives_shared_by {report['hf_seq_args']['negatives_shared_by']}, max_row_updates "
+               f"{report['hf_seq_args']['max_row_updates']} (torch backend)")
+            + "; workers as "
+            + ", ".join(sorted({r["parallel"] for r in report["results"] if "parallel" in r}))
             + (" (peak RSS of the largest worker: "
                + ", ".join(f"{r['setting']} {r['peak_rss_worker_mb']:.0f} MB" for r in report["results"]
                            if r.get("peak_rss_worker_mb"))
@@ -205,29 +280,35 @@ def main():
     parser.add_argument("--max-lines", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1],
+                        help="one run of each system per seed; with several the report adds means and spreads")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
     parser.add_argument("--batch-words", type=int, default=None,
                         help="centre words per batch (default: the trainer's, 1024 skip-gram / 4096 CBOW)")
-    parser.add_argument("--negatives-shared-by", type=int, default=32)
-    parser.add_argument("--max-row-updates", type=float, default=64.0)
+    parser.add_argument("--backend", choices=("auto", "compiled", "torch"), default="auto",
+                        help="hf-seq trainer: compiled per-pair kernels (numba) or batched torch updates")
+    parser.add_argument("--negatives-shared-by", type=int, default=32, help="torch backend only")
+    parser.add_argument("--max-row-updates", type=float, default=64.0, help="torch backend only")
     parser.add_argument("--alpha", type=float, default=0.025,
                         help="start learning rate of both systems (gensim's default for skip-gram and CBOW alike; "
                              "word2vec.c and hf-seq's own default use 0.05 for CBOW)")
-    parser.add_argument("--parallel", choices=("process", "thread"), default="process",
-                        help="hf-seq workers: forked processes on shared-memory vectors, or threads")
+    parser.add_argument("--parallel", choices=("auto", "process", "thread"), default="auto",
+                        help="hf-seq workers: forked processes on shared-memory vectors, or threads (auto: threads "
+                             "for the compiled backend, processes for torch)")
     parser.add_argument("--out", default=os.path.join(RESULTS, "word2vec_vs_gensim"))
     args = parser.parse_args()
     load_before = os.getloadavg()
     results, ratio = [], {}
     for setting in args.settings:
-        pair = []
-        for fn in (run_gensim, run_hf_seq):
-            r = _in_fresh_process(fn, setting, args)
-            print(json.dumps(r), flush=True)
-            pair.append(r)
-        results.extend(pair)
-        ratio[setting] = pair[1]["words_per_s"] / pair[0]["words_per_s"]
+        speed = {"gensim": 0.0, "hf-seq": 0.0}
+        for seed in args.seeds:
+            args.run_seed = seed
+            for name, fn in (("gensim", run_gensim), ("hf-seq", run_hf_seq)):
+                r = _in_fresh_process(fn, setting, args)
+                print(json.dumps(r), flush=True)
+                results.append(r)
+                speed[name] += r["words_per_s"] / len(args.seeds)
+        ratio[setting] = speed["hf-seq"] / speed["gensim"]
     report = {
         "command": "python " + " ".join(sys.argv),
         "corpus": os.path.relpath(args.corpus, ROOT) + (f" (first {args.max_lines} lines)" if args.max_lines else ""),
@@ -242,9 +323,12 @@ def main():
             "negatives_shared_by": args.negatives_shared_by,
             "max_row_updates": args.max_row_updates,
             "parallel": args.parallel,
+            "backend": args.backend,
         },
         "alpha": args.alpha,
+        "seeds": args.seeds,
         "speed_ratio": ratio,
+        "summary": summarize(results),
         "results": results,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

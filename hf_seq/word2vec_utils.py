@@ -6,16 +6,19 @@ Main way to train (documented in training/train_word2vec.py):
     model = Word2VecForPreTraining(config)
     train_word2vec(model, corpus, Word2VecTrainingArguments(epochs=5))   # sparse SGD, linear LR decay
 
-Per epoch everything is vectorised with numpy/torch: frequent words are sub-sampled with word2vec.c's
-keep-probability, every centre word draws its window 1..W, all (centre, context) pairs of a chunk of the corpus are
-built at once with offset arithmetic, and the chunk is trained as one batch with word2vec.c's closed-form sparse SGD
-updates (index_add_ into the vector tables, Hogwild across `workers` as word2vec.c's and gensim's threads: on CPU,
-forked processes updating the vectors in shared memory, so no GIL is shared between them).
+Per epoch, frequent words are sub-sampled with word2vec.c's keep-probability and every centre word draws its window
+1..W, vectorised with numpy. Then one of two backends trains the epoch (`Word2VecTrainingArguments.backend`):
 
-Negative sampling draws `negative` noise words per group of `negatives_shared_by` consecutive pairs: each pair still
-sees exactly `negative` words drawn from counts**0.75 (same objective, same expected gradient), but the noise
-vectors are gathered once per group and scored with one small matrix product, which is what makes the batched CPU
-path fast. `negatives_shared_by=1` gives every pair its own noise words, as word2vec.c does.
+- `compiled` (the default on CPU): word2vec.c's loop, pair by pair, compiled with numba (`word2vec_kernels`); the
+  kernels release the GIL, so `workers` Python threads run them at once on the shared vectors (Hogwild, as
+  word2vec.c's and gensim's threads). Exactly word2vec.c's updates (tested against a transcription of its loop).
+- `torch` (any device, the GPU path): all (centre, context) pairs of a chunk of the corpus are built at once with
+  offset arithmetic and trained as one batch with word2vec.c's closed-form sparse SGD updates (index_add_ into the
+  vector tables); on CPU several workers are forked processes updating the vectors in shared memory. Negative
+  sampling draws `negative` noise words per group of `negatives_shared_by` consecutive pairs: each pair still sees
+  exactly `negative` words drawn from counts**0.75 (same objective, same expected gradient), but the noise vectors
+  are gathered once per group and scored with one small matrix product. `negatives_shared_by=1` gives every pair its
+  own noise words, as word2vec.c does.
 
 `Word2VecForPreTraining.forward` computes the same loss with autograd; `word2vec_pair_dataset` feeds it to `Trainer`.
 """
@@ -38,6 +41,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 from transformers.utils import logging
 
+from . import word2vec_kernels
 from .models.word2vec import (
     Word2VecConfig,
     Word2VecForMaskedLM,
@@ -509,42 +513,114 @@ class Word2VecTrainingArguments:
         default=None, metadata={"help": "start learning rate; None = word2vec.c's 0.025 (skip-gram) / 0.05 (CBOW)"}
     )
     min_alpha: float = field(default=1e-4, metadata={"help": "learning rate at the very end (linear decay)"})
+    backend: str = field(
+        default="auto",
+        metadata={"help": "'compiled' (word2vec.c's per-pair SGD compiled with numba, CPU only), 'torch' (batched "
+                          "sparse updates, any device) or 'auto' (compiled on CPU when numba is installed)"},
+    )
     batch_words: int | None = field(
         default=None,
-        metadata={"help": "centre words per batch (all their pairs at once); None = 1024 for skip-gram (~6k pairs), "
-                          "4096 for CBOW with one worker (one example per centre word), 1024 with several"},
+        metadata={"help": "centre words per batch (all their pairs at once); None = 10000 for the compiled backend "
+                          "(gensim's batch_words); for torch 1024 for skip-gram (~6k pairs), 4096 for CBOW with one "
+                          "worker (one example per centre word), 1024 with several"},
     )
     negatives_shared_by: int = field(
-        default=32, metadata={"help": "consecutive pairs sharing one draw of noise words (1 = word2vec.c)"}
+        default=32, metadata={"help": "torch backend: consecutive pairs sharing one draw of noise words (1 = "
+                                      "word2vec.c; the compiled backend always draws per pair)"}
     )
     max_row_updates: float | None = field(
         default=64.0,
-        metadata={"help": "cap on the summed update of a row hit many times in one batch (see Word2VecSGD); None=off"},
+        metadata={"help": "torch backend: cap on the summed update of a row hit many times in one batch (see "
+                          "Word2VecSGD); None = off. The compiled backend updates pair by pair and needs no cap"},
     )
     workers: int = field(
         default=1, metadata={"help": "Hogwild workers; on CPU torch runs 1 intra-op thread in each while training"}
     )
     parallel: str = field(
-        default="process",
-        metadata={"help": "how several CPU workers run: 'process' (forked processes updating the vectors in shared "
-                          "memory, no GIL between them) or 'thread' (one process; other devices always use threads)"},
+        default="auto",
+        metadata={"help": "how several CPU workers run: 'thread' (one process; the compiled kernels release the GIL), "
+                          "'process' (forked processes updating the vectors in shared memory, no GIL between them) "
+                          "or 'auto' (threads for the compiled backend, processes for torch; other devices always use "
+                          "threads)"},
     )
     seed: int = field(default=1, metadata={"help": "seeds sub-sampling, windows and noise words of every epoch"})
     progress_bar: bool = field(default=True, metadata={"help": "tqdm bar with words/s and the running loss"})
     device: str = field(default="cpu", metadata={"help": "torch device the model is trained on"})
 
 
+def resolve_backend(args: Word2VecTrainingArguments) -> str:
+    """'compiled' or 'torch' for `args` (see `Word2VecTrainingArguments.backend`), with a clear error for a request
+    that cannot run."""
+    device = torch.device(args.device)
+    if args.backend not in ("auto", "compiled", "torch"):
+        raise ValueError(f"backend must be 'auto', 'compiled' or 'torch', got {args.backend!r}")
+    if args.parallel not in ("auto", "thread", "process"):
+        raise ValueError(f"parallel must be 'auto', 'thread' or 'process', got {args.parallel!r}")
+    if args.backend == "compiled":
+        if device.type != "cpu":
+            raise ValueError(f"backend='compiled' trains on the CPU only, got device={args.device!r}: use "
+                             "backend='torch' (or 'auto') on an accelerator")
+        if not word2vec_kernels.available():
+            raise ImportError("backend='compiled' needs numba (pip install numba), or use backend='torch'")
+        return "compiled"
+    if args.backend == "auto" and device.type == "cpu" and word2vec_kernels.available():
+        return "compiled"
+    return "torch"
+
+
 def default_alpha(config: Word2VecConfig) -> float:
     return 0.025 if config.architecture == "skipgram" else 0.05
 
 
-def default_batch_words(config: Word2VecConfig, workers: int = 1) -> int:
-    """Centre words per batch when `batch_words` is None. A skip-gram centre makes ~2 x mean window (about 6) pairs,
+def default_batch_words(config: Word2VecConfig, workers: int = 1, backend: str = "torch") -> int:
+    """Centre words per batch when `batch_words` is None. The compiled kernels take 10,000 (gensim's batch_words: a
+    batch is only a unit of work handed to a thread there). A skip-gram centre makes ~2 x mean window (about 6) pairs,
     a CBOW centre one example, so one CBOW worker takes 4x the centres for a similar amount of work per batch. On
     WikiText-2 (5 epochs, one thread) CBOW at 4096 ran 1.55x faster than at 1024 with analogy accuracy -0.07 points
     and WordSim-353 / SimLex Spearman +2.4 / +1.7 points. With 2 Hogwild workers CBOW at 4096 diverged (their
     concurrent summed updates of the frequent rows overshoot) while 1024 converged, so several workers keep 1024."""
+    if backend == "compiled":
+        return 10000
     return 4096 if config.architecture == "cbow" and workers <= 1 else 1024
+
+
+class CompiledWord2Vec:
+    """One worker's view of a `Word2VecForPreTraining` for the compiled kernels (`word2vec_kernels.train_span`):
+    numpy views of the input and output vectors (updated in place, shared with the model and the other workers),
+    the Huffman paths or the noise distribution's alias table, and word2vec.c's sigmoid table."""
+
+    def __init__(self, model: Word2VecForPreTraining):
+        config = model.config
+        self.config = config
+        self.syn0 = model.word2vec.embeddings.weight.data.numpy()
+        layer = model.output_layer
+        self.syn1 = layer.weight.data.numpy()
+        if self.syn0.dtype != np.float32 or self.syn1.dtype != np.float32:
+            raise TypeError(f"the compiled word2vec kernels train float32 vectors, got {self.syn0.dtype}: use "
+                            "backend='torch' for another dtype")
+        self.hs = config.objective == "hierarchical_softmax"
+        empty_i = np.zeros((1, 1), dtype=np.int64)
+        if self.hs:
+            self.points = layer.huffman_points.cpu().numpy()
+            self.codes = layer.huffman_codes.cpu().numpy()
+            self.lengths = layer.huffman_lengths.cpu().numpy()
+            self.alias_prob, self.alias = np.ones(1), empty_i[0]
+        else:
+            self.points, self.codes, self.lengths = empty_i, empty_i, empty_i[0]
+            self.alias_prob, self.alias = word2vec_kernels.alias_table(
+                layer.noise_distribution.detach().cpu().double().numpy())
+        self.sig_table, self.logsig_table = word2vec_kernels.sigmoid_tables()
+
+    def train(self, data: _EpochData, start: int, stop: int, lr_start: float, lr_end: float, seed: int):
+        """(summed loss, examples) of the centre words at kept positions [start, stop), trained in place."""
+        c = self.config
+        ids, windows, left, right = (np.ascontiguousarray(a, dtype=np.int64) for a in (
+            data.ids, data.windows, data.left_room, data.right_room))  # the compiled signature (no copy if so)
+        loss, examples = word2vec_kernels.train_span(
+            self.syn0, self.syn1, ids, windows, left, right, int(start), int(stop),
+            float(lr_start), float(lr_end), c.architecture == "cbow", bool(c.cbow_mean), self.hs, self.points,
+            self.codes, self.lengths, self.alias_prob, self.alias, int(c.negative or 0), seed, self.sig_table, self.logsig_table)
+        return float(loss), int(examples)
 
 
 def train_word2vec(
@@ -570,6 +646,7 @@ def train_word2vec(
     if not 0 <= first_epoch <= last_epoch <= args.epochs:
         raise ValueError(f"need 0 <= first_epoch ({first_epoch}) <= last_epoch ({last_epoch}) <= epochs ({args.epochs})")
     alpha = default_alpha(config) if args.alpha is None else args.alpha
+    backend = resolve_backend(args)
     device = torch.device(args.device)
     model.to(device)
     workers = max(1, int(args.workers))
@@ -586,7 +663,8 @@ def train_word2vec(
         torch.set_num_threads(1)
     try:
         for epoch in range(first_epoch, last_epoch):
-            stats = _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar)
+            stats = _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar, backend)
+            stats["backend"] = backend
             history.append(stats)
             logger.info("word2vec epoch %d: %s", epoch, stats)
             if callback is not None:
@@ -610,6 +688,7 @@ class _Epoch:
     chunk: int
     raw_per_kept: float
     device: torch.device
+    backend: str = "torch"
     bar: Any = None
     t0: float = field(default_factory=time.perf_counter)
 
@@ -621,7 +700,9 @@ class _Epoch:
         progress = (self.epoch + start / max(self.data.ids.shape[0], 1)) / self.args.epochs
         return max(self.args.min_alpha, self.alpha * (1.0 - progress))  # word2vec.c's linear decay
 
-    def kernel(self, worker_id: int) -> Word2VecSGD:
+    def kernel(self, worker_id: int) -> Word2VecSGD | CompiledWord2Vec:
+        if self.backend == "compiled":
+            return CompiledWord2Vec(self.model)
         seed = int(np.random.default_rng([self.args.seed, self.epoch, worker_id]).integers(2**62))
         return Word2VecSGD(self.model, self.args.negatives_shared_by, seed, self.args.max_row_updates)
 
@@ -632,6 +713,11 @@ class _Epoch:
         stop = min(start + self.chunk, self.data.ids.shape[0])
         lr = self.lr_at(start)
         words = (stop - start) * self.raw_per_kept
+        if isinstance(kernel, CompiledWord2Vec):
+            # the batch's noise draws depend on (seed, epoch, batch) only: one worker reproduces itself exactly
+            seed = int(np.random.default_rng([self.args.seed, self.epoch, i]).integers(1, 2**63))
+            loss, examples = kernel.train(self.data, start, stop, lr, self.lr_at(stop), seed)
+            return loss, examples, words, lr
         rows, contexts, centres = window_pairs(self.data, start, stop, self.model.config.window)
         if rows.shape[0] == 0:
             return 0.0, 0, words, lr
@@ -647,12 +733,16 @@ class _Epoch:
                              words_per_s=f"{words / max(time.perf_counter() - self.t0, 1e-9):,.0f}", refresh=False)
 
 
-def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dict:
+def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar, backend="torch") -> dict:
+    if backend == "compiled":
+        word2vec_kernels.warm_up()  # compiled (or loaded from numba's cache) once per process, outside the timing
     data = sample_epoch(corpus, model.config, np.random.default_rng([args.seed, epoch]))
     n = data.ids.shape[0]
     ep = _Epoch(model, args, epoch, alpha, data, chunk=max(1, int(args.batch_words or default_batch_words(
-        model.config, workers))), raw_per_kept=corpus.raw_words / max(n, 1), device=device, bar=bar)
-    if workers > 1 and device.type == "cpu" and args.parallel == "process":
+        model.config, workers, backend))), raw_per_kept=corpus.raw_words / max(n, 1), device=device,
+        backend=backend, bar=bar)
+    parallel = args.parallel if args.parallel != "auto" else ("thread" if backend == "compiled" else "process")
+    if workers > 1 and device.type == "cpu" and parallel == "process":
         loss, pairs = _run_processes(ep, workers)
     else:
         loss, pairs = _run_threads(ep, workers)
@@ -668,8 +758,9 @@ def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar) -> dic
 
 
 def _run_threads(ep: _Epoch, workers: int) -> tuple[float, int]:
-    """Hogwild in one process: `workers` threads take the next batch from a shared counter (torch releases the GIL
-    inside its kernels; the numpy window code and Python between the ops hold it)."""
+    """Hogwild in one process: `workers` threads take the next batch from a shared counter. The compiled kernels
+    release the GIL for a whole batch; torch releases it inside its ops only (the numpy window code and Python
+    between the ops hold it)."""
     lock = threading.Lock()
     state = {"next": 0, "loss": 0.0, "pairs": 0, "words": 0.0, "error": None}
 

@@ -268,3 +268,25 @@ def test_time_to_validation_bleu_from_run_folders(tmp_path):
     assert "| RNN | 0.33 h | 0.50 h | not reached | 26.00 | 3 |" in markdown
     assert "| Transformer | ≤ 1.08 h | ≤ 1.08 h | 1.25 h | 31.00 | 7 |" in markdown
     assert (tmp_path / "ttb.png").stat().st_size > 10_000
+
+
+def test_lm_learning_rate_sweep_picks_each_models_rate(tmp_path):
+    """lr_sweep: a short run per (architecture, rate), then each architecture trains with the rate of its lowest
+    validation-prefix perplexity, and the report shows the sweep."""
+    s = lm.settings_from({"archs": ["rnn"], "lr_sweep": [1e-3, 1e-2], "sweep_seconds": 0.5}, quick=True)
+    section = lm.run(s, str(tmp_path / "lm"), str(tmp_path / "results"), quick=True, jobs=0)
+    sweep = section["lr_sweep"]["rnn"]
+    assert set(sweep["valid_perplexity"]) == {"0.001", "0.01"}
+    assert sweep["best"] == float(min(sweep["valid_perplexity"], key=sweep["valid_perplexity"].get))
+    for rate, ppl in sweep["valid_perplexity"].items():
+        short = json.loads((tmp_path / "lm" / "sweep" / f"lr{rate}" / "rnn" / "result.json").read_text())
+        assert short["learning_rate"] == float(rate) and short["validation_perplexity"] == ppl
+    assert section["models"][0]["learning_rate"] == sweep["best"]
+    assert section["settings"]["learning_rates"] == {"rnn": sweep["best"]}
+    md = "\n".join(report._lm(section))
+    assert "Learning-rate sweep" in md and "| RNN (tanh) |" in md and "**" in md
+    # a worker subprocess is pointed at the sweep folder itself (it holds settings.json): a finished model is
+    # reported, not retrained in a new lm/ folder
+    sweep_dir = tmp_path / "lm" / "sweep" / "lr0.01"
+    cli.main(["--lm-worker", "rnn", "--run-dir", str(sweep_dir)])
+    assert not (sweep_dir / "lm").exists()

@@ -283,11 +283,13 @@ def planted_corpus(seed=0, sentences=1500):
     return lines
 
 
+@pytest.mark.parametrize("backend", ["compiled", "torch"])
 @pytest.mark.parametrize(
     "architecture,objective",
-    [("skipgram", "negative_sampling"), ("cbow", "negative_sampling"), ("skipgram", "hierarchical_softmax")],
+    [("skipgram", "negative_sampling"), ("cbow", "negative_sampling"), ("skipgram", "hierarchical_softmax"),
+     ("cbow", "hierarchical_softmax")],
 )
-def test_planted_cooccurrences_give_expected_neighbours(architecture, objective):
+def test_planted_cooccurrences_give_expected_neighbours(architecture, objective, backend):
     tokenizer, config, corpus = prepare_word2vec(
         planted_corpus(), min_count=1, vector_size=16, window=3, sample=0, architecture=architecture,
         objective=objective,
@@ -297,9 +299,10 @@ def test_planted_cooccurrences_give_expected_neighbours(architecture, objective)
     # 64 centres per batch: with 30 words, larger batches hit every row ~50 times per step and CBOW's lr 0.05 can
     # overshoot on some initialisations (the max_row_updates cap is tuned for real vocabularies)
     history = train_word2vec(
-        model, corpus, Word2VecTrainingArguments(epochs=4, batch_words=64, progress_bar=False, seed=0)
+        model, corpus,
+        Word2VecTrainingArguments(epochs=4, batch_words=64, progress_bar=False, seed=0, backend=backend),
     )
-    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["loss"] < history[0]["loss"] and history[-1]["backend"] == backend
     kv = Word2VecKeyedVectors.from_model(model, tokenizer)
     for cluster in CLUSTERS:
         for word in cluster:
@@ -316,10 +319,13 @@ def test_default_batch_words():
     skipgram = Word2VecConfig(vocab_size=VOCAB, word_counts=COUNTS, architecture="skipgram")
     assert default_batch_words(cbow) == 4096 and default_batch_words(skipgram) == 1024
     assert default_batch_words(cbow, workers=2) == 1024  # 4096 diverged with 2 Hogwild workers on WikiText-2
+    # the compiled kernels update pair by pair: a batch is only a unit of work (gensim's batch_words)
+    assert default_batch_words(cbow, 2, "compiled") == default_batch_words(skipgram, 1, "compiled") == 10000
 
 
-@pytest.mark.parametrize("parallel", ["process", "thread"])
-def test_two_workers_train_too(parallel):
+@pytest.mark.parametrize("backend,parallel",
+                         [("compiled", "thread"), ("compiled", "process"), ("torch", "process"), ("torch", "thread")])
+def test_two_workers_train_too(backend, parallel):
     """Two Hogwild workers, as forked processes on shared-memory vectors or as threads: the loss falls from epoch to
     epoch (each epoch forks afresh from the parent, so it only does if the parent's vectors received the updates) and
     the planted clusters come out."""
@@ -329,7 +335,8 @@ def test_two_workers_train_too(parallel):
     before = model.word2vec.embeddings.weight.detach().clone()
     history = train_word2vec(
         model, corpus,
-        Word2VecTrainingArguments(epochs=3, batch_words=128, workers=2, parallel=parallel, progress_bar=False),
+        Word2VecTrainingArguments(epochs=3, batch_words=128, workers=2, parallel=parallel, progress_bar=False,
+                                  backend=backend),
     )
     assert history[-1]["loss"] < history[0]["loss"] and history[-1]["words_per_s"] > 0
     assert sum(h["pairs"] for h in history) > 0 and not torch.equal(model.word2vec.embeddings.weight, before)
@@ -349,18 +356,20 @@ def test_a_failing_worker_process_is_reported(monkeypatch):
     tokenizer, config, corpus = prepare_word2vec(planted_corpus(1, 100), min_count=1, vector_size=8, sample=0)
     with pytest.raises(RuntimeError, match=r"(?s)failed in 2 of 2 worker processes.*worker 0:.*planted failure"):
         train_word2vec(Word2VecForPreTraining(config), corpus,
-                       Word2VecTrainingArguments(epochs=1, batch_words=16, workers=2, progress_bar=False))
+                       Word2VecTrainingArguments(epochs=1, batch_words=16, workers=2, parallel="process",
+                                                 progress_bar=False))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # 4. save / load / continue
 # ---------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["compiled", "torch"])
 @pytest.mark.parametrize("objective", ["negative_sampling", "hierarchical_softmax"])
-def test_save_load_continues_training_identically(tmp_path, objective):
+def test_save_load_continues_training_identically(tmp_path, objective, backend):
     tokenizer, config, corpus = prepare_word2vec(
         planted_corpus(2, 300), min_count=1, vector_size=8, objective=objective, architecture="cbow"
     )
-    args = Word2VecTrainingArguments(epochs=3, batch_words=64, progress_bar=False, seed=7)
+    args = Word2VecTrainingArguments(epochs=3, batch_words=64, progress_bar=False, seed=7, backend=backend)
     torch.manual_seed(0)
     straight = Word2VecForPreTraining(config)
     torch.manual_seed(0)

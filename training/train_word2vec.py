@@ -5,8 +5,10 @@
     python training/train_word2vec.py configs/word2vec_timemachine.yaml --smoke    # seconds; used by the tests
     python training/train_word2vec.py CONFIG --set training.epochs=1 --set model.architecture=cbow
 
-This is the main way to train: a plain torch loop over large batches of pairs with word2vec.c's sparse SGD updates
-and linear learning-rate decay (`hf_seq.word2vec_utils.train_word2vec`). The tqdm bar shows words/s and the loss
+This is the main way to train (`hf_seq.word2vec_utils.train_word2vec`): per epoch the sub-sampling and dynamic
+windows are drawn with numpy, then on a CPU word2vec.c's per-pair SGD runs compiled (numba, `training.backend:
+compiled`, Hogwild threads), and on an accelerator as batched sparse torch updates (`training.backend: torch`); the
+learning rate decays linearly as in the original. The tqdm bar shows words/s and the loss
 really optimised (mean per pair of -log sigmoid(pos) - sum log sigmoid(-noise), or the Huffman-path loss).
 `Word2VecForPreTraining.forward` gives the same loss for `Trainer` (see `word2vec_pair_dataset`).
 

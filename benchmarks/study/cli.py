@@ -79,7 +79,9 @@ def main(argv=None) -> dict:
     run_dir = args.run_dir or os.path.join(RUNS_DIR, "quick" if args.quick else "")
     run_dir = run_dir.rstrip("/")
     if args.lm_worker:
-        lm.worker_main(args.lm_worker, os.path.join(run_dir, "lm") if not run_dir.endswith("lm") else run_dir)
+        # the driver passes the folder holding settings.json (the lm folder, or a sweep folder inside it)
+        has_settings = os.path.isfile(os.path.join(run_dir, "settings.json"))
+        lm.worker_main(args.lm_worker, run_dir if has_settings else os.path.join(run_dir, "lm"))
         return {}
     out = args.out or (os.path.join(run_dir, "results") if args.quick else RESULTS_DIR)
     os.makedirs(out, exist_ok=True)

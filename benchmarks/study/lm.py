@@ -37,7 +37,10 @@ class LMSettings:
     num_heads: int = 4
     batch_size: int = 20
     bptt: int = 35
-    learning_rate: float = 2e-3  # Adam; the same for every model
+    learning_rate: float = 2e-3  # Adam; every model's unless lr_sweep or learning_rates says otherwise
+    learning_rates: dict | None = None  # per-architecture Adam rate, e.g. {gru: 5e-4}; set by lr_sweep when it runs
+    lr_sweep: list | None = None  # Adam rates tried per architecture for sweep_seconds each; the best one trains
+    sweep_seconds: float = 60.0
     warmup_steps: int = 50
     max_grad_norm: float = 1.0
     dropout: float = 0.0  # far below one epoch in the default budget: nothing to regularise
@@ -205,13 +208,14 @@ def train_worker(arch: str, s: LMSettings, run_dir: str) -> dict:
     streams = load_streams(run_dir, s)
     vocab = read_json(os.path.join(run_dir, "data", "meta.json"))["vocab_size"]
     model, shape = build_matched_model(arch, vocab, s)
-    optimizer = torch.optim.Adam(model.parameters(), lr=s.learning_rate)
+    lr = lr_of(arch, s)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, s.warmup_steps)))
     state = {"step": 0, "elapsed": 0.0, "wall": 0.0, "cpu": 0.0, "tokens": 0, "curve": [], "resumed_from": []}
     ckpt = os.path.join(out_dir, "checkpoint")
     if os.path.isfile(os.path.join(ckpt, "state.json")):
         model = AutoModelForCausalLM.from_pretrained(ckpt)
-        optimizer = torch.optim.Adam(model.parameters(), lr=s.learning_rate)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         sched = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                   lambda step: min(1.0, (step + 1) / max(1, s.warmup_steps)))
         optimizer.load_state_dict(torch.load(os.path.join(ckpt, "optimizer.pt"), weights_only=True))
@@ -283,7 +287,7 @@ def train_worker(arch: str, s: LMSettings, run_dir: str) -> dict:
     test = perplexity(arch, model, streams["test"], s)
     eval_wall = time.perf_counter() - t0
     result = {
-        "architecture": arch, "label": LABELS[arch], "parameters": n_params, "shape": shape,
+        "architecture": arch, "label": LABELS[arch], "parameters": n_params, "shape": shape, "learning_rate": lr,
         "steps": state["step"], "train_tokens": state["tokens"],
         "epochs": round(state["tokens"] / max(1, len(streams["train"])), 3),
         "budget_clock": s.budget_clock, "train_seconds": round(state["elapsed"], 1),
@@ -304,43 +308,84 @@ def train_worker(arch: str, s: LMSettings, run_dir: str) -> dict:
 
 
 # -------------------------------------------------------------------------------------------------------------- driver
+def lr_of(arch: str, s: LMSettings) -> float:
+    return float((s.learning_rates or {}).get(arch, s.learning_rate))
+
+
+def _run_workers(tasks: list[tuple[str, str]], s: LMSettings, jobs: int) -> None:
+    """Train (arch, run_dir) tasks: in this process when `jobs` is 0, else `jobs` subprocesses at a time."""
+    if jobs == 0:
+        for arch, run_dir in tasks:
+            train_worker(arch, LMSettings(**read_json(os.path.join(run_dir, "settings.json"))), run_dir)
+        return
+    entry = os.path.join(REPO, "benchmarks", "study.py")
+    running: list[tuple[str, str, subprocess.Popen]] = []
+    env = dict(os.environ, OMP_NUM_THREADS=str(s.threads), MKL_NUM_THREADS=str(s.threads))
+    pending = list(tasks)
+    failures = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            arch, run_dir = pending.pop(0)
+            log = open(os.path.join(run_dir, f"{arch}.log"), "a")
+            cmd = [sys.executable, entry, "--lm-worker", arch, "--run-dir", run_dir]
+            running.append((arch, run_dir, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)))
+        time.sleep(2)
+        for arch, run_dir, proc in list(running):
+            if proc.poll() is not None:
+                running.remove((arch, run_dir, proc))
+                if proc.returncode != 0:
+                    failures.append(arch)
+                    print(f"[lm] {arch} failed (exit {proc.returncode}); see {run_dir}/{arch}.log", flush=True)
+                else:
+                    print(f"[lm] {arch} finished ({run_dir})", flush=True)
+    if failures:
+        raise RuntimeError(f"lm workers failed: {failures}")
+
+
+def run_sweep(s: LMSettings, run_dir: str, jobs: int) -> dict:
+    """Every architecture for `sweep_seconds` at every rate of `lr_sweep` (run folders sweep/lr<rate>/, the same data
+    and model sizes); returns {arch: {"best": rate, "valid_perplexity": {rate: ppl}}}, ranked by the validation-prefix
+    perplexity at the end of the short run (the test split is not looked at)."""
+    tasks = []
+    for lr in s.lr_sweep:
+        sub = os.path.join(run_dir, "sweep", f"lr{lr:g}")
+        os.makedirs(sub, exist_ok=True)
+        if not os.path.exists(os.path.join(sub, "data")):
+            os.symlink(os.path.join("..", "..", "data"), os.path.join(sub, "data"))
+        short = LMSettings(**{**asdict(s), "budget_seconds": s.sweep_seconds, "learning_rate": float(lr),
+                              "learning_rates": None, "lr_sweep": None, "curve_points": 2})
+        write_json(os.path.join(sub, "settings.json"), asdict(short))
+        tasks += [(a, sub) for a in s.archs if not os.path.isfile(os.path.join(sub, a, "result.json"))]
+    _run_workers(tasks, s, jobs)
+    out = {}
+    for arch in s.archs:
+        ppl = {}
+        for lr in s.lr_sweep:
+            r = read_json(os.path.join(run_dir, "sweep", f"lr{lr:g}", arch, "result.json"))
+            ppl[f"{lr:g}"] = r["validation_perplexity"]
+        best = min(ppl, key=ppl.get)
+        out[arch] = {"best": float(best), "valid_perplexity": ppl}
+    return out
+
+
 def run(s: LMSettings, run_dir: str, results_dir: str, quick: bool, jobs: int = 1) -> dict:
-    """Train every architecture (in subprocesses when `jobs` >= 1, in this process when 0), then plot and collect."""
+    """Train every architecture (in subprocesses when `jobs` >= 1, in this process when 0), then plot and collect.
+    With `lr_sweep`, a short run per (architecture, rate) first picks each architecture's rate."""
     meta = prepare_data(s, run_dir, quick)
+    sweep = None
+    if s.lr_sweep:
+        sweep = run_sweep(s, run_dir, jobs)
+        s.learning_rates = {arch: v["best"] for arch, v in sweep.items()}
+        print(f"[lm] rates picked by the sweep: {s.learning_rates}", flush=True)
     write_json(os.path.join(run_dir, "settings.json"), asdict(s))
     todo = [a for a in s.archs if not os.path.isfile(os.path.join(run_dir, a, "result.json"))]
     skipped = [a for a in s.archs if a not in todo]
     if skipped:
         print(f"[lm] finished earlier, skipped: {', '.join(skipped)}", flush=True)
-    if jobs == 0:
-        for arch in todo:
-            train_worker(arch, s, run_dir)
-    else:
-        entry = os.path.join(REPO, "benchmarks", "study.py")
-        running: list[tuple[str, subprocess.Popen]] = []
-        env = dict(os.environ, OMP_NUM_THREADS=str(s.threads), MKL_NUM_THREADS=str(s.threads))
-        pending = list(todo)
-        failures = []
-        while pending or running:
-            while pending and len(running) < jobs:
-                arch = pending.pop(0)
-                log = open(os.path.join(run_dir, f"{arch}.log"), "a")
-                cmd = [sys.executable, entry, "--lm-worker", arch, "--run-dir", run_dir]
-                running.append((arch, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)))
-            time.sleep(2)
-            for arch, proc in list(running):
-                if proc.poll() is not None:
-                    running.remove((arch, proc))
-                    if proc.returncode != 0:
-                        failures.append(arch)
-                        print(f"[lm] {arch} failed (exit {proc.returncode}); see {run_dir}/{arch}.log", flush=True)
-                    else:
-                        print(f"[lm] {arch} finished", flush=True)
-        if failures:
-            raise RuntimeError(f"lm workers failed: {failures}")
+    _run_workers([(a, run_dir) for a in todo], s, jobs)
     results = [read_json(os.path.join(run_dir, a, "result.json")) for a in s.archs]
     plots = {"curve": plot_curves(results, os.path.join(results_dir, "lm_curve.png"), s)}
-    return {"data": meta, "settings": asdict(s), "models": results,
+    return {"data": meta, "settings": asdict(s), "models": results, "lr_sweep": sweep,
             "plots": {k: os.path.basename(v) for k, v in plots.items()},
             "skipped_finished": skipped}
 

@@ -6,7 +6,7 @@ from .common import fmt
 
 # (header, key) per table; the test parses the rendered tables back and compares them with the JSON via these specs
 LM_COLUMNS = [
-    ("Model", "label"), ("Parameters", "parameters"), ("Shape", "shape"), ("Steps", "steps"),
+    ("Model", "label"), ("Parameters", "parameters"), ("Shape", "shape"), ("Adam lr", "learning_rate"), ("Steps", "steps"),
     ("Train tokens", "train_tokens"), ("Epochs", "epochs"), ("Train s (budget clock)", "train_seconds"),
     ("Train wall s", "train_wall_seconds"), ("Tokens/s", "tokens_per_second"), ("Valid-prefix ppl", "validation_perplexity"),
     ("Test ppl", "test_perplexity"), ("Peak RSS MB", "peak_rss_mb"),
@@ -52,7 +52,9 @@ def _lm(sec: dict) -> list[str]:
         f"Data: {sec['data']['source']}; {sec['data']['tokenizer']}; vocabulary {fmt(sec['data']['vocab_size'])}; "
         f"tokens train/valid/test {', '.join(fmt(v) for v in sec['data']['tokens'].values())}.",
         f"Budget: {fmt(float(s['budget_seconds']))} {clock} of training per model (evaluation excluded), "
-        f"{s['threads']} thread, Adam lr {s['learning_rate']}, warm-up {s['warmup_steps']} steps, clip "
+        f"{s['threads']} thread, Adam lr "
+        f"{'per model (table; picked by the sweep below)' if sec.get('lr_sweep') else s['learning_rate']}, warm-up "
+        f"{s['warmup_steps']} steps, clip "
         f"{s['max_grad_norm']}, dropout {s['dropout']}, seed {s['seed']}. Every model is sized to "
         f"{fmt(s['target_parameters'])} parameters ({s['num_layers']} layers, tied input/output embeddings) and sees "
         f"{s['batch_size'] * s['bptt']} tokens per step of the same contiguous stream: recurrent models "
@@ -66,10 +68,23 @@ def _lm(sec: dict) -> list[str]:
         "the model was built is in the JSON).", "",
         table(sec["models"], LM_COLUMNS), "",
         f"![perplexity vs training time]({sec['plots']['curve']})", "",
-        "One optimizer setting is shared by every model, with no per-model tuning: the table ranks how far each "
-        "architecture gets with it in the budget, not the best each can do (section 1b: an LSTM with its own "
-        "recipe).", "",
     ]
+    sweep = sec.get("lr_sweep")
+    if sweep:
+        rates = list(next(iter(sweep.values()))["valid_perplexity"])
+        out += [f"Learning-rate sweep: every model trained {fmt(float(s['sweep_seconds']))} {clock} at each Adam rate "
+                "(same data, sizes and seed), ranked by the validation-prefix perplexity at the end; the best rate "
+                "(bold) trained the run above. The test split is not used to choose.", "",
+                "| Model | " + " | ".join(f"lr {r}" for r in rates) + " |", "|---|" + "---|" * len(rates)]
+        for arch, v in sweep.items():
+            cells = [(f"**{fmt(p)}**" if float(r) == v["best"] else fmt(p)) for r, p in v["valid_perplexity"].items()]
+            label = next((m["label"] for m in sec["models"] if m["architecture"] == arch), arch)
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out += [""]
+    else:
+        out += ["One optimizer setting is shared by every model, with no per-model tuning: the table ranks how far "
+                "each architecture gets with it in the budget, not the best each can do (section 1b: an LSTM with "
+                "its own recipe).", ""]
     resumed = [f"{r['label']} (from step {', '.join(map(str, r['resumed_from_steps']))})" for r in sec["models"]
                if r.get("resumed_from_steps")]
     if resumed:

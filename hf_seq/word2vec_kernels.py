@@ -1,0 +1,226 @@
+"""Compiled CPU kernels for word2vec training: word2vec.c's SGD, one (context, centre) pair at a time.
+
+The batched torch updates of `Word2VecSGD` (`word2vec_utils`) run on any device, but on a CPU a batch is a few dozen
+memory-bound tensor ops per few thousand pairs, and summing the updates of a batch is an approximation that needs a
+cap on rows hit many times. These kernels are the loops of word2vec.c (and of gensim's Cython `word2vec_inner`):
+for every kept centre word, its dynamic window, and for every pair the output step (negative sampling or the Huffman
+path) followed by the input step, each reading the vectors as the previous pair left them. Compiled with numba
+(`nogil=True`), several Python threads run them at once on the shared vectors without locks (Hogwild), as
+word2vec.c's threads do.
+
+Exactly word2vec.c's arithmetic: the sigmoid from a 1000-entry table over [-6, 6]; with negative sampling a score
+beyond +-6 saturates the sigmoid, with hierarchical softmax a node whose |score| >= 6 is skipped; noise words drawn
+from the unigram^0.75 distribution (an alias table read with word2vec.c's linear congruential generator; a draw
+equal to the centre word is skipped); CBOW's error is added whole to every context word (mean or sum). The reported loss is the loss of the
+scores the update used (-log sigmoid, exact outside the table's range), summed over pairs (skip-gram) or centres
+(CBOW).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:  # an optional accelerator: without numba, training falls back to the batched torch updates
+    import numba
+except ImportError:  # pragma: no cover - numba is a dependency; this keeps the package importable without it
+    numba = None
+
+MAX_EXP = 6.0
+EXP_TABLE_SIZE = 1000
+_LCG_MUL = np.uint64(25214903917)  # word2vec.c: next_random = next_random * 25214903917 + 11
+_LCG_ADD = np.uint64(11)
+_SHIFT = np.uint64(11)
+_UNIT = 1.0 / 9007199254740992.0  # 2**-53: the top 53 bits of the generator as a uniform float in [0, 1)
+
+
+def available() -> bool:
+    """True when numba is importable (the compiled kernels can run)."""
+    return numba is not None
+
+
+def sigmoid_tables() -> tuple[np.ndarray, np.ndarray]:
+    """word2vec.c's table: sigmoid at x_i = (i / 1000 * 2 - 1) * 6, and log sigmoid at the same points."""
+    x = (np.arange(EXP_TABLE_SIZE, dtype=np.float64) / EXP_TABLE_SIZE * 2.0 - 1.0) * MAX_EXP
+    e = np.exp(x)
+    sig = e / (e + 1.0)
+    return sig.astype(np.float32), np.log(sig).astype(np.float32)
+
+
+def alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias table of a distribution (Vose's construction): draw a bucket b uniformly, keep b with
+    probability prob[b], else take alias[b]. An exact O(1) draw (two table reads) where word2vec.c reads a 1e8-entry
+    unigram table and gensim bisects the cumulative table."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    n = p.shape[0]
+    scaled = p / p.sum() * n
+    prob = np.ones(n, dtype=np.float64)
+    alias = np.arange(n, dtype=np.int64)
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        prob[s], alias[s] = scaled[s], g
+        scaled[g] -= 1.0 - scaled[s]
+        (small if scaled[g] < 1.0 else large).append(g)
+    return prob, alias  # leftovers (rounding) keep prob 1
+
+
+def _njit(**kwargs):
+    if numba is None:  # pragma: no cover
+        return lambda f: f
+    return numba.njit(nogil=True, fastmath=True, cache=True, **kwargs)
+
+
+@_njit(inline="always")
+def _neg_log_sigmoid(s, logsig_table):
+    """-log sigmoid(s) from the table inside (-6, 6); outside, its asymptotes 0 (s >= 6) and -s (s <= -6), off by
+    less than log(1 + e^-6) = 0.0025, below the table's own step there (a transcendental per noise word would cost
+    as much as its dot product)."""
+    if -MAX_EXP < s < MAX_EXP:
+        return -logsig_table[int((s + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))]
+    if s > 0.0:
+        return 0.0
+    return -s
+
+
+@_njit(inline="always")
+def _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, alias_prob, alias, negative,
+                 state, sig_table, logsig_table):
+    """word2vec.c's output side for hidden vector `h` predicting `target`: moves the output rows, accumulates the
+    error of h into `neu1e`, returns the loss. `state` is the one-element generator state (updated in place)."""
+    dim = h.shape[0]
+    loss = 0.0
+    if hs:
+        for n in range(lengths[target]):
+            node = points[target, n]
+            row = syn1[node]
+            f = np.float32(0.0)
+            for d in range(dim):
+                f += h[d] * row[d]
+            code = codes[target, n]
+            loss += _neg_log_sigmoid(f if code == 0 else -f, logsig_table)  # branch prob: sig (code 0), 1 - sig
+            if f <= -MAX_EXP or f >= MAX_EXP:
+                continue
+            g = np.float32((1.0 - code - sig_table[int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))]) * alpha)
+            for d in range(dim):
+                neu1e[d] += g * row[d]
+            for d in range(dim):
+                row[d] += g * h[d]
+        return loss
+    vocab = alias_prob.shape[0]
+    for k in range(negative + 1):
+        if k == 0:
+            word, label = target, 1.0
+        else:
+            state[0] = state[0] * _LCG_MUL + _LCG_ADD
+            u = np.float64(state[0] >> _SHIFT) * _UNIT * vocab  # Walker's alias method: a bucket, then a coin
+            bucket = min(int(u), vocab - 1)
+            word = bucket if u - bucket < alias_prob[bucket] else alias[bucket]
+            label = 0.0
+            if word == target:
+                continue
+        row = syn1[word]
+        f = np.float32(0.0)
+        for d in range(dim):
+            f += h[d] * row[d]
+        loss += _neg_log_sigmoid(f if label > 0.0 else -f, logsig_table)
+        if f > MAX_EXP:
+            sig = 1.0
+        elif f < -MAX_EXP:
+            sig = 0.0
+        else:
+            sig = sig_table[int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))]
+        g = np.float32((label - sig) * alpha)
+        for d in range(dim):
+            neu1e[d] += g * row[d]
+        for d in range(dim):
+            row[d] += g * h[d]
+    return loss
+
+
+@_njit()
+def train_span(syn0, syn1, ids, windows, left_room, right_room, start, stop, alpha_start, alpha_end,
+               cbow, cbow_mean, hs, points, codes, lengths, alias_prob, alias, negative, seed,
+               sig_table, logsig_table):
+    """Train on the centre words at kept positions [start, stop) of an epoch (`_EpochData`'s arrays), in place.
+
+    The learning rate falls linearly from `alpha_start` at `start` to `alpha_end` at `stop`. Skip-gram: for each
+    context word c of centre w (word2vec.c's order), c's input vector predicts w. CBOW: the (mean or sum of the)
+    context vectors predict w. Returns (summed loss, examples), examples = pairs (skip-gram) or centre words with at
+    least one context word (CBOW)."""
+    dim = syn0.shape[1]
+    neu1 = np.empty(dim, dtype=np.float32)
+    neu1e = np.empty(dim, dtype=np.float32)
+    state = np.empty(1, dtype=np.uint64)
+    state[0] = np.uint64(seed)
+    loss = 0.0
+    examples = 0
+    span = max(stop - start, 1)
+    for i in range(start, stop):
+        alpha = alpha_start + (alpha_end - alpha_start) * ((i - start) / span)
+        reach = windows[i]
+        lo = i - min(reach, left_room[i])
+        hi = i + min(reach, right_room[i])
+        centre = ids[i]
+        if cbow:
+            count = 0
+            for d in range(dim):
+                neu1[d] = 0.0
+            for j in range(lo, hi + 1):
+                if j != i:
+                    row = syn0[ids[j]]
+                    for d in range(dim):
+                        neu1[d] += row[d]
+                    count += 1
+            if count == 0:  # word2vec.c skips a centre word left without context
+                continue
+            if cbow_mean:
+                inv = np.float32(1.0 / count)
+                for d in range(dim):
+                    neu1[d] *= inv
+            for d in range(dim):
+                neu1e[d] = 0.0
+            loss += _output_step(neu1, neu1e, centre, alpha, syn1, hs, points, codes, lengths, alias_prob, alias,
+                                 negative, state, sig_table, logsig_table)
+            examples += 1
+            for j in range(lo, hi + 1):
+                if j != i:
+                    row = syn0[ids[j]]
+                    for d in range(dim):
+                        row[d] += neu1e[d]
+        else:
+            for j in range(lo, hi + 1):
+                if j == i:
+                    continue
+                row = syn0[ids[j]]
+                for d in range(dim):
+                    neu1e[d] = 0.0
+                loss += _output_step(row, neu1e, centre, alpha, syn1, hs, points, codes, lengths, alias_prob, alias,
+                                     negative, state, sig_table, logsig_table)
+                examples += 1
+                for d in range(dim):
+                    row[d] += neu1e[d]
+    return loss, examples
+
+
+_WARM = False
+
+
+def warm_up() -> float:
+    """Compile `train_span` (or load it from numba's on-disk cache) for the argument types the trainer passes, so
+    that the first batch of training does not pay for it. Returns the seconds spent (0 after the first call)."""
+    global _WARM
+    if _WARM or numba is None:
+        return 0.0
+    import time
+
+    t0 = time.perf_counter()
+    syn = np.zeros((3, 2), dtype=np.float32)
+    ids = np.array([0, 1, 2], dtype=np.int64)
+    ones, room = np.ones(3, dtype=np.int64), np.array([0, 1, 2], dtype=np.int64)
+    paths = np.zeros((3, 1), dtype=np.int64)
+    sig, logsig = sigmoid_tables()
+    train_span(syn, syn, ids, ones, room, room[::-1].copy(), 0, 3, 0.0, 0.0, False, True, False, paths, paths,
+               ones, np.ones(3, dtype=np.float64), ids, 1, 1, sig, logsig)
+    _WARM = True
+    return time.perf_counter() - t0

@@ -1,0 +1,169 @@
+"""The compiled word2vec kernels (hf_seq/word2vec_kernels.py) against a line-by-line Python transcription of
+word2vec.c's training loop, the alias sampler against its distribution, and backend selection."""
+
+import numpy as np
+import pytest
+import torch
+
+from hf_seq import word2vec_kernels as K
+from hf_seq.models.word2vec import Word2VecForPreTraining
+from hf_seq.word2vec_utils import (
+    CompiledWord2Vec,
+    Word2VecTrainingArguments,
+    prepare_word2vec,
+    resolve_backend,
+    sample_epoch,
+)
+
+pytestmark = pytest.mark.skipif(not K.available(), reason="numba is a dependency; the torch path is tested elsewhere")
+MASK64 = (1 << 64) - 1
+
+
+def _table_index(f):
+    return int((f + K.MAX_EXP) * (K.EXP_TABLE_SIZE / K.MAX_EXP / 2.0))
+
+
+def reference_span(syn0, syn1, data, start, stop, a0, a1, cbow, cbow_mean, hs, points, codes, lengths, prob, alias,
+                   negative, seed, sig):
+    """word2vec.c's TrainModelThread body for kept positions [start, stop), pair by pair, in float32."""
+    dim = syn0.shape[1]
+    state = seed
+    vocab = prob.shape[0]
+    examples = 0
+
+    def output(h, neu1e, target, alpha):
+        nonlocal state
+        if hs:
+            for n in range(lengths[target]):
+                node = points[target, n]
+                f = np.float32(np.dot(h, syn1[node]))
+                if f <= -K.MAX_EXP or f >= K.MAX_EXP:
+                    continue
+                g = np.float32((1.0 - codes[target, n] - sig[_table_index(f)]) * alpha)
+                neu1e += g * syn1[node]
+                syn1[node] += g * h
+            return
+        for k in range(negative + 1):
+            if k == 0:
+                word, label = target, 1.0
+            else:
+                state = (state * 25214903917 + 11) & MASK64
+                u = (state >> 11) * 2.0**-53 * vocab
+                bucket = min(int(u), vocab - 1)
+                word, label = (bucket if u - bucket < prob[bucket] else int(alias[bucket])), 0.0
+                if word == target:
+                    continue
+            f = np.float32(np.dot(h, syn1[word]))
+            s = 1.0 if f > K.MAX_EXP else 0.0 if f < -K.MAX_EXP else sig[_table_index(f)]
+            g = np.float32((label - s) * alpha)
+            neu1e += g * syn1[word]
+            syn1[word] += g * h
+
+    for i in range(start, stop):
+        alpha = a0 + (a1 - a0) * ((i - start) / max(stop - start, 1))
+        lo = i - min(data.windows[i], data.left_room[i])
+        hi = i + min(data.windows[i], data.right_room[i])
+        context = [data.ids[j] for j in range(lo, hi + 1) if j != i]
+        if cbow:
+            if not context:
+                continue
+            h = syn0[context].sum(0, dtype=np.float32)
+            if cbow_mean:
+                h *= np.float32(1.0 / len(context))
+            neu1e = np.zeros(dim, dtype=np.float32)
+            output(h, neu1e, data.ids[i], alpha)
+            examples += 1
+            for c in context:
+                syn0[c] += neu1e
+        else:
+            for c in context:
+                neu1e = np.zeros(dim, dtype=np.float32)
+                output(syn0[c].copy(), neu1e, data.ids[i], alpha)
+                examples += 1
+                syn0[c] += neu1e
+    return examples
+
+
+def _tiny(architecture, objective, cbow_mean=True):
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(12)]
+    lines = [" ".join(rng.choice(words, size=rng.integers(1, 9), p=np.arange(12, 0, -1) / 78)) for _ in range(40)]
+    tokenizer, config, corpus = prepare_word2vec(lines, min_count=1, vector_size=8, window=3, sample=0,
+                                                 architecture=architecture, objective=objective, negative=3,
+                                                 cbow_mean=cbow_mean)
+    torch.manual_seed(0)
+    model = Word2VecForPreTraining(config)
+    with torch.no_grad():  # non-zero output vectors, so that every branch of the update is exercised
+        model.output_layer.weight.normal_(0, 0.5)
+        model.word2vec.embeddings.weight.normal_(0, 0.5)
+    data = sample_epoch(corpus, config, np.random.default_rng(1))
+    return model, data
+
+
+@pytest.mark.parametrize("architecture,objective,cbow_mean", [
+    ("skipgram", "negative_sampling", True), ("skipgram", "hierarchical_softmax", True),
+    ("cbow", "negative_sampling", True), ("cbow", "hierarchical_softmax", True), ("cbow", "negative_sampling", False),
+])
+def test_kernel_matches_word2vec_c_loop(architecture, objective, cbow_mean):
+    model, data = _tiny(architecture, objective, cbow_mean)
+    kernel = CompiledWord2Vec(model)
+    syn0, syn1 = kernel.syn0.copy(), kernel.syn1.copy()
+    n = data.ids.shape[0]
+    assert n > 100 and (data.left_room == 0).any()  # sentence boundaries cut windows
+    expected = reference_span(syn0, syn1, data, 5, n - 3, 0.2, 0.05, architecture == "cbow", cbow_mean,
+                              objective == "hierarchical_softmax", kernel.points, kernel.codes, kernel.lengths,
+                              kernel.alias_prob, kernel.alias, 3, 12345, kernel.sig_table)
+    loss, examples = kernel.train(data, 5, n - 3, 0.2, 0.05, 12345)
+    assert examples == expected and loss > 0
+    # the kernel moved the model's own tables (views), exactly as the transcription moved its copies
+    np.testing.assert_allclose(model.word2vec.embeddings.weight.detach().numpy(), syn0, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(model.output_layer.weight.detach().numpy(), syn1, rtol=0, atol=2e-5)
+    assert not np.allclose(syn0, CompiledWord2Vec(_tiny(architecture, objective, cbow_mean)[0]).syn0)
+
+
+def test_loss_is_the_negative_log_likelihood_of_the_scores_used():
+    """One skip-gram pair with hierarchical softmax and learning rate 0: the reported loss is -sum log sigmoid(+-h.v)
+    over the target's path (to the table's precision), and nothing moves."""
+    model, data = _tiny("skipgram", "hierarchical_softmax")
+    kernel = CompiledWord2Vec(model)
+    before = kernel.syn0.copy(), kernel.syn1.copy()
+    i = int(np.flatnonzero((data.right_room > 0) & (data.windows > 0))[0])
+    data.windows[:] = 0
+    data.windows[i] = 1
+    loss, examples = kernel.train(data, i, i + 1, 0.0, 0.0, 1)
+    assert examples == (1 + (data.left_room[i] > 0))
+    expected = 0.0
+    for j in (i - 1, i + 1)[int(data.left_room[i] == 0):]:
+        h, target = kernel.syn0[data.ids[j]], data.ids[i]
+        for n in range(kernel.lengths[target]):
+            score = float(h @ kernel.syn1[kernel.points[target, n]])
+            sign = 1.0 if kernel.codes[target, n] == 0 else -1.0
+            expected += np.log1p(np.exp(-sign * score))
+    assert loss == pytest.approx(expected, abs=0.02 * kernel.lengths.max())
+    assert np.array_equal(kernel.syn0, before[0]) and np.array_equal(kernel.syn1, before[1])
+
+
+def test_alias_table_draws_exactly_the_distribution():
+    rng = np.random.default_rng(0)
+    p = rng.random(1000) ** 3
+    p /= p.sum()
+    prob, alias = K.alias_table(p)
+    n = p.shape[0]
+    implied = prob / n
+    np.add.at(implied, alias, (1.0 - prob) / n)  # bucket b gives alias[b] the rest of its 1/n
+    np.testing.assert_allclose(implied, p, rtol=1e-9, atol=1e-15)
+
+
+def test_backend_selection_and_errors():
+    assert resolve_backend(Word2VecTrainingArguments()) == "compiled"
+    assert resolve_backend(Word2VecTrainingArguments(backend="torch")) == "torch"
+    assert resolve_backend(Word2VecTrainingArguments(device="meta")) == "torch"  # auto on an accelerator
+    with pytest.raises(ValueError, match="backend='compiled' trains on the CPU only, got device='meta'"):
+        resolve_backend(Word2VecTrainingArguments(backend="compiled", device="meta"))
+    with pytest.raises(ValueError, match="backend must be 'auto', 'compiled' or 'torch', got 'numba'"):
+        resolve_backend(Word2VecTrainingArguments(backend="numba"))
+    with pytest.raises(ValueError, match="parallel must be 'auto', 'thread' or 'process', got 'mpi'"):
+        resolve_backend(Word2VecTrainingArguments(parallel="mpi"))
+    model, _ = _tiny("cbow", "negative_sampling")
+    with pytest.raises(TypeError, match="train float32 vectors, got float64"):
+        CompiledWord2Vec(model.double())
