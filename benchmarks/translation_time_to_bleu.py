@@ -63,6 +63,7 @@ def main(argv=None):
     parser.add_argument("runs", nargs="+", metavar="LABEL=RUN[+EARLIER]")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[20.0, 25.0, 30.0])
     parser.add_argument("--out", default="benchmarks/results/multi30k_time_to_bleu")
+    parser.add_argument("--note", action="append", default=[], help="a paragraph added under the tables")
     args = parser.parse_args(argv)
 
     command = "python benchmarks/translation_time_to_bleu.py " + " ".join(
@@ -84,7 +85,9 @@ def main(argv=None):
             "upper_bound": {str(t): bool(earlier) and points[0]["bleu"] >= t for t in args.thresholds},
             "best_validation_bleu": max(p["bleu"] for p in points),
             "threads": results.get("threads"), "test_bleu": results.get("test_bleu"),
+            "train_seconds": results.get("train_seconds"), "train_cpu_seconds": results.get("train_cpu_seconds"),
         })
+    report["notes"] = args.note
 
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".json", "w", encoding="utf-8") as f:
@@ -101,12 +104,15 @@ def main(argv=None):
         "Time = wall time since training began when the epoch's validation BLEU was measured (the earlier epochs' "
         "validation decoding, about 30 s each, included).",
         "",
-        "| model | " + " | ".join(f"time to BLEU {t:g}" for t in args.thresholds) + " | best validation BLEU | epochs |",
-        "|---|" + "---|" * (len(args.thresholds) + 2),
+        "| model | " + " | ".join(f"time to BLEU {t:g}" for t in args.thresholds)
+        + " | best validation BLEU | epochs | train CPU s / wall s |",
+        "|---|" + "---|" * (len(args.thresholds) + 3),
     ]
     for r in report["runs"]:
+        cpu = (f"{r['train_cpu_seconds'] / r['train_seconds']:.2f}" if r.get("train_cpu_seconds") and r.get("train_seconds")
+               else "-")
         lines.append(f"| {r['label']} | " + " | ".join(hours(r["time_to"][str(t)], r["upper_bound"][str(t)]) for t in args.thresholds)
-                     + f" | {r['best_validation_bleu']:.2f} | {round(r['points'][-1]['epoch'], 2):g} |")
+                     + f" | {r['best_validation_bleu']:.2f} | {round(r['points'][-1]['epoch'], 2):g} | {cpu} |")
     lines += ["", "| model | epoch | hours | validation BLEU |", "|---|---|---|---|"]
     for r in report["runs"]:
         for p in r["points"]:
@@ -115,6 +121,7 @@ def main(argv=None):
         if r["resumed_after"]:
             lines.append(f"\n{r['label']}: resumed from a checkpoint of {', '.join(r['resumed_after'])}, which "
                          f"trained {r['offset_seconds'] / 3600:.2f} h without validation; its curve starts there.")
+    lines += [f"\n{note}" for note in args.note]
     with open(args.out + ".md", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 

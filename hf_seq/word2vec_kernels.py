@@ -8,11 +8,12 @@ path) followed by the input step, each reading the vectors as the previous pair 
 (`nogil=True`), several Python threads run them at once on the shared vectors without locks (Hogwild), as
 word2vec.c's threads do.
 
-Exactly word2vec.c's arithmetic: the sigmoid from a 1000-entry table over [-6, 6]; with negative sampling a score
-beyond +-6 saturates the sigmoid, with hierarchical softmax a node whose |score| >= 6 is skipped; noise words drawn
-from the unigram^0.75 distribution (an alias table read with word2vec.c's linear congruential generator; a draw
-equal to the centre word is skipped); CBOW's error is added whole to every context word (mean or sum). The reported loss is the loss of the
-scores the update used (-log sigmoid, exact outside the table's range), summed over pairs (skip-gram) or centres
+Exactly word2vec.c's arithmetic: the sigmoid from a 1000-entry table over [-6, 6); with negative sampling a score
+beyond +-6 saturates the sigmoid (the update is then zero and skipped), with hierarchical softmax a node whose
+|score| >= 6 is skipped; noise words are drawn from the unigram^0.75 distribution (an alias table read with
+word2vec.c's linear congruential generator; a draw equal to the centre word is skipped); CBOW's error is added whole
+to every context word (mean or sum). The reported loss is the loss of the scores the update used: -log sigmoid from a
+table (the middle of each entry's interval), its asymptotes beyond +-6, summed over pairs (skip-gram) or centre words
 (CBOW).
 """
 
@@ -39,11 +40,14 @@ def available() -> bool:
 
 
 def sigmoid_tables() -> tuple[np.ndarray, np.ndarray]:
-    """word2vec.c's table: sigmoid at x_i = (i / 1000 * 2 - 1) * 6, and log sigmoid at the same points."""
+    """word2vec.c's table: sigmoid at x_i = (i / 1000 * 2 - 1) * 6 (a score f reads entry int((f + 6) * 1000 / 12)),
+    and the loss table `[2, 1000]`: -log(1 - sigmoid) (label 0) and -log sigmoid (label 1) at the middle of each
+    entry's interval [x_i, x_i+1), so that the reported loss is not biased by the table's rounding down."""
     x = (np.arange(EXP_TABLE_SIZE, dtype=np.float64) / EXP_TABLE_SIZE * 2.0 - 1.0) * MAX_EXP
-    e = np.exp(x)
-    sig = e / (e + 1.0)
-    return sig.astype(np.float32), np.log(sig).astype(np.float32)
+    sig = 1.0 / (1.0 + np.exp(-x))
+    mid = x + MAX_EXP / EXP_TABLE_SIZE
+    loss = np.stack([np.logaddexp(0.0, mid), np.logaddexp(0.0, -mid)])  # -log(1 - sig(m)), -log sig(m)
+    return sig.astype(np.float32), loss.astype(np.float32)
 
 
 def alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,18 +76,6 @@ def _njit(**kwargs):
 
 
 @_njit(inline="always")
-def _neg_log_sigmoid(s, logsig_table):
-    """-log sigmoid(s) from the table inside (-6, 6); outside, its asymptotes 0 (s >= 6) and -s (s <= -6), off by
-    less than log(1 + e^-6) = 0.0025, below the table's own step there (a transcendental per noise word would cost
-    as much as its dot product)."""
-    if -MAX_EXP < s < MAX_EXP:
-        return -logsig_table[int((s + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))]
-    if s > 0.0:
-        return 0.0
-    return -s
-
-
-@_njit(inline="always")
 def _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, alias_prob, alias, negative,
                  state, sig_table, logsig_table):
     """word2vec.c's output side for hidden vector `h` predicting `target`: moves the output rows, accumulates the
@@ -98,14 +90,18 @@ def _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, alia
             for d in range(dim):
                 f += h[d] * row[d]
             code = codes[target, n]
-            loss += _neg_log_sigmoid(f if code == 0 else -f, logsig_table)  # branch prob: sig (code 0), 1 - sig
-            if f <= -MAX_EXP or f >= MAX_EXP:
+            if f <= -MAX_EXP or f >= MAX_EXP:  # skipped, as word2vec.c; the loss takes the asymptote of -log sig
+                if (f > 0.0) == (code == 0):
+                    continue
+                loss += f if f > 0.0 else -f
                 continue
-            g = np.float32((1.0 - code - sig_table[int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))]) * alpha)
-            for d in range(dim):
-                neu1e[d] += g * row[d]
-            for d in range(dim):
-                row[d] += g * h[d]
+            idx = int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))
+            loss += logsig_table[1 - code, idx]  # the branch probability is sig (code 0) or 1 - sig (code 1)
+            g = np.float32((1.0 - code - sig_table[idx]) * alpha)
+            for d in range(dim):  # one pass: the error reads the node vector before it moves
+                v = row[d]
+                neu1e[d] += g * v
+                row[d] = v + g * h[d]
         return loss
     vocab = alias_prob.shape[0]
     for k in range(negative + 1):
@@ -123,18 +119,25 @@ def _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, alia
         f = np.float32(0.0)
         for d in range(dim):
             f += h[d] * row[d]
-        loss += _neg_log_sigmoid(f if label > 0.0 else -f, logsig_table)
         if f > MAX_EXP:
             sig = 1.0
+            if label == 0.0:
+                loss += f  # -log(1 - sigmoid(f)) -> f
         elif f < -MAX_EXP:
             sig = 0.0
+            if label > 0.0:
+                loss -= f  # -log sigmoid(f) -> -f
         else:
-            sig = sig_table[int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))]
+            idx = int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))
+            sig = sig_table[idx]
+            loss += logsig_table[int(label), idx]
         g = np.float32((label - sig) * alpha)
-        for d in range(dim):
-            neu1e[d] += g * row[d]
-        for d in range(dim):
-            row[d] += g * h[d]
+        if g == 0.0:  # a saturated score (the target above +6, a noise word below -6): word2vec.c adds zeros
+            continue
+        for d in range(dim):  # one pass: the error reads the output vector before it moves
+            v = row[d]
+            neu1e[d] += g * v
+            row[d] = v + g * h[d]
     return loss
 
 

@@ -281,6 +281,7 @@ def test_lm_learning_rate_sweep_picks_each_models_rate(tmp_path):
     for rate, ppl in sweep["valid_perplexity"].items():
         short = json.loads((tmp_path / "lm" / "sweep" / f"lr{rate}" / "rnn" / "result.json").read_text())
         assert short["learning_rate"] == float(rate) and short["validation_perplexity"] == ppl
+        assert short["test_perplexity"] is None  # ranked on validation only
     assert section["models"][0]["learning_rate"] == sweep["best"]
     assert section["settings"]["learning_rates"] == {"rnn": sweep["best"]}
     md = "\n".join(report._lm(section))

@@ -139,7 +139,7 @@ def test_loss_is_the_negative_log_likelihood_of_the_scores_used():
             score = float(h @ kernel.syn1[kernel.points[target, n]])
             sign = 1.0 if kernel.codes[target, n] == 0 else -1.0
             expected += np.log1p(np.exp(-sign * score))
-    assert loss == pytest.approx(expected, abs=0.02 * kernel.lengths.max())
+    assert loss == pytest.approx(expected, abs=0.004 * 2 * kernel.lengths.max())  # table step: 0.012 in the score
     assert np.array_equal(kernel.syn0, before[0]) and np.array_equal(kernel.syn1, before[1])
 
 

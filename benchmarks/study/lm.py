@@ -41,6 +41,7 @@ class LMSettings:
     learning_rates: dict | None = None  # per-architecture Adam rate, e.g. {gru: 5e-4}; set by lr_sweep when it runs
     lr_sweep: list | None = None  # Adam rates tried per architecture for sweep_seconds each; the best one trains
     sweep_seconds: float = 60.0
+    score_test: bool = True  # the sweep's short runs skip the test split (they are ranked on validation)
     warmup_steps: int = 50
     max_grad_norm: float = 1.0
     dropout: float = 0.0  # far below one epoch in the default budget: nothing to regularise
@@ -284,7 +285,7 @@ def train_worker(arch: str, s: LMSettings, run_dir: str) -> dict:
     # validation stream, which keeps the evaluation cost of a short CPU run down)
     model.eval()
     t0 = time.perf_counter()
-    test = perplexity(arch, model, streams["test"], s)
+    test = perplexity(arch, model, streams["test"], s) if s.score_test else {"perplexity": None, "tokens": 0}
     eval_wall = time.perf_counter() - t0
     result = {
         "architecture": arch, "label": LABELS[arch], "parameters": n_params, "shape": shape, "learning_rate": lr,
@@ -294,7 +295,8 @@ def train_worker(arch: str, s: LMSettings, run_dir: str) -> dict:
         "train_wall_seconds": round(state["wall"], 1), "train_cpu_seconds": round(state["cpu"], 1),
         "tokens_per_second": round(state["tokens"] / max(state["elapsed"], 1e-9), 1),
         "tokens_per_wall_second": round(state["tokens"] / max(state["wall"], 1e-9), 1),
-        "test_perplexity": round(test["perplexity"], 2), "test_tokens_scored": test["tokens"],
+        "test_perplexity": None if test["perplexity"] is None else round(test["perplexity"], 2),
+        "test_tokens_scored": test["tokens"],
         "validation_perplexity": state["curve"][-1]["valid_perplexity"],
         "validation_tokens_scored": min(s.curve_eval_tokens, len(streams["validation"])) - 1,
         "eval_tokens_per_wall_second": round(test["tokens"] / max(eval_wall, 1e-9), 1),
@@ -353,7 +355,7 @@ def run_sweep(s: LMSettings, run_dir: str, jobs: int) -> dict:
         if not os.path.exists(os.path.join(sub, "data")):
             os.symlink(os.path.join("..", "..", "data"), os.path.join(sub, "data"))
         short = LMSettings(**{**asdict(s), "budget_seconds": s.sweep_seconds, "learning_rate": float(lr),
-                              "learning_rates": None, "lr_sweep": None, "curve_points": 2})
+                              "learning_rates": None, "lr_sweep": None, "curve_points": 2, "score_test": False})
         write_json(os.path.join(sub, "settings.json"), asdict(short))
         tasks += [(a, sub) for a in s.archs if not os.path.isfile(os.path.join(sub, a, "result.json"))]
     _run_workers(tasks, s, jobs)
