@@ -80,7 +80,15 @@ def _lm(sec: dict) -> list[str]:
             cells = [(f"**{fmt(p)}**" if float(r) == v["best"] else fmt(p)) for r, p in v["valid_perplexity"].items()]
             label = next((m["label"] for m in sec["models"] if m["architecture"] == arch), arch)
             out.append(f"| {label} | " + " | ".join(cells) + " |")
-        out += [""]
+        grid = sorted(float(r) for r in rates)
+        edge = [next((m["label"] for m in sec["models"] if m["architecture"] == a), a) for a, v in sweep.items()
+                if len(grid) > 1 and v["best"] in (grid[0], grid[-1])]
+        out += ["", f"The sweep ranks rates after {fmt(float(s['sweep_seconds']))} seconds, a fraction of the "
+                f"{fmt(float(s['budget_seconds']))}-second budget, where a lower rate can lead early and fall behind "
+                "later; the table above ranks the architectures with these rates over this budget (about 1-2 "
+                "epochs, no dropout), not at convergence (section 1b: LSTMs trained to the end)."
+                + (f" Picked at the edge of the grid (a wider grid might do better): {', '.join(edge)}." if edge
+                   else ""), ""]
     else:
         out += ["One optimizer setting is shared by every model, with no per-model tuning: the table ranks how far "
                 "each architecture gets with it in the budget, not the best each can do (section 1b: an LSTM with "
