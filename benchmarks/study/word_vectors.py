@@ -12,7 +12,10 @@ PATTERNS = ("word2vec*.json", "bench_word2vec*.json", "word_vectors*.json")
 # the columns that answer the issue (analogy, similarity, words/s), when the file has them; otherwise every column
 PREFERRED = ["setting", "system", "words_per_s", "train_seconds", "peak_rss_mb", "analogy.total", "analogy.semantic",
              "analogy.syntactic", "wordsim353.spearman", "simlex999.spearman"]
-CONTEXT = ("command", "corpus", "epochs", "threads", "load_before", "load_after")
+CONTEXT = ("command", "corpus", "epochs", "threads", "seeds", "load_before", "load_after")
+# a file with several seeds per setting (bench_word2vec.py --seeds) is shown by its means and spreads over seeds
+SUMMARY = ["setting", "system", "runs", "words_per_s.mean", "words_per_s.std", "analogy_total.mean",
+           "analogy_total.std", "wordsim353.mean", "wordsim353.std", "simlex999.mean", "simlex999.std"]
 
 
 def _rows(obj):
@@ -48,14 +51,17 @@ def run(results_root: str | None = None) -> dict:
     tables = []
     for path in files:
         obj = read_json(path)
-        rows = _rows(obj)
+        multi_seed = isinstance(obj, dict) and len(obj.get("seeds") or []) > 1 and obj.get("summary")
+        rows = obj["summary"] if multi_seed else _rows(obj)
         if rows is None and isinstance(obj, dict):
             rows = [obj]
         rows = [_flatten(r) for r in rows or []]
         columns = []
         for r in rows:
             columns += [k for k in r if k not in columns]
-        if all(c in columns for c in PREFERRED):
+        if multi_seed:
+            columns = [c for c in SUMMARY if c in columns]
+        elif all(c in columns for c in PREFERRED):
             columns = PREFERRED
         context = {k: obj[k] for k in CONTEXT if isinstance(obj, dict) and k in obj}
         tables.append({"file": os.path.relpath(path, REPO), "context": context, "columns": columns, "rows": rows})
