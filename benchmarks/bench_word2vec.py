@@ -104,6 +104,7 @@ def run_hf_seq(setting: str, args, queue):
         default_batch_words,
         prepare_word2vec,
         resolve_backend,
+        resolve_parallel,
         train_word2vec,
     )
 
@@ -122,6 +123,7 @@ def run_hf_seq(setting: str, args, queue):
         max_row_updates=args.max_row_updates, parallel=args.parallel, backend=args.backend,
     )
     backend = resolve_backend(train_args)
+    parallel = resolve_parallel(train_args, backend)
     # numba compiles the kernels on first use (then caches them on disk), as gensim's Cython was compiled when it was
     # installed: that one-time cost is measured and reported apart from the training time
     compile_seconds = word2vec_kernels.warm_up() if backend == "compiled" else 0.0
@@ -140,10 +142,8 @@ def run_hf_seq(setting: str, args, queue):
         "batch_words": args.batch_words or default_batch_words(config, args.threads, backend),
         # forked workers (parallel="process") share the vectors; this is the largest worker's own peak RSS
         "peak_rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        if args.threads > 1 and (args.parallel == "process" or (args.parallel == "auto" and backend == "torch"))
-        else None,
-        "parallel": (args.parallel if args.parallel != "auto" else "thread" if backend == "compiled" else "process")
-        if args.threads > 1 else "single worker",
+        if args.threads > 1 and parallel == "process" else None,
+        "parallel": parallel if args.threads > 1 else "single worker",
         **_evaluate(kv),
     })
 

@@ -584,20 +584,29 @@ def default_batch_words(config: Word2VecConfig, workers: int = 1, backend: str =
     return 4096 if config.architecture == "cbow" and workers <= 1 else 1024
 
 
+def resolve_parallel(args: Word2VecTrainingArguments, backend: str) -> str:
+    """'thread' or 'process' for several CPU workers: `args.parallel`, with 'auto' = threads for the compiled kernels
+    (they release the GIL), forked processes for the torch backend."""
+    if args.parallel != "auto":
+        return args.parallel
+    return "thread" if backend == "compiled" else "process"
+
+
 class CompiledWord2Vec:
-    """One worker's view of a `Word2VecForPreTraining` for the compiled kernels (`word2vec_kernels.train_span`):
-    numpy views of the input and output vectors (updated in place, shared with the model and the other workers),
-    the Huffman paths or the noise distribution's alias table, and word2vec.c's sigmoid table."""
+    """A `Word2VecForPreTraining` as the compiled kernels (`word2vec_kernels.train_span`) take it: the Huffman paths
+    or the noise distribution's alias table and word2vec.c's sigmoid table, built once per training, and numpy views
+    of the input and output vectors (updated in place, shared with the model and every worker), taken at each use so
+    that they follow the tables into shared memory when the workers are processes. Holds no per-worker state: one
+    object serves every thread."""
 
     def __init__(self, model: Word2VecForPreTraining):
+        self.model = model
         config = model.config
         self.config = config
-        self.syn0 = model.word2vec.embeddings.weight.data.numpy()
-        layer = model.output_layer
-        self.syn1 = layer.weight.data.numpy()
         if self.syn0.dtype != np.float32 or self.syn1.dtype != np.float32:
             raise TypeError(f"the compiled word2vec kernels train float32 vectors, got {self.syn0.dtype}: use "
                             "backend='torch' for another dtype")
+        layer = model.output_layer
         self.hs = config.objective == "hierarchical_softmax"
         empty_i = np.zeros((1, 1), dtype=np.int64)
         if self.hs:
@@ -611,15 +620,22 @@ class CompiledWord2Vec:
                 layer.noise_distribution.detach().cpu().double().numpy())
         self.sig_table, self.logsig_table = word2vec_kernels.sigmoid_tables()
 
+    @property
+    def syn0(self) -> np.ndarray:
+        return self.model.word2vec.embeddings.weight.data.numpy()
+
+    @property
+    def syn1(self) -> np.ndarray:
+        return self.model.output_layer.weight.data.numpy()
+
     def train(self, data: _EpochData, start: int, stop: int, lr_start: float, lr_end: float, seed: int):
         """(summed loss, examples) of the centre words at kept positions [start, stop), trained in place."""
         c = self.config
-        ids, windows, left, right = (np.ascontiguousarray(a, dtype=np.int64) for a in (
-            data.ids, data.windows, data.left_room, data.right_room))  # the compiled signature (no copy if so)
         loss, examples = word2vec_kernels.train_span(
-            self.syn0, self.syn1, ids, windows, left, right, int(start), int(stop),
+            self.syn0, self.syn1, data.ids, data.windows, data.left_room, data.right_room, int(start), int(stop),
             float(lr_start), float(lr_end), c.architecture == "cbow", bool(c.cbow_mean), self.hs, self.points,
-            self.codes, self.lengths, self.alias_prob, self.alias, int(c.negative or 0), seed, self.sig_table, self.logsig_table)
+            self.codes, self.lengths, self.alias_prob, self.alias, int(c.negative or 0), seed, self.sig_table,
+            self.logsig_table)
         return float(loss), int(examples)
 
 
@@ -647,6 +663,10 @@ def train_word2vec(
         raise ValueError(f"need 0 <= first_epoch ({first_epoch}) <= last_epoch ({last_epoch}) <= epochs ({args.epochs})")
     alpha = default_alpha(config) if args.alpha is None else args.alpha
     backend = resolve_backend(args)
+    compiled = None
+    if backend == "compiled":
+        word2vec_kernels.warm_up()  # compiled (or loaded from numba's cache) once per process, before any timing
+        compiled = CompiledWord2Vec(model)
     device = torch.device(args.device)
     model.to(device)
     workers = max(1, int(args.workers))
@@ -663,7 +683,7 @@ def train_word2vec(
         torch.set_num_threads(1)
     try:
         for epoch in range(first_epoch, last_epoch):
-            stats = _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar, backend)
+            stats = _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar, compiled)
             stats["backend"] = backend
             history.append(stats)
             logger.info("word2vec epoch %d: %s", epoch, stats)
@@ -688,7 +708,7 @@ class _Epoch:
     chunk: int
     raw_per_kept: float
     device: torch.device
-    backend: str = "torch"
+    compiled: CompiledWord2Vec | None = None  # the compiled backend's kernel, shared by every worker; None = torch
     bar: Any = None
     t0: float = field(default_factory=time.perf_counter)
 
@@ -701,8 +721,8 @@ class _Epoch:
         return max(self.args.min_alpha, self.alpha * (1.0 - progress))  # word2vec.c's linear decay
 
     def kernel(self, worker_id: int) -> Word2VecSGD | CompiledWord2Vec:
-        if self.backend == "compiled":
-            return CompiledWord2Vec(self.model)
+        if self.compiled is not None:
+            return self.compiled
         seed = int(np.random.default_rng([self.args.seed, self.epoch, worker_id]).integers(2**62))
         return Word2VecSGD(self.model, self.args.negatives_shared_by, seed, self.args.max_row_updates)
 
@@ -733,16 +753,14 @@ class _Epoch:
                              words_per_s=f"{words / max(time.perf_counter() - self.t0, 1e-9):,.0f}", refresh=False)
 
 
-def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar, backend="torch") -> dict:
-    if backend == "compiled":
-        word2vec_kernels.warm_up()  # compiled (or loaded from numba's cache) once per process, outside the timing
+def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar, compiled=None) -> dict:
+    backend = "torch" if compiled is None else "compiled"
     data = sample_epoch(corpus, model.config, np.random.default_rng([args.seed, epoch]))
     n = data.ids.shape[0]
     ep = _Epoch(model, args, epoch, alpha, data, chunk=max(1, int(args.batch_words or default_batch_words(
         model.config, workers, backend))), raw_per_kept=corpus.raw_words / max(n, 1), device=device,
-        backend=backend, bar=bar)
-    parallel = args.parallel if args.parallel != "auto" else ("thread" if backend == "compiled" else "process")
-    if workers > 1 and device.type == "cpu" and parallel == "process":
+        compiled=compiled, bar=bar)
+    if workers > 1 and device.type == "cpu" and resolve_parallel(args, backend) == "process":
         loss, pairs = _run_processes(ep, workers)
     else:
         loss, pairs = _run_threads(ep, workers)

@@ -348,23 +348,21 @@ def run_sweep(s: LMSettings, run_dir: str, jobs: int) -> dict:
     """Every architecture for `sweep_seconds` at every rate of `lr_sweep` (run folders sweep/lr<rate>/, the same data
     and model sizes); returns {arch: {"best": rate, "valid_perplexity": {rate: ppl}}}, ranked by the validation-prefix
     perplexity at the end of the short run (the test split is not looked at)."""
+    folders = {f"{lr:g}": os.path.join(run_dir, "sweep", f"lr{lr:g}") for lr in s.lr_sweep}
     tasks = []
-    for lr in s.lr_sweep:
-        sub = os.path.join(run_dir, "sweep", f"lr{lr:g}")
+    for rate, sub in folders.items():
         os.makedirs(sub, exist_ok=True)
         if not os.path.exists(os.path.join(sub, "data")):
             os.symlink(os.path.join("..", "..", "data"), os.path.join(sub, "data"))
-        short = LMSettings(**{**asdict(s), "budget_seconds": s.sweep_seconds, "learning_rate": float(lr),
+        short = LMSettings(**{**asdict(s), "budget_seconds": s.sweep_seconds, "learning_rate": float(rate),
                               "learning_rates": None, "lr_sweep": None, "curve_points": 2, "score_test": False})
         write_json(os.path.join(sub, "settings.json"), asdict(short))
         tasks += [(a, sub) for a in s.archs if not os.path.isfile(os.path.join(sub, a, "result.json"))]
     _run_workers(tasks, s, jobs)
     out = {}
     for arch in s.archs:
-        ppl = {}
-        for lr in s.lr_sweep:
-            r = read_json(os.path.join(run_dir, "sweep", f"lr{lr:g}", arch, "result.json"))
-            ppl[f"{lr:g}"] = r["validation_perplexity"]
+        ppl = {rate: read_json(os.path.join(sub, arch, "result.json"))["validation_perplexity"]
+               for rate, sub in folders.items()}
         best = min(ppl, key=ppl.get)
         out[arch] = {"best": float(best), "valid_perplexity": ppl}
     return out
