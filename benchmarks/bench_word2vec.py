@@ -114,6 +114,7 @@ def run_hf_seq(setting: str, args, queue):
         lines, min_count=5, vector_size=100, window=5, sample=1e-3, negative=max(p["negative"], 1),
         architecture="skipgram" if p["sg"] else "cbow",
         objective="hierarchical_softmax" if p["hs"] else "negative_sampling",
+        **({} if args.initializer_range is None else {"initializer_range": args.initializer_range}),
     )
     model = Word2VecForPreTraining(config)
     rss_before = _memory_kb("VmRSS")
@@ -139,6 +140,7 @@ def run_hf_seq(setting: str, args, queue):
         "words_per_s": corpus.raw_words * args.epochs / seconds, "peak_rss_mb": _memory_kb("VmHWM") / 1024,
         "rss_before_train_mb": rss_before / 1024, "loss_per_epoch": [round(h["loss"], 4) for h in history],
         "backend": backend, "compile_seconds": round(compile_seconds, 2),
+        "initializer_range": config.initializer_range,
         "batch_words": args.batch_words or default_batch_words(config, args.threads, backend),
         # forked workers (parallel="process") share the vectors; this is the largest worker's own peak RSS
         "peak_rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -258,6 +260,8 @@ def write_markdown(report, path):
             + ("" if all(r.get("backend") == "compiled" for r in report["results"] if "batch_words" in r) else
                f"; negatives_shared_by {report['hf_seq_args']['negatives_shared_by']}, max_row_updates "
                f"{report['hf_seq_args']['max_row_updates']} (torch backend)")
+            + "; input vectors from [-r/d, r/d], r = "
+            + ", ".join(sorted({str(r["initializer_range"]) for r in report["results"] if "initializer_range" in r}))
             + "; workers as "
             + ", ".join(sorted({r["parallel"] for r in report["results"] if "parallel" in r}))
             + (" (peak RSS of the largest worker: "
@@ -295,6 +299,9 @@ def main():
     parser.add_argument("--parallel", choices=("auto", "process", "thread"), default="auto",
                         help="hf-seq workers: forked processes on shared-memory vectors, or threads (auto: threads "
                              "for the compiled backend, processes for torch)")
+    parser.add_argument("--initializer-range", type=float, default=None,
+                        help="hf-seq input vectors start uniform in [-r/d, r/d] (default: the config's 1.0, gensim "
+                             "4's draw; word2vec.c uses 0.5)")
     parser.add_argument("--out", default=os.path.join(RESULTS, "word2vec_vs_gensim"))
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -324,6 +331,7 @@ def main():
             "max_row_updates": args.max_row_updates,
             "parallel": args.parallel,
             "backend": args.backend,
+            "initializer_range": args.initializer_range,
         },
         "alpha": args.alpha,
         "seeds": args.seeds,

@@ -8,13 +8,13 @@ path) followed by the input step, each reading the vectors as the previous pair 
 (`nogil=True`), several Python threads run them at once on the shared vectors without locks (Hogwild), as
 word2vec.c's threads do.
 
-Exactly word2vec.c's arithmetic: the sigmoid from a 1000-entry table over [-6, 6); with negative sampling a score
-beyond +-6 saturates the sigmoid (the update is then zero and skipped), with hierarchical softmax a node whose
-|score| >= 6 is skipped; noise words are drawn from the unigram^0.75 distribution (an alias table read with
-word2vec.c's linear congruential generator; a draw equal to the centre word is skipped); CBOW's error is added whole
-to every context word (mean or sum). The reported loss is the loss of the scores the update used: -log sigmoid from a
-table (the middle of each entry's interval), its asymptotes beyond +-6, summed over pairs (skip-gram) or centre words
-(CBOW).
+Exactly word2vec.c's arithmetic: the sigmoid from a 1000-entry table over [-6, 6), read at word2vec.c's integer
+index factor 83 (`TABLE_SCALE`); with negative sampling a score beyond +-6 saturates the sigmoid (the update is then
+zero and skipped), with hierarchical softmax a node whose |score| >= 6 is skipped; noise words are drawn from the
+unigram^0.75 distribution (an alias table read with word2vec.c's linear congruential generator; a draw equal to the
+centre word is skipped); CBOW's error is added whole to every context word (mean or sum). The reported loss is the
+loss of the scores the update used: -log sigmoid of the score from a table (the middle of the scores each entry
+covers), its asymptotes beyond +-6, summed over pairs (skip-gram) or centre words (CBOW).
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ except ImportError:  # pragma: no cover - numba is a dependency; this keeps the 
 
 MAX_EXP = 6.0
 EXP_TABLE_SIZE = 1000
+# word2vec.c reads the table at int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2)) with integer #defines, so the factor
+# is C's integer 1000 / 6 / 2 = 83, not 83.33 (gensim's Cython, with cdivision, compiles the same 83): a score f reads
+# the entry at x = 0.996 f - 0.024 (less up to 0.012 of rounding down), a sigmoid a little under 1/2 at f = 0. Kept, to
+# be word2vec.c's arithmetic; its effect on quality was below the seeds' spread (CBOW + hierarchical softmax, 14 seeds).
+TABLE_SCALE = EXP_TABLE_SIZE // int(MAX_EXP) // 2  # 83
 _LCG_MUL = np.uint64(25214903917)  # word2vec.c: next_random = next_random * 25214903917 + 11
 _LCG_ADD = np.uint64(11)
 _SHIFT = np.uint64(11)
@@ -40,12 +45,14 @@ def available() -> bool:
 
 
 def sigmoid_tables() -> tuple[np.ndarray, np.ndarray]:
-    """word2vec.c's table: sigmoid at x_i = (i / 1000 * 2 - 1) * 6 (a score f reads entry int((f + 6) * 1000 / 12)),
-    and the loss table `[2, 1000]`: -log(1 - sigmoid) (label 0) and -log sigmoid (label 1) at the middle of each
-    entry's interval [x_i, x_i+1), so that the reported loss is not biased by the table's rounding down."""
-    x = (np.arange(EXP_TABLE_SIZE, dtype=np.float64) / EXP_TABLE_SIZE * 2.0 - 1.0) * MAX_EXP
+    """word2vec.c's table: sigmoid at x_i = (i / 1000 * 2 - 1) * 6 (a score f reads entry int((f + 6) * 83), see
+    `TABLE_SCALE`), and the loss table `[2, 1000]`: -log(1 - sigmoid) (label 0) and -log sigmoid (label 1) of the
+    score itself, at the middle of the scores [i / 83 - 6, (i + 1) / 83 - 6) that read entry i, so that the reported
+    loss is the loss of the scores (not of the table's shifted sigmoid) and is not biased by the rounding down."""
+    i = np.arange(EXP_TABLE_SIZE, dtype=np.float64)
+    x = (i / EXP_TABLE_SIZE * 2.0 - 1.0) * MAX_EXP
     sig = 1.0 / (1.0 + np.exp(-x))
-    mid = x + MAX_EXP / EXP_TABLE_SIZE
+    mid = (i + 0.5) / TABLE_SCALE - MAX_EXP
     loss = np.stack([np.logaddexp(0.0, mid), np.logaddexp(0.0, -mid)])  # -log(1 - sig(m)), -log sig(m)
     return sig.astype(np.float32), loss.astype(np.float32)
 
@@ -95,7 +102,7 @@ def _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, alia
                     continue
                 loss += f if f > 0.0 else -f
                 continue
-            idx = int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))
+            idx = int((f + MAX_EXP) * TABLE_SCALE)
             loss += logsig_table[1 - code, idx]  # the branch probability is sig (code 0) or 1 - sig (code 1)
             g = np.float32((1.0 - code - sig_table[idx]) * alpha)
             for d in range(dim):  # one pass: the error reads the node vector before it moves
@@ -128,7 +135,7 @@ def _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, alia
             if label > 0.0:
                 loss -= f  # -log sigmoid(f) -> -f
         else:
-            idx = int((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2.0))
+            idx = int((f + MAX_EXP) * TABLE_SCALE)
             sig = sig_table[idx]
             loss += logsig_table[int(label), idx]
         g = np.float32((label - sig) * alpha)

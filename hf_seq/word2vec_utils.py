@@ -106,8 +106,8 @@ def prepare_word2vec(
 ) -> tuple[PreTrainedTokenizerFast, Word2VecConfig, Word2VecCorpus]:
     """Count, build the vocabulary and encode `texts` (one sentence per item, whitespace-separated words) in one pass.
 
-    The vocabulary holds the words seen at least `min_count` times, most frequent first (ties alphabetical), after the
-    five special tokens; `config_kwargs` go to `Word2VecConfig` (architecture, objective, window, ...).
+    The vocabulary holds the words seen at least `min_count` times, most frequent first (equal counts in gensim's
+    order: the word first seen latest comes first), after the five special tokens; `config_kwargs` go to `Word2VecConfig` (architecture, objective, window, ...).
     """
     sentences = []
     counter: Counter = Counter()
@@ -120,7 +120,12 @@ def prepare_word2vec(
     raw_words = sum(len(s) for s in sentences)
     if raw_words == 0:
         raise ValueError("the corpus is empty: no words found in the given texts")
-    kept = sorted(((w, c) for w, c in counter.items() if c >= min_count), key=lambda wc: (-wc[1], wc[0]))
+    # gensim's order: most frequent first, equal counts latest-first-seen first (the counter holds words in the order
+    # they were first seen). The Huffman tree is merged over this order as gensim merges it, so both get the same
+    # tree; which tied rare words become siblings moves CBOW + hierarchical softmax by several WordSim-353 points
+    # (benchmarks/results/word2vec_ablation_wikitext2.md).
+    seen = [(w, c) for w, c in counter.items() if c >= min_count]
+    kept = [seen[i] for i in sorted(range(len(seen)), key=lambda i: (-seen[i][1], -i))]
     if max_vocab_size is not None:
         kept = kept[:max_vocab_size]
     if not kept:

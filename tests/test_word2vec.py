@@ -120,6 +120,49 @@ def test_huffman_depth_grows_like_log_of_rank():
     assert entropy <= expected < entropy + 1  # Huffman's optimality bound
 
 
+def test_huffman_tree_is_gensims_for_the_same_vocabulary_order():
+    """Ties between equal counts are broken as gensim's heap breaks them (ordered by count alone), so with the
+    vocabulary in gensim's order the tree is gensim's, node for node; word2vec.c's two-pointer merge would make tied
+    neighbours in the vocabulary's order siblings instead (a measured WordSim-353 cost with CBOW)."""
+    from gensim.models import Word2Vec
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    counts = np.minimum(rng.zipf(1.6, size=300), 40) + 1  # many rare words with equal counts
+    sentences = [[w] * int(c) for w, c in zip(words, counts)]
+    gensim_model = Word2Vec(vector_size=4, hs=1, negative=0, min_count=1, sample=0, workers=1)
+    gensim_model.build_vocab(sentences)
+    wv = gensim_model.wv
+    ordered = [int(wv.get_vecattr(w, "count")) for w in wv.index_to_key]
+    assert len(set(ordered)) < len(ordered) // 4  # the ties are what this test is about
+    points, codes, lengths = build_huffman_tree([0] + ordered)  # an id-0 special with count 0 has no path
+    assert lengths[0] == 0
+    for i, w in enumerate(wv.index_to_key, start=1):
+        assert codes[i, : lengths[i]].tolist() == wv.get_vecattr(w, "code").tolist(), w
+        assert points[i, : lengths[i]].tolist() == wv.get_vecattr(w, "point").tolist(), w
+
+
+def test_prepare_word2vec_gives_gensims_vocabulary_and_tree():
+    """The vocabulary is in gensim's order (most frequent first, equal counts latest-first-seen first), so the model's
+    Huffman paths are gensim's for every word."""
+    from gensim.models import Word2Vec
+
+    rng = np.random.default_rng(1)
+    vocab = [f"w{i}" for i in range(120)]
+    lines = [" ".join(rng.choice(vocab, size=12, p=np.arange(1, 121)[::-1] / 7260)) for _ in range(150)]
+    gensim_model = Word2Vec(vector_size=4, hs=1, negative=0, min_count=3, workers=1)
+    gensim_model.build_vocab([line.split() for line in lines])
+    tokenizer, config, _ = prepare_word2vec(lines, min_count=3, vector_size=4, objective="hierarchical_softmax")
+    ids = tokenizer.get_vocab()
+    ours = sorted((w for w in ids if config.word_counts[ids[w]] > 0), key=ids.get)
+    assert ours == gensim_model.wv.index_to_key
+    layer = Word2VecForPreTraining(config).output_layer
+    for w in ours:
+        n = int(layer.huffman_lengths[ids[w]])
+        assert layer.huffman_codes[ids[w], :n].tolist() == gensim_model.wv.get_vecattr(w, "code").tolist(), w
+        assert layer.huffman_points[ids[w], :n].tolist() == gensim_model.wv.get_vecattr(w, "point").tolist(), w
+
+
 def test_noise_table_follows_counts_to_the_075():
     counts = [0, 0, 1000, 100, 10, 1]
     noise = noise_distribution(counts)

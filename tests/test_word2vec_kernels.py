@@ -19,8 +19,12 @@ pytestmark = pytest.mark.skipif(not K.available(), reason="numba is a dependency
 MASK64 = (1 << 64) - 1
 
 
+EXP_TABLE_SIZE, MAX_EXP = 1000, 6  # word2vec.c: #define EXP_TABLE_SIZE 1000, #define MAX_EXP 6 (integers)
+
+
 def _table_index(f):
-    return int((f + K.MAX_EXP) * (K.EXP_TABLE_SIZE / K.MAX_EXP / 2.0))
+    # expTable[(int)((f + MAX_EXP) * (EXP_TABLE_SIZE / MAX_EXP / 2))]: the factor is C integer division, 83
+    return int((f + MAX_EXP) * (EXP_TABLE_SIZE // MAX_EXP // 2))
 
 
 def reference_span(syn0, syn1, data, start, stop, a0, a1, cbow, cbow_mean, hs, points, codes, lengths, prob, alias,

@@ -28,6 +28,8 @@ class Word2VecConfig(PreTrainedConfig):
         word_counts (`list[int]`): corpus count of every vocabulary id (0 for special tokens). Drives the noise
             distribution, the Huffman tree and sub-sampling; required for training.
         mask_token_id (`int`, *optional*): id of `<mask>`, never predicted by the fill-mask head.
+        initializer_range (`float`): input vectors start uniform in [-r/vector_size, r/vector_size]; 1.0 is gensim 4's
+            draw, 0.5 word2vec.c's. The output side starts at zero.
     """
 
     model_type = "hf_seq_word2vec"
@@ -45,7 +47,7 @@ class Word2VecConfig(PreTrainedConfig):
     word_counts: list[int] | None = None
     pad_token_id: int | None = 1
     mask_token_id: int | None = None
-    initializer_range: float = 0.5
+    initializer_range: float = 1.0
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):

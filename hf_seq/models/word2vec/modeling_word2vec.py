@@ -10,6 +10,7 @@ Checkpoint layout, shared by every head so one folder loads as any of them:
     output_layer.huffman_lengths    [V]      path length (0 for words with count 0)
 """
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,38 +27,57 @@ from .configuration_word2vec import Word2VecConfig
 logger = logging.get_logger(__name__)
 
 
+class _HeapItem:
+    """A Huffman-tree node in the merge heap, ordered by count alone (gensim's `Heapitem`)."""
+
+    __slots__ = ("count", "index")
+
+    def __init__(self, count: int, index: int):
+        self.count, self.index = count, index
+
+    def __lt__(self, other: "_HeapItem") -> bool:
+        return self.count < other.count
+
+
 def build_huffman_tree(word_counts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Huffman tree over the words with a positive count, built exactly as `CreateBinaryTree` in word2vec.c.
+    """Huffman tree over the words with a positive count, merged through a binary heap ordered by count alone, as
+    gensim 4 builds it (`_build_heap`).
 
     Returns `(points, codes, lengths)`: for word `w`, `points[w, :lengths[w]]` are the inner nodes from the root down
-    (node ids 0..n-2, root = n-2 for n counted words) and `codes[w, :lengths[w]]` the branch taken at each (1 = the
-    second-smallest child at that merge, as in word2vec.c). Words with count 0 get an empty path.
+    (node ids 0..n-2 in merge order, root = n-2 for n counted words, word2vec.c's and gensim's numbering) and
+    `codes[w, :lengths[w]]` the branch taken at each (1 = the second of the two nodes merged, as in word2vec.c).
+    Words with count 0 get an empty path.
+
+    Any Huffman tree has the same code lengths up to ties, but which tied words become siblings matters: siblings
+    share every output vector on their paths but the last. With `prepare_word2vec`'s vocabulary (gensim's order) this
+    is gensim's tree node for node. Other pairings of the many rare words of equal count measured worse with CBOW +
+    hierarchical softmax on WikiText-2 (WordSim-353, 12 seeds): word2vec.c's two-pointer merge over an alphabetical
+    order -1.8 points under gensim, this heap over an alphabetical order -4.0
+    (`benchmarks/results/word2vec_ablation_wikitext2*.md`).
     """
     counts = np.asarray(word_counts, dtype=np.int64)
     vocab_size = counts.shape[0]
     words = np.nonzero(counts > 0)[0]
-    # word2vec.c sorts the vocabulary by count, descending; a stable sort keeps ties in id order.
-    words = words[np.argsort(-counts[words], kind="stable")]
+    words = words[np.argsort(-counts[words], kind="stable")]  # most frequent first, ties in id order
     n = words.shape[0]
     if n < 2:
         raise ValueError(f"hierarchical softmax needs at least 2 words with a positive count, got {n}")
-    count = np.concatenate([counts[words], np.full(n - 1, np.iinfo(np.int64).max // 4)])
     parent = np.zeros(2 * n - 1, dtype=np.int64)
     binary = np.zeros(2 * n - 1, dtype=np.int64)
-    count_list = count.tolist()
-    pos1, pos2 = n - 1, n
-    for a in range(n - 1):  # two-pointer merge over the sorted leaves and the (sorted by construction) inner nodes
-        picks = []
-        for _ in range(2):
-            if pos1 >= 0 and count_list[pos1] < count_list[pos2]:
-                picks.append(pos1)
-                pos1 -= 1
-            else:
-                picks.append(pos2)
-                pos2 += 1
-        count_list[n + a] = count_list[picks[0]] + count_list[picks[1]]
-        parent[picks[0]] = parent[picks[1]] = n + a
-        binary[picks[1]] = 1
+    heap = [_HeapItem(c, k) for k, c in enumerate(counts[words].tolist())]
+    heapq.heapify(heap)
+    for a in range(n - 1):
+        first, second = heapq.heappop(heap), heapq.heappop(heap)
+        parent[first.index] = parent[second.index] = n + a
+        binary[second.index] = 1
+        heapq.heappush(heap, _HeapItem(first.count + second.count, n + a))
+    return huffman_paths(parent, binary, words, vocab_size)
+
+
+def huffman_paths(parent: np.ndarray, binary: np.ndarray, words: np.ndarray, vocab_size: int):
+    """`(points, codes, lengths)` of a merged binary tree: leaves 0..n-1 are `words` (vocabulary ids), inner node
+    n + a is the a-th merge, `parent` and `binary` (the branch bit) are given for every node but the root 2n-2."""
+    n = words.shape[0]
     root = 2 * n - 2
     # walk every leaf up to the root at once; steps are recorded leaf-to-root, then reversed per word
     up_codes, up_points = [], []
@@ -231,7 +251,7 @@ class Word2VecPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module):
         if isinstance(module, nn.Embedding):  # the only embedding here is the input-vector table
-            # word2vec.c: input vectors uniform in [-0.5/d, 0.5/d]
+            # gensim 4: input vectors uniform in [-1/d, 1/d] (initializer_range 1.0); word2vec.c's is 0.5
             bound = self.config.initializer_range / self.config.vector_size
             init.uniform_(module.weight, -bound, bound)
         elif isinstance(module, Word2VecOutputLayer):
