@@ -53,7 +53,7 @@ def build_huffman_tree(word_counts) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     is gensim's tree node for node. Other pairings of the many rare words of equal count measured worse with CBOW +
     hierarchical softmax on WikiText-2 (WordSim-353, 12 seeds): word2vec.c's two-pointer merge over an alphabetical
     order -1.8 points under gensim, this heap over an alphabetical order -4.0
-    (`benchmarks/results/word2vec_ablation_wikitext2*.md`).
+    (`benchmarks/results/word2vec_history/word2vec_ablation_wikitext2_alphabetical_ties.md`).
     """
     counts = np.asarray(word_counts, dtype=np.int64)
     vocab_size = counts.shape[0]
