@@ -194,24 +194,24 @@ def _summary_markdown(report) -> list[str]:
     if len(report.get("seeds", [])) < 2:
         return []
     by_key = {(e["setting"], e["system"].split(" ")[0]): e for e in report["summary"]}
-    lines = [f"Mean ± standard deviation over {len(report['seeds'])} seeds ({', '.join(map(str, report['seeds']))}); "
+    lines = [f"Mean ± standard deviation over the seeds each setting ran (`runs`; seeds {', '.join(map(str, report['seeds']))}); "
              "accuracies and Spearman in points (x100); diff = hf-seq minus gensim:", "",
-             "| setting | system | words/s | analogy total | WS-353 ρ | SimLex ρ |", "|---|---|---|---|---|---|"]
+             "| setting | system | runs | words/s | analogy total | WS-353 ρ | SimLex ρ |", "|---|---|---|---|---|---|---|"]
     for setting in dict.fromkeys(e["setting"] for e in report["summary"]):
         pair = [by_key.get((setting, "gensim")), by_key.get((setting, "hf-seq"))]
         for e in pair:
             if e is None:
                 continue
-            cells = [f"{e['words_per_s']['mean']:,.0f} ± {e['words_per_s']['std']:,.0f}"]
+            cells = [str(e["runs"]), f"{e['words_per_s']['mean']:,.0f} ± {e['words_per_s']['std']:,.0f}"]
             for m in ("analogy_total", "wordsim353", "simlex999"):
                 cells.append(f"{100 * e[m]['mean']:.1f} ± {100 * e[m]['std']:.1f}" if m in e else "-")
             lines.append(f"| {setting} | {e['system']} | " + " | ".join(cells) + " |")
         if all(pair):
-            diff = [f"{pair[1]['words_per_s']['mean'] / pair[0]['words_per_s']['mean']:.2f}x"]
+            diff = ["", f"{pair[1]['words_per_s']['mean'] / pair[0]['words_per_s']['mean']:.2f}x"]
             for m in ("analogy_total", "wordsim353", "simlex999"):
                 diff.append(f"{100 * (pair[1][m]['mean'] - pair[0][m]['mean']):+.1f}"
                             if m in pair[0] and m in pair[1] else "-")
-            lines.append(f"| {setting} | **diff** | " + " | ".join(f"**{d}**" for d in diff) + " |")
+            lines.append(f"| {setting} | **diff** | " + " | ".join(f"**{d}**" if d else "" for d in diff) + " |")
     return lines + [""]
 
 
@@ -278,6 +278,43 @@ def write_markdown(report, path):
         f.write(text)
 
 
+def _write_report(report, out):
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out + ".json", "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    write_markdown(report, out + ".md")
+    print(open(out + ".md", encoding="utf-8").read())
+
+
+def merge_reports(paths: list[str], out: str) -> dict:
+    """One report from the runs of several (same corpus, epochs, threads and alpha; refused otherwise)."""
+    reports = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            reports.append(json.load(f))
+    first = reports[0]
+    for key in ("corpus", "epochs", "threads", "alpha"):
+        values = {json.dumps(r.get(key)) for r in reports}
+        if len(values) > 1:
+            raise ValueError(f"cannot merge reports with different {key}: {sorted(values)}")
+    results = [r for rep in reports for r in rep["results"]]
+    ratio = {}
+    for setting in dict.fromkeys(r["setting"] for r in results):
+        speed = {}
+        for name in ("gensim", "hf-seq"):
+            values = [r["words_per_s"] for r in results if r["setting"] == setting and r["system"].startswith(name)]
+            speed[name] = sum(values) / max(len(values), 1)
+        if speed["gensim"]:
+            ratio[setting] = speed["hf-seq"] / speed["gensim"]
+    report = {**first, "command": " + ".join(rep["command"] for rep in reports)
+              + f"; pooled by: python benchmarks/bench_word2vec.py --merge {' '.join(paths)} --out {out}",
+              "load_before": [rep["load_before"] for rep in reports], "load_after": [rep["load_after"] for rep in reports],
+              "seeds": sorted({s for rep in reports for s in rep.get("seeds", [])}), "speed_ratio": ratio,
+              "summary": summarize(results), "results": results, "merged_from": paths}
+    _write_report(report, out)
+    return report
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=os.path.join(DATA, "wikitext-2", "wiki.train.tokens"))
@@ -303,7 +340,12 @@ def main():
                         help="hf-seq input vectors start uniform in [-r/d, r/d] (default: the config's 1.0, gensim "
                              "4's draw; word2vec.c uses 0.5)")
     parser.add_argument("--out", default=os.path.join(RESULTS, "word2vec_vs_gensim"))
+    parser.add_argument("--merge", nargs="+", metavar="JSON", default=None,
+                        help="train nothing: pool the runs of earlier reports (e.g. seeds 1-4 and 5-8 of the same "
+                             "settings) into one report with means over all their seeds, written to --out")
     args = parser.parse_args()
+    if args.merge:
+        return merge_reports(args.merge, args.out)
     load_before = os.getloadavg()
     results, ratio = [], {}
     for setting in args.settings:
@@ -339,11 +381,7 @@ def main():
         "summary": summarize(results),
         "results": results,
     }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".json", "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    write_markdown(report, args.out + ".md")
-    print(open(args.out + ".md").read())
+    _write_report(report, args.out)
 
 
 if __name__ == "__main__":
