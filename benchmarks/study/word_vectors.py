@@ -14,8 +14,9 @@ PREFERRED = ["setting", "system", "words_per_s", "train_seconds", "peak_rss_mb",
              "analogy.syntactic", "wordsim353.spearman", "simlex999.spearman"]
 CONTEXT = ("command", "corpus", "epochs", "threads", "seeds", "load_before", "load_after")
 # a file with several seeds per setting (bench_word2vec.py --seeds) is shown by its means and spreads over seeds
-SUMMARY = ["setting", "system", "runs", "words_per_s.mean", "words_per_s.std", "analogy_total.mean",
-           "analogy_total.std", "wordsim353.mean", "wordsim353.std", "simlex999.mean", "simlex999.std"]
+SUMMARY = ["setting", "system", "variant", "runs", "words_per_s.mean", "words_per_s.std", "analogy_total.mean",
+           "analogy_total.std", "analogy.mean", "analogy.std", "analogy.minus_gensim", "wordsim353.mean",
+           "wordsim353.std", "wordsim353.minus_gensim", "simlex999.mean", "simlex999.std", "simlex999.minus_gensim"]
 
 
 def _rows(obj):
