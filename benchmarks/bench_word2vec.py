@@ -21,6 +21,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import queue as queue_module
 import resource
 import sys
 import time
@@ -155,7 +156,14 @@ def _in_fresh_process(fn, setting, args):
     queue = ctx.Queue()
     proc = ctx.Process(target=fn, args=(setting, args, queue))
     proc.start()
-    result = queue.get()
+    while True:  # a child that dies without answering (signal, OOM) must not leave us waiting forever
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"the {fn.__name__} run for {setting!r} died with exit code {proc.exitcode} "
+                                   "before reporting a result")
     proc.join()
     return result
 
