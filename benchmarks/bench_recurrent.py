@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import statistics
@@ -27,6 +26,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spawn_utils import call_in_fresh_process  # noqa: E402
+
 from hf_seq.models.recurrent import GRUConfig, GRUForCausalLM, LSTMConfig, LSTMForCausalLM, RNNConfig, RNNForCausalLM  # noqa: E402
 
 CELLS = {"lstm": (LSTMConfig, LSTMForCausalLM, nn.LSTM), "gru": (GRUConfig, GRUForCausalLM, nn.GRU),
@@ -173,12 +175,7 @@ def _peak_child(args, queue):
 
 
 def peak_memory(name, vocab, hidden, layers, new_tokens, threads):
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_peak_child, args=((name, vocab, hidden, layers, new_tokens, threads), q))
-    p.start()
-    value = q.get()
-    p.join()
+    value = call_in_fresh_process(_peak_child, (name, vocab, hidden, layers, new_tokens, threads))
     return round(value, 2)
 
 

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
-import queue as queue_module
 import resource
 import sys
 import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spawn_utils import call_in_fresh_process  # noqa: E402
+
 DATA = os.path.join(ROOT, "..", "shared", "data")
 EVAL = os.path.join(DATA, "word-eval")
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
@@ -151,21 +152,6 @@ def run_hf_seq(setting: str, args, queue):
     })
 
 
-def _in_fresh_process(fn, setting, args):
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=fn, args=(setting, args, queue))
-    proc.start()
-    while True:  # a child that dies without answering (signal, OOM) must not leave us waiting forever
-        try:
-            result = queue.get(timeout=5)
-            break
-        except queue_module.Empty:
-            if not proc.is_alive():
-                raise RuntimeError(f"the {fn.__name__} run for {setting!r} died with exit code {proc.exitcode} "
-                                   "before reporting a result")
-    proc.join()
-    return result
 
 
 METRICS = {"words_per_s": ("words_per_s",), "analogy_total": ("analogy", "total"),
@@ -361,7 +347,7 @@ def main():
         for seed in args.seeds:
             args.run_seed = seed
             for name, fn in (("gensim", run_gensim), ("hf-seq", run_hf_seq)):
-                r = _in_fresh_process(fn, setting, args)
+                r = call_in_fresh_process(fn, setting, args)
                 print(json.dumps(r), flush=True)
                 results.append(r)
                 speed[name] += r["words_per_s"] / len(args.seeds)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import sys
@@ -29,6 +28,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spawn_utils import call_in_fresh_process  # noqa: E402
+
 import hf_seq  # noqa: E402,F401
 from hf_seq.models.recurrent import GRUConfig, GRUForCausalLM, LSTMConfig, LSTMForCausalLM  # noqa: E402
 from hf_seq.models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration  # noqa: E402
@@ -257,14 +259,9 @@ def _w2v_worker(which, device, dry, queue):
 
 
 def word2vec(device, dry):
-    ctx = mp.get_context("spawn")
     report = {}
     for which in ("hf_seq", "gensim"):
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_w2v_worker, args=(which, str(device), dry, queue))
-        proc.start()
-        report[which] = queue.get(timeout=900)
-        proc.join()
+        report[which] = call_in_fresh_process(_w2v_worker, which, str(device), dry, timeout=900)
     if "words_per_s" in report["hf_seq"] and "words_per_s" in report["gensim"]:
         report["hf_seq_over_gensim_speed"] = report["hf_seq"]["words_per_s"] / report["gensim"]["words_per_s"]
     return report

@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
 from bench_word2vec import DATA, RESULTS, SETTINGS, _evaluate  # noqa: E402
+from spawn_utils import get_or_raise  # noqa: E402
 
 VARIANTS = ("gensim", "hf-seq", "hf-seq, word2vec.c init", "hf-seq, word2vec.c tree")
 
@@ -186,7 +187,7 @@ def main():
         proc.start()
     results, done = [], 0
     while done < jobs:
-        item = queue.get()
+        item = get_or_raise(queue, procs, "word2vec ablation workers")
         if item is None:
             done += 1
             continue
