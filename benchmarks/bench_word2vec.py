@@ -118,36 +118,54 @@ def run_hf_seq(setting: str, args, queue):
         objective="hierarchical_softmax" if p["hs"] else "negative_sampling",
         **({} if args.initializer_range is None else {"initializer_range": args.initializer_range}),
     )
-    model = Word2VecForPreTraining(config)
+    device = torch.device(args.device)
+    torch.manual_seed(args.run_seed)  # the initial vectors too (gensim seeds its own with `seed`)
+    model = Word2VecForPreTraining(config).to(device)
     rss_before = _memory_kb("VmRSS")
     train_args = Word2VecTrainingArguments(
-        epochs=args.epochs, workers=args.threads, seed=args.run_seed, progress_bar=False, alpha=args.alpha, min_alpha=1e-4,
-        batch_words=args.batch_words, negatives_shared_by=args.negatives_shared_by,
-        max_row_updates=args.max_row_updates, parallel=args.parallel, backend=args.backend,
+        # an accelerator is one worker (its batches are the parallelism); gensim keeps --threads CPU threads
+        epochs=args.epochs, workers=args.threads if device.type == "cpu" else 1, seed=args.run_seed,
+        progress_bar=False, alpha=args.alpha, min_alpha=1e-4, batch_words=args.batch_words,
+        negatives_shared_by=args.negatives_shared_by, max_row_updates=args.max_row_updates, parallel=args.parallel,
+        backend=args.backend, device=str(device), gpu_programs=args.gpu_programs,
     )
     backend = resolve_backend(train_args)
     parallel = resolve_parallel(train_args, backend)
     # numba compiles the kernels on first use (then caches them on disk), as gensim's Cython was compiled when it was
     # installed: that one-time cost is measured and reported apart from the training time
     compile_seconds = word2vec_kernels.warm_up() if backend == "compiled" else 0.0
+    if backend == "triton":  # Triton compiles the kernel on its first launch: done here, outside the timing
+        from hf_seq.word2vec_triton import TritonWord2Vec
+
+        compile_seconds = TritonWord2Vec(model, train_args.gpu_programs).compile_seconds
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
     history = train_word2vec(model, corpus, train_args)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - t0
-    kv = Word2VecKeyedVectors.from_model(model, tokenizer)
+    gpu_peak_mb = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    kv = Word2VecKeyedVectors.from_model(model.cpu(), tokenizer)
+    on = "" if device.type == "cpu" else (
+        f" on {torch.cuda.get_device_name(device)}" if device.type == "cuda" else f" on {device}")
     queue.put({
-        "system": f"hf-seq ({backend}; torch {torch.__version__}"
-                  + (f", numba {word2vec_kernels.numba.__version__})" if backend == "compiled" else ")"),
+        "system": f"hf-seq ({backend}{on}; torch {torch.__version__}"
+                  + (f", numba {word2vec_kernels.numba.__version__})" if backend == "compiled" else
+                     f", triton {__import__('triton').__version__}; {train_args.gpu_programs} warps)"
+                     if backend == "triton" else ")"),
+        "device": str(device), "gpu_peak_mb": gpu_peak_mb,
         "setting": setting, "seed": args.run_seed, "vocab": len(kv),
         "corpus_words": corpus.raw_words, "train_seconds": seconds,
         "words_per_s": corpus.raw_words * args.epochs / seconds, "peak_rss_mb": _memory_kb("VmHWM") / 1024,
         "rss_before_train_mb": rss_before / 1024, "loss_per_epoch": [round(h["loss"], 4) for h in history],
         "backend": backend, "compile_seconds": round(compile_seconds, 2),
         "initializer_range": config.initializer_range,
-        "batch_words": args.batch_words or default_batch_words(config, args.threads, backend),
+        "batch_words": args.batch_words or default_batch_words(config, train_args.workers, backend, train_args.gpu_programs),
         # forked workers (parallel="process") share the vectors; this is the largest worker's own peak RSS
         "peak_rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        if args.threads > 1 and parallel == "process" else None,
-        "parallel": parallel if args.threads > 1 else "single worker",
+        if train_args.workers > 1 and parallel == "process" else None,
+        "parallel": parallel if train_args.workers > 1 else "single worker",
         **_evaluate(kv),
     })
 
@@ -251,7 +269,7 @@ def write_markdown(report, path):
             + "; batch_words "
             + ", ".join(dict.fromkeys(f"{r['setting']} {r['batch_words']}" for r in report["results"]
                                       if "batch_words" in r))
-            + ("" if all(r.get("backend") == "compiled" for r in report["results"] if "batch_words" in r) else
+            + ("" if all(r.get("backend") != "torch" for r in report["results"] if "batch_words" in r) else
                f"; negatives_shared_by {report['hf_seq_args']['negatives_shared_by']}, max_row_updates "
                f"{report['hf_seq_args']['max_row_updates']} (torch backend)")
             + "; input vectors from [-r/d, r/d], r = "
@@ -315,13 +333,19 @@ def main():
     parser.add_argument("--max-lines", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu",
+                        help="where hf-seq trains (cpu, cuda, cuda:1, mps); on an accelerator the torch backend runs "
+                             "one worker, gensim still trains on --threads CPU threads")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1],
                         help="one run of each system per seed; with several the report adds means and spreads")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
     parser.add_argument("--batch-words", type=int, default=None,
                         help="centre words per batch (default: the trainer's, 1024 skip-gram / 4096 CBOW)")
-    parser.add_argument("--backend", choices=("auto", "compiled", "torch"), default="auto",
-                        help="hf-seq trainer: compiled per-pair kernels (numba) or batched torch updates")
+    parser.add_argument("--backend", choices=("auto", "compiled", "triton", "torch"), default="auto",
+                        help="hf-seq trainer: per-pair kernels compiled with numba (CPU) or Triton (CUDA), or batched "
+                             "torch updates; auto = compiled on CPU, triton on CUDA")
+    parser.add_argument("--gpu-programs", type=int, default=2048,
+                        help="triton backend: Hogwild warps per launch")
     parser.add_argument("--negatives-shared-by", type=int, default=32, help="torch backend only")
     parser.add_argument("--max-row-updates", type=float, default=64.0, help="torch backend only")
     parser.add_argument("--alpha", type=float, default=0.025,
@@ -367,6 +391,8 @@ def main():
             "max_row_updates": args.max_row_updates,
             "parallel": args.parallel,
             "backend": args.backend,
+            "device": args.device,
+            "gpu_programs": args.gpu_programs,
             "initializer_range": args.initializer_range,
         },
         "alpha": args.alpha,

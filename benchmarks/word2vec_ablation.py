@@ -100,6 +100,7 @@ def _worker(settings, seeds, args, queue):
                     kv = Word2VecKeyedVectors.from_gensim(model.wv)
                 else:
                     config.initializer_range = 0.5 if variant.endswith("init") else default_range
+                    torch.manual_seed(seed)  # the initial vectors are the seed's too
                     model = Word2VecForPreTraining(config)
                     if variant.endswith("tree"):
                         layer = model.output_layer

@@ -7,13 +7,16 @@ Main way to train (documented in training/train_word2vec.py):
     train_word2vec(model, corpus, Word2VecTrainingArguments(epochs=5))   # sparse SGD, linear LR decay
 
 Per epoch, frequent words are sub-sampled with word2vec.c's keep-probability and every centre word draws its window
-1..W, vectorised with numpy. Then one of two backends trains the epoch (`Word2VecTrainingArguments.backend`):
+1..W, vectorised with numpy. Then one of three backends trains the epoch (`Word2VecTrainingArguments.backend`):
 
 - `compiled` (the default on CPU): word2vec.c's loop, pair by pair, compiled with numba (`word2vec_kernels`); the
   kernels release the GIL, so `workers` Python threads run them at once on the shared vectors (Hogwild, as
   word2vec.c's and gensim's threads). Exactly word2vec.c's updates (tested against a transcription of its loop).
-- `torch` (any device, the GPU path): all (centre, context) pairs of a chunk of the corpus are built at once with
-  offset arithmetic and trained as one batch with word2vec.c's closed-form sparse SGD updates (index_add_ into the
+- `triton` (the default on a CUDA GPU, `word2vec_triton`): the same per-pair loop as a Triton kernel; each launch
+  hands `gpu_programs` Hogwild workers (one warp each, the vector across its lanes) a contiguous span of centre words.
+  Equal to the compiled kernel for one worker (tested with Triton's interpreter on CPU).
+- `torch` (any device; the fallback where neither runs): all (centre, context) pairs of a chunk of the corpus are
+  built at once on the training device with offset arithmetic (`device_window_pairs`) and trained as one batch with word2vec.c's closed-form sparse SGD updates (index_add_ into the
   vector tables); on CPU several workers are forked processes updating the vectors in shared memory. Negative
   sampling draws `negative` noise words per group of `negatives_shared_by` consecutive pairs: each pair still sees
   exactly `negative` words drawn from counts**0.75 (same objective, same expected gradient), but the noise vectors
@@ -41,7 +44,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 from transformers.utils import logging
 
-from . import word2vec_kernels
+from . import word2vec_kernels, word2vec_triton
 from .models.word2vec import (
     Word2VecConfig,
     Word2VecForMaskedLM,
@@ -239,6 +242,39 @@ def window_pairs(data: _EpochData, start: int, stop: int, window: int) -> tuple[
     return rows, data.ids[start + rows + offsets[cols]], data.ids[start:stop]
 
 
+@dataclass
+class _DeviceEpochData:
+    """An epoch's `_EpochData` as torch tensors on the training device. The torch backend cuts its pairs there
+    (`device_window_pairs`), so an accelerator is not fed from the host's numpy one batch at a time: on this 2-core
+    CPU the numpy pair builder alone tops out at about 8-12M corpus words/s, under the 14M words/s that 10x gensim's
+    CBOW would need."""
+
+    ids: torch.Tensor
+    windows: torch.Tensor
+    left_room: torch.Tensor
+    right_room: torch.Tensor
+    offsets: torch.Tensor  # -W..-1, 1..W
+
+    @classmethod
+    def from_epoch(cls, data: _EpochData, window: int, device: torch.device | str) -> _DeviceEpochData:
+        def put(array):
+            return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(device)
+
+        offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
+        return cls(put(data.ids), put(data.windows), put(data.left_room), put(data.right_room), put(offsets))
+
+
+def device_window_pairs(data: _DeviceEpochData, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`window_pairs` on the device, pair for pair in the same order."""
+    offsets = data.offsets
+    reach = data.windows[start:stop, None]
+    left = torch.minimum(reach, data.left_room[start:stop, None])
+    right = torch.minimum(reach, data.right_room[start:stop, None])
+    valid = torch.where(offsets < 0, -offsets <= left, offsets <= right)  # [C, 2W]
+    rows, cols = valid.nonzero(as_tuple=True)
+    return rows, data.ids[start + rows + offsets[cols]], data.ids[start:stop]
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # 3. closed-form sparse SGD (word2vec.c's updates, batched)
 # ---------------------------------------------------------------------------------------------------------------------
@@ -301,12 +337,15 @@ class Word2VecSGD:
         self.device = self.input_vectors.device
         self.negatives_shared_by = max(1, int(negatives_shared_by))
         self.max_row_updates = max_row_updates
-        self.rng = np.random.default_rng(seed)
+        # noise words are drawn on the training device (no host round trip per batch), reproducibly per seed
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(int(seed) % 2**63)
         self._workspace: dict[str, torch.Tensor] = {}
         if config.objective == "negative_sampling":
-            cdf = np.cumsum(layer.noise_distribution.detach().cpu().double().numpy())
-            self.noise_cdf = cdf / cdf[-1]
-            self._noise = np.zeros(0, dtype=np.int64)
+            cdf_dtype = torch.float32 if self.device.type == "mps" else torch.float64  # mps has no float64
+            cdf = torch.cumsum(layer.noise_distribution.detach().to(self.device, torch.float64), 0)
+            self.noise_cdf = (cdf / cdf[-1]).to(cdf_dtype)
+            self._noise = torch.zeros(0, dtype=torch.long, device=self.device)
         else:
             self.points, self.codes, self.lengths = layer.huffman_points, layer.huffman_codes, layer.huffman_lengths
 
@@ -331,10 +370,11 @@ class Word2VecSGD:
         """`num` words from the noise distribution, drawn ahead in blocks (one vectorised inverse-CDF lookup)."""
         if self._noise.shape[0] < num:
             block = max(num, 1 << 16)
-            fresh = np.searchsorted(self.noise_cdf, self.rng.random(block), side="right")
-            self._noise = np.concatenate([self._noise, np.minimum(fresh, self.noise_cdf.shape[0] - 1)])
+            uniform = torch.rand(block, generator=self.generator, device=self.device, dtype=self.noise_cdf.dtype)
+            fresh = torch.searchsorted(self.noise_cdf, uniform, right=True).clamp_(max=self.noise_cdf.shape[0] - 1)
+            self._noise = torch.cat([self._noise, fresh])
         out, self._noise = self._noise[:num], self._noise[num:]
-        return torch.from_numpy(out).to(self.device)
+        return out
 
     # 3a. output side: returns (error of h [N, d] before the input-row cap, summed loss)
     def _negative_sampling(self, hidden, targets, lr):
@@ -520,14 +560,22 @@ class Word2VecTrainingArguments:
     min_alpha: float = field(default=1e-4, metadata={"help": "learning rate at the very end (linear decay)"})
     backend: str = field(
         default="auto",
-        metadata={"help": "'compiled' (word2vec.c's per-pair SGD compiled with numba, CPU only), 'torch' (batched "
-                          "sparse updates, any device) or 'auto' (compiled on CPU when numba is installed)"},
+        metadata={"help": "'compiled' (word2vec.c's per-pair SGD compiled with numba, CPU only), 'triton' (the same "
+                          "per-pair SGD as a Triton kernel, thousands of Hogwild warps on a CUDA GPU), 'torch' "
+                          "(batched sparse updates, any device) or 'auto' (compiled on CPU when numba is installed, "
+                          "triton on CUDA when triton is installed, torch otherwise)"},
+    )
+    gpu_programs: int = field(
+        default=2048,
+        metadata={"help": "triton backend: Hogwild workers (one warp each) sharing a launch, each running word2vec.c's "
+                          "loop over its own contiguous span of the launch's centre words"},
     )
     batch_words: int | None = field(
         default=None,
         metadata={"help": "centre words per batch (all their pairs at once); None = 10000 for the compiled backend "
-                          "(gensim's batch_words); for torch 1024 for skip-gram (~6k pairs), 4096 for CBOW with one "
-                          "worker (one example per centre word), 1024 with several"},
+                          "(gensim's batch_words), 128 per program for triton (one launch); for torch 1024 for "
+                          "skip-gram (~6k pairs), 4096 for CBOW with one worker (one example per centre word), 1024 "
+                          "with several"},
     )
     negatives_shared_by: int = field(
         default=32, metadata={"help": "torch backend: consecutive pairs sharing one draw of noise words (1 = "
@@ -557,8 +605,10 @@ def resolve_backend(args: Word2VecTrainingArguments) -> str:
     """'compiled' or 'torch' for `args` (see `Word2VecTrainingArguments.backend`), with a clear error for a request
     that cannot run."""
     device = torch.device(args.device)
-    if args.backend not in ("auto", "compiled", "torch"):
-        raise ValueError(f"backend must be 'auto', 'compiled' or 'torch', got {args.backend!r}")
+    if args.backend not in ("auto", "compiled", "triton", "torch"):
+        raise ValueError(f"backend must be 'auto', 'compiled', 'triton' or 'torch', got {args.backend!r}")
+    if args.gpu_programs < 1:
+        raise ValueError(f"gpu_programs must be >= 1, got {args.gpu_programs}")
     if args.parallel not in ("auto", "thread", "process"):
         raise ValueError(f"parallel must be 'auto', 'thread' or 'process', got {args.parallel!r}")
     if args.backend == "compiled":
@@ -568,8 +618,18 @@ def resolve_backend(args: Word2VecTrainingArguments) -> str:
         if not word2vec_kernels.available():
             raise ImportError("backend='compiled' needs numba (pip install numba), or use backend='torch'")
         return "compiled"
+    if args.backend == "triton":
+        if not word2vec_triton.available():
+            raise ImportError("backend='triton' needs triton (it comes with PyTorch's CUDA wheels; pip install "
+                              "triton), or use backend='torch'")
+        if not word2vec_triton.usable_on(device):
+            raise ValueError(f"backend='triton' trains on a CUDA device, got device={args.device!r}: use "
+                             "backend='compiled' (or 'auto') on the CPU")
+        return "triton"
     if args.backend == "auto" and device.type == "cpu" and word2vec_kernels.available():
         return "compiled"
+    if args.backend == "auto" and device.type == "cuda" and word2vec_triton.available():
+        return "triton"
     return "torch"
 
 
@@ -577,7 +637,7 @@ def default_alpha(config: Word2VecConfig) -> float:
     return 0.025 if config.architecture == "skipgram" else 0.05
 
 
-def default_batch_words(config: Word2VecConfig, workers: int = 1, backend: str = "torch") -> int:
+def default_batch_words(config: Word2VecConfig, workers: int = 1, backend: str = "torch", programs: int = 2048) -> int:
     """Centre words per batch when `batch_words` is None. The compiled kernels take 10,000 (gensim's batch_words: a
     batch is only a unit of work handed to a thread there). A skip-gram centre makes ~2 x mean window (about 6) pairs,
     a CBOW centre one example, so one CBOW worker takes 4x the centres for a similar amount of work per batch. On
@@ -586,6 +646,8 @@ def default_batch_words(config: Word2VecConfig, workers: int = 1, backend: str =
     concurrent summed updates of the frequent rows overshoot) while 1024 converged, so several workers keep 1024."""
     if backend == "compiled":
         return 10000
+    if backend == "triton":  # one launch: `programs` Hogwild warps, 128 centre words each
+        return 128 * max(1, int(programs))
     return 4096 if config.architecture == "cbow" and workers <= 1 else 1024
 
 
@@ -674,6 +736,8 @@ def train_word2vec(
         compiled = CompiledWord2Vec(model)
     device = torch.device(args.device)
     model.to(device)
+    if backend == "triton":
+        compiled = word2vec_triton.TritonWord2Vec(model, args.gpu_programs)
     workers = max(1, int(args.workers))
     history = []
     bar = None
@@ -713,7 +777,9 @@ class _Epoch:
     chunk: int
     raw_per_kept: float
     device: torch.device
-    compiled: CompiledWord2Vec | None = None  # the compiled backend's kernel, shared by every worker; None = torch
+    # the compiled or triton backend's kernel object, shared by every worker; None = the torch backend
+    compiled: CompiledWord2Vec | word2vec_triton.TritonWord2Vec | None = None
+    device_data: _DeviceEpochData | None = None  # the torch and triton backends' copy of `data` on their device
     bar: Any = None
     t0: float = field(default_factory=time.perf_counter)
 
@@ -738,20 +804,21 @@ class _Epoch:
         stop = min(start + self.chunk, self.data.ids.shape[0])
         lr = self.lr_at(start)
         words = (stop - start) * self.raw_per_kept
-        if isinstance(kernel, CompiledWord2Vec):
+        if isinstance(kernel, (CompiledWord2Vec, word2vec_triton.TritonWord2Vec)):
             # the batch's noise draws depend on (seed, epoch, batch) only: one worker reproduces itself exactly
             seed = int(np.random.default_rng([self.args.seed, self.epoch, i]).integers(1, 2**63))
-            loss, examples = kernel.train(self.data, start, stop, lr, self.lr_at(stop), seed)
-            return loss, examples, words, lr
-        rows, contexts, centres = window_pairs(self.data, start, stop, self.model.config.window)
+            on_device = isinstance(kernel, word2vec_triton.TritonWord2Vec)
+            loss, examples = kernel.train(self.device_data if on_device else self.data, start, stop, lr,
+                                          self.lr_at(stop), seed)
+            return float(loss), int(examples), words, lr
+        rows, contexts, centres = device_window_pairs(self.device_data, start, stop)
         if rows.shape[0] == 0:
             return 0.0, 0, words, lr
-        rows_t, contexts_t, centres_t = (torch.from_numpy(a).to(self.device) for a in (rows, contexts, centres))
         if self.model.config.architecture == "skipgram":
             # word2vec.c: the context word's input vector predicts the centre word
-            return kernel.skipgram_by_centre(rows_t, contexts_t, centres_t, lr), rows.shape[0], words, lr
-        loss = kernel.cbow(rows_t, contexts_t, centres_t, lr)
-        return loss, int(np.count_nonzero(np.bincount(rows))), words, lr  # centres with a context word
+            return kernel.skipgram_by_centre(rows, contexts, centres, lr), rows.shape[0], words, lr
+        loss = kernel.cbow(rows, contexts, centres, lr)
+        return loss, int(torch.count_nonzero(torch.bincount(rows))), words, lr  # centres with a context word
 
     def show(self, words: float, loss: float, pairs: int, lr: float) -> None:
         self.bar.set_postfix(loss=f"{loss / max(pairs, 1):.4f}", lr=f"{lr:.5f}",
@@ -759,12 +826,13 @@ class _Epoch:
 
 
 def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar, compiled=None) -> dict:
-    backend = "torch" if compiled is None else "compiled"
+    backend = "torch" if compiled is None else "compiled" if isinstance(compiled, CompiledWord2Vec) else "triton"
     data = sample_epoch(corpus, model.config, np.random.default_rng([args.seed, epoch]))
     n = data.ids.shape[0]
     ep = _Epoch(model, args, epoch, alpha, data, chunk=max(1, int(args.batch_words or default_batch_words(
-        model.config, workers, backend))), raw_per_kept=corpus.raw_words / max(n, 1), device=device,
-        compiled=compiled, bar=bar)
+        model.config, workers, backend, args.gpu_programs))), raw_per_kept=corpus.raw_words / max(n, 1),
+        device=device, compiled=compiled, bar=bar,
+        device_data=None if backend == "compiled" else _DeviceEpochData.from_epoch(data, model.config.window, device))
     if workers > 1 and device.type == "cpu" and resolve_parallel(args, backend) == "process":
         loss, pairs = _run_processes(ep, workers)
     else:

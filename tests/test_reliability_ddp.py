@@ -43,3 +43,25 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         if family != "word2vec":  # 6 steps of 8 random pairs: word2vec's per-batch loss is noise at this scale
             assert r["losses_1proc"][-1] < r["losses_1proc"][0], (family, "training did not lower the loss")
     assert result.returncode == 0
+
+
+@pytest.mark.slow
+def test_word2vec_accelerate_loop_two_processes_match_one(tmp_path):
+    """training/train_word2vec_accelerate.py under torchrun: accelerate runs 2 CPU processes (gloo), and 2 x 64 pairs
+    per step learn as 1 x 128 (the per-pair rate is scaled by the global batch)."""
+    script = os.path.join(REPO, "training", "train_word2vec_accelerate.py")
+    common = ["--epochs", "2", "--vector-size", "32", "--max-lines", "1500"]
+    one = subprocess.run([sys.executable, script, *common, "--batch-size", "128", "--out", str(tmp_path / "one")],
+                         env=_env(), capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    torchrun = [shutil.which("torchrun")] if shutil.which("torchrun") else [sys.executable, "-m",
+                                                                            "torch.distributed.run"]
+    two = subprocess.run(torchrun + ["--nproc_per_node", "2", script, *common, "--batch-size", "64", "--out",
+                                     str(tmp_path / "two")], env=_env(), capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    r1, r2 = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "two"))
+    assert (r1["processes"], r2["processes"]) == (1, 2)
+    losses1, losses2 = [h["loss"] for h in r1["history"]], [h["loss"] for h in r2["history"]]
+    assert losses1[1] < losses1[0] - 0.2 and losses2[1] < losses2[0] - 0.2, (losses1, losses2)
+    for a, b in zip(losses1, losses2):
+        assert abs(a - b) < 0.02 * a, (losses1, losses2)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import SHARED_DATA, run_without_hf_seq
 from mixin import ModelTesterMixin
-from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, pipeline
+from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer, pipeline
 
 import hf_seq  # noqa: F401  (registers the Auto classes)
 from hf_seq.models.word2vec import (
@@ -28,6 +28,8 @@ from hf_seq.models.word2vec.keyed_vectors_word2vec import spearman
 from hf_seq.word2vec_utils import (
     Word2VecSGD,
     Word2VecTrainingArguments,
+    _DeviceEpochData,
+    device_window_pairs,
     model_from_keyed_vectors,
     prepare_remote_code,
     prepare_word2vec,
@@ -213,6 +215,11 @@ def test_dynamic_window_pairs_stay_in_sentence_and_window(sample, start, stop):
         same = pos[(data.sentence_ids == data.sentence_ids[r]) & (np.abs(pos - r) <= w) & (pos != r)]
         assert contexts[rows == i].tolist() == data.ids[same].tolist(), i
     assert set(np.unique(data.windows)) <= {1, 2, 3} and len(np.unique(data.windows)) == 3
+    # the torch backend builds the same pairs, in the same order, on its device
+    device_data = _DeviceEpochData.from_epoch(data, config.window, "cpu")
+    for got, want in zip(device_window_pairs(device_data, start, stop), (rows, contexts, centres)):
+        assert isinstance(got, torch.Tensor) and got.dtype == torch.long
+        assert got.tolist() == want.tolist()
     if sample:
         assert n < len(corpus)  # sub-sampling dropped words, and the windows still respect sentences
 
@@ -625,6 +632,33 @@ def test_trainer_lowers_the_loss(tmp_path):
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("architecture,objective", [("skipgram", "negative_sampling"), ("cbow", "hierarchical_softmax")])
+def test_accelerate_loop_learns_the_planted_clusters_and_saves(tmp_path, architecture, objective):
+    """training/train_word2vec_accelerate.py: the autograd loss in an accelerate loop lowers the loss epoch after epoch,
+    puts the planted clusters' words next to each other, saves a folder that reloads to the same vectors, and the same
+    seed gives the same weights."""
+    sys.path.insert(0, os.path.join(ROOT, "training"))
+    import train_word2vec_accelerate as script
+
+    corpus = tmp_path / "planted.txt"
+    corpus.write_text("\n".join(planted_corpus(4, 400)) + "\n")
+    argv = ["--corpus", str(corpus), "--min-count", "1", "--vector-size", "16", "--window", "3", "--sample", "0",
+            "--epochs", "4", "--batch-size", "64", "--architecture", architecture, "--objective", objective]
+    results = script.main(argv + ["--out", str(tmp_path / "a")])
+    losses = [h["loss"] for h in results["history"]]
+    assert results["processes"] == 1 and losses[-1] < losses[0] * 0.9, losses
+    model = Word2VecForPreTraining.from_pretrained(tmp_path / "a")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "a")
+    kv = Word2VecKeyedVectors.from_model(model, tokenizer)
+    for cluster in CLUSTERS:
+        neighbours = [w for w, _ in kv.most_similar(cluster[0], topn=len(cluster) - 1)]
+        assert len(set(neighbours) & set(cluster)) >= len(cluster) - 2, (cluster, neighbours)
+    script.main(argv + ["--out", str(tmp_path / "b")])
+    again = Word2VecForPreTraining.from_pretrained(tmp_path / "b")
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
 
 
 def test_training_script_smoke(tmp_path):

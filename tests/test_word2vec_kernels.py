@@ -164,7 +164,7 @@ def test_backend_selection_and_errors():
     assert resolve_backend(Word2VecTrainingArguments(device="meta")) == "torch"  # auto on an accelerator
     with pytest.raises(ValueError, match="backend='compiled' trains on the CPU only, got device='meta'"):
         resolve_backend(Word2VecTrainingArguments(backend="compiled", device="meta"))
-    with pytest.raises(ValueError, match="backend must be 'auto', 'compiled' or 'torch', got 'numba'"):
+    with pytest.raises(ValueError, match="backend must be 'auto', 'compiled', 'triton' or 'torch', got 'numba'"):
         resolve_backend(Word2VecTrainingArguments(backend="numba"))
     with pytest.raises(ValueError, match="parallel must be 'auto', 'thread' or 'process', got 'mpi'"):
         resolve_backend(Word2VecTrainingArguments(parallel="mpi"))

@@ -7,7 +7,8 @@
 
 This is the main way to train (`hf_seq.word2vec_utils.train_word2vec`): per epoch the sub-sampling and dynamic
 windows are drawn with numpy, then on a CPU word2vec.c's per-pair SGD runs compiled (numba, `training.backend:
-compiled`, Hogwild threads), and on an accelerator as batched sparse torch updates (`training.backend: torch`); the
+compiled`, Hogwild threads), on a CUDA GPU as the same per-pair SGD in a Triton kernel run by thousands of Hogwild
+warps (`training.backend: triton`), elsewhere as batched sparse torch updates (`training.backend: torch`); the
 learning rate decays linearly as in the original. The tqdm bar shows words/s and the loss
 really optimised (mean per pair of -log sigmoid(pos) - sum log sigmoid(-noise), or the Huffman-path loss).
 `Word2VecForPreTraining.forward` gives the same loss for `Trainer` (see `word2vec_pair_dataset`).
@@ -116,7 +117,8 @@ def main(argv=None):
     prep_seconds = time.perf_counter() - t0
     print(f"vocabulary {config.vocab_size} words, corpus {corpus.raw_words} words ({len(corpus)} in vocabulary)")
 
-    # 2. train
+    # 2. train (the seed draws the initial vectors too, so a run is reproducible from its YAML)
+    torch.manual_seed(train_args.seed)
     model = Word2VecForPreTraining(config)
     t0 = time.perf_counter()
     history = train_word2vec(model, corpus, train_args)

@@ -1,0 +1,256 @@
+"""GPU kernel for word2vec training: word2vec.c's per-pair SGD as a Triton kernel, one warp per Hogwild worker.
+
+The batched torch updates of `Word2VecSGD` run on any device, but they must sum the updates of a whole batch; the
+summed, stale updates lose quality as the batch grows (WikiText-2, the same arithmetic on CPU,
+benchmarks/results/word2vec_torch_batch_size.md: skip-gram analogy 4.35% at 1,024 centre words per batch, 3.08% at
+16,384, 0.84% at 65,536, against gensim's 5.11%), and a GPU needs large batches to be fast. This kernel instead does what word2vec.c's threads and `word2vec_kernels`'
+compiled loop do, on thousands of workers at once: every program (one warp, the vector dimension across its lanes)
+takes a contiguous span of kept centre words and runs word2vec.c's loop over it, pair after pair, each reading the
+vectors as the previous pair left them, Hogwild with the other programs (plain loads and stores, no locks), as
+BlazingText (Gupta and Khare, 2017) runs word2vec on a GPU.
+
+The arithmetic is `word2vec_kernels.train_span`'s, line for line: word2vec.c's sigmoid table read at its integer
+index factor 83, saturation (negative sampling) and skipping (hierarchical softmax) at |score| >= 6, noise words from
+the alias table read with word2vec.c's linear congruential generator (one generator per program, seeded with
+`seed + program id`), CBOW mean or sum with the whole error given to every context word, the learning rate falling
+linearly along the launch. A single program over a span gives `train_span`'s result on the same span and seed (up to
+float rounding: the dot products are summed in a different order); tested with Triton's interpreter on CPU
+(`TRITON_INTERPRET=1`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+try:  # Triton ships with PyTorch's CUDA wheels; without it the GPU falls back to the batched torch updates
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the install
+    triton = None
+
+from .word2vec_kernels import EXP_TABLE_SIZE, MAX_EXP, TABLE_SCALE, alias_table, sigmoid_tables
+
+_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+
+
+def available() -> bool:
+    """True when Triton is importable."""
+    return triton is not None
+
+
+def interpreted() -> bool:
+    """True when Triton runs its kernels on the CPU through its interpreter (`TRITON_INTERPRET=1`, for tests)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def usable_on(device: torch.device) -> bool:
+    """Whether the Triton kernel can train tensors on `device`: a CUDA device, or the CPU under the interpreter."""
+    if triton is None:
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and interpreted())
+
+
+if triton is not None:
+    # a @triton.jit function reads module globals only when they are constexpr
+    _MAX_EXP_C = tl.constexpr(MAX_EXP)
+    _TABLE_SCALE_C = tl.constexpr(TABLE_SCALE)
+    _TABLE_SIZE_C = tl.constexpr(EXP_TABLE_SIZE)
+    _UNIT_C = tl.constexpr(_UNIT)
+
+    @triton.jit
+    def _output_step(h, neu1e, target, alpha, syn1, offs, mask, HS: tl.constexpr, points, codes, lengths,
+                     max_depth, alias_prob, alias, vocab, NEGATIVE: tl.constexpr, state, sig_table, logsig_table,
+                     DIM: tl.constexpr):
+        """`word2vec_kernels._output_step`: moves the output rows, returns (error of h, loss, generator state)."""
+        loss = tl.zeros((), dtype=tl.float32)
+        if HS:
+            length = tl.load(lengths + target).to(tl.int32)
+            for n in range(0, length):
+                node = tl.load(points + target * max_depth + n)
+                row = tl.load(syn1 + node * DIM + offs, mask=mask, other=0.0)
+                f = tl.sum(h * row, axis=0)
+                code = tl.load(codes + target * max_depth + n).to(tl.int32)
+                inside = (f > -_MAX_EXP_C) & (f < _MAX_EXP_C)
+                idx = tl.minimum(tl.maximum(((f + _MAX_EXP_C) * _TABLE_SCALE_C).to(tl.int32), 0), _TABLE_SIZE_C - 1)
+                table_loss = tl.load(logsig_table + (1 - code) * _TABLE_SIZE_C + idx)
+                # skipped beyond +-6; the loss takes the asymptote of -log sig there (0 on the right side)
+                wrong_side = (f > 0.0) != (code == 0)
+                loss += tl.where(inside, table_loss, tl.where(wrong_side, tl.abs(f), 0.0))
+                if inside:
+                    g = (1.0 - code.to(tl.float32) - tl.load(sig_table + idx)) * alpha
+                    neu1e += g * row  # the error reads the node vector before it moves
+                    tl.store(syn1 + node * DIM + offs, row + g * h, mask=mask)
+        else:
+            for k in range(0, NEGATIVE + 1):
+                word = target
+                label = 1.0
+                if k > 0:
+                    state = state * 25214903917 + 11
+                    u = (state >> 11).to(tl.float64) * _UNIT_C * vocab  # Walker's alias method: a bucket, then a coin
+                    bucket = tl.minimum(u.to(tl.int64), vocab - 1)
+                    keep = (u - bucket.to(tl.float64)) < tl.load(alias_prob + bucket)
+                    word = tl.where(keep, bucket, tl.load(alias + bucket))
+                    label = 0.0
+                if (k == 0) | (word != target):  # a noise word equal to the target is skipped
+                    row = tl.load(syn1 + word * DIM + offs, mask=mask, other=0.0)
+                    f = tl.sum(h * row, axis=0)
+                    idx = tl.minimum(tl.maximum(((f + _MAX_EXP_C) * _TABLE_SCALE_C).to(tl.int32), 0), _TABLE_SIZE_C - 1)
+                    sig = tl.where(f > _MAX_EXP_C, 1.0, tl.where(f < -_MAX_EXP_C, 0.0, tl.load(sig_table + idx)))
+                    table_loss = tl.load(logsig_table + label.to(tl.int32) * _TABLE_SIZE_C + idx)
+                    loss += tl.where(f > _MAX_EXP_C, tl.where(label == 0.0, f, 0.0),
+                                     tl.where(f < -_MAX_EXP_C, tl.where(label > 0.0, -f, 0.0), table_loss))
+                    g = (label - sig) * alpha
+                    if g != 0.0:  # a saturated score: word2vec.c adds zeros
+                        neu1e += g * row  # the error reads the output vector before it moves
+                        tl.store(syn1 + word * DIM + offs, row + g * h, mask=mask)
+        return neu1e, loss, state
+
+    # integer arguments that change from launch to launch are not specialised on (Triton compiles a variant for
+    # values equal to 1 or divisible by 16): one compile per model shape, not one per batch size
+    @triton.jit(do_not_specialize=["base", "total", "span", "max_depth", "vocab", "seed"])
+    def _train_spans(syn0, syn1, ids, windows, left_room, right_room, base, total, span, alpha_start, alpha_end,
+                     CBOW: tl.constexpr, CBOW_MEAN: tl.constexpr, HS: tl.constexpr, points, codes, lengths,
+                     max_depth, alias_prob, alias, vocab, NEGATIVE: tl.constexpr, seed, sig_table, logsig_table,
+                     loss_out, examples_out, DIM: tl.constexpr, BLOCK: tl.constexpr):
+        """Program p trains the kept centre words [base + p*span, base + (p+1)*span) of the launch [base, base+total)
+        with `train_span`'s loop; the learning rate falls linearly from alpha_start at `base` to alpha_end at
+        base+total. Writes the program's summed loss and its examples (pairs, or CBOW centres with a context)."""
+        pid = tl.program_id(0)
+        offs = tl.arange(0, BLOCK)
+        mask = offs < DIM
+        start = base + pid * span
+        stop = tl.minimum(start + span, base + total)
+        state = seed.to(tl.uint64) + pid.to(tl.uint64)
+        loss = tl.zeros((), dtype=tl.float32)
+        examples = tl.zeros((), dtype=tl.int32)
+        for i in range(start, stop):
+            alpha = alpha_start + (alpha_end - alpha_start) * ((i - base).to(tl.float32) / total)
+            reach = tl.load(windows + i)
+            lo = i - tl.minimum(reach, tl.load(left_room + i))
+            hi = i + tl.minimum(reach, tl.load(right_room + i))
+            centre = tl.load(ids + i)
+            if CBOW:
+                neu1 = tl.zeros((BLOCK,), dtype=tl.float32)
+                count = tl.zeros((), dtype=tl.int32)
+                for j in range(lo, hi + 1):
+                    if j != i:
+                        neu1 += tl.load(syn0 + tl.load(ids + j) * DIM + offs, mask=mask, other=0.0)
+                        count += 1
+                if count > 0:  # word2vec.c skips a centre word left without context
+                    if CBOW_MEAN:
+                        neu1 = neu1 / count.to(tl.float32)
+                    neu1e = tl.zeros((BLOCK,), dtype=tl.float32)
+                    neu1e, step_loss, state = _output_step(neu1, neu1e, centre, alpha, syn1, offs, mask, HS, points,
+                                                           codes, lengths, max_depth, alias_prob, alias, vocab,
+                                                           NEGATIVE, state, sig_table, logsig_table, DIM)
+                    loss += step_loss
+                    examples += 1
+                    for j in range(lo, hi + 1):
+                        if j != i:  # every context word gets the whole error (word2vec.c)
+                            where = syn0 + tl.load(ids + j) * DIM + offs
+                            tl.store(where, tl.load(where, mask=mask, other=0.0) + neu1e, mask=mask)
+            else:
+                for j in range(lo, hi + 1):
+                    if j != i:  # word2vec.c: the context word's input vector predicts the centre word
+                        where = syn0 + tl.load(ids + j) * DIM + offs
+                        h = tl.load(where, mask=mask, other=0.0)
+                        neu1e = tl.zeros((BLOCK,), dtype=tl.float32)
+                        neu1e, step_loss, state = _output_step(h, neu1e, centre, alpha, syn1, offs, mask, HS, points,
+                                                               codes, lengths, max_depth, alias_prob, alias, vocab,
+                                                               NEGATIVE, state, sig_table, logsig_table, DIM)
+                        loss += step_loss
+                        examples += 1
+                        tl.store(where, tl.load(where, mask=mask, other=0.0) + neu1e, mask=mask)
+        tl.store(loss_out + pid, loss)
+        tl.store(examples_out + pid, examples)
+
+
+class TritonWord2Vec:
+    """A `Word2VecForPreTraining` on a CUDA device as `_train_spans` takes it: the Huffman paths or the alias table of
+    the noise distribution, and word2vec.c's sigmoid tables, on the model's device, built once per training.
+    `programs` Hogwild workers share each launch (`train`), one contiguous span of its centre words each."""
+
+    def __init__(self, model, programs: int = 2048):
+        if triton is None:
+            raise ImportError("the Triton word2vec kernel needs triton (installed with PyTorch's CUDA wheels)")
+        self.model = model
+        config = model.config
+        self.config = config
+        self.device = model.word2vec.embeddings.weight.device
+        if not usable_on(self.device):
+            raise ValueError(f"the Triton word2vec kernel trains on a CUDA device, got {self.device} (the CPU only "
+                             "under TRITON_INTERPRET=1, for tests): use backend='compiled' or 'torch'")
+        for name, table in (("input", self.syn0), ("output", self.syn1)):
+            if table.dtype != torch.float32 or not table.is_contiguous():
+                raise TypeError(f"the Triton word2vec kernel trains contiguous float32 vectors, got {name} vectors "
+                                f"of {table.dtype}: use backend='torch' for another dtype")
+        if programs < 1:
+            raise ValueError(f"programs must be >= 1, got {programs}")
+        self.programs = int(programs)
+        self.hs = config.objective == "hierarchical_softmax"
+        layer = model.output_layer
+        put = dict(device=self.device)
+        if self.hs:
+            self.points = layer.huffman_points.to(**put).contiguous()
+            self.codes = layer.huffman_codes.to(**put).contiguous()
+            self.lengths = layer.huffman_lengths.to(**put).contiguous()
+            self.alias_prob = torch.ones(1, dtype=torch.float64, **put)
+            self.alias = torch.zeros(1, dtype=torch.long, **put)
+        else:
+            self.points = self.codes = torch.zeros((1, 1), dtype=torch.long, **put)
+            self.lengths = torch.zeros(1, dtype=torch.long, **put)
+            prob, alias = alias_table(layer.noise_distribution.detach().cpu().double().numpy())
+            self.alias_prob = torch.from_numpy(prob).to(**put)
+            self.alias = torch.from_numpy(alias).to(**put)
+        sig, logsig = sigmoid_tables()
+        self.sig_table = torch.from_numpy(sig).to(**put)
+        self.logsig_table = torch.from_numpy(np.ascontiguousarray(logsig)).to(**put)
+        self.block = triton.next_power_of_2(config.vector_size)
+        self.compile_seconds = self._warm_up()
+
+    def _warm_up(self) -> float:
+        """Compiles the kernel for this model (or loads it from Triton's cache) before any timing: one launch over a
+        dummy two-word span at learning rate 0, which leaves every vector as it was. Returns the seconds spent."""
+        t0 = time.perf_counter()
+        zeros, ones = (torch.tensor(v, dtype=torch.long, device=self.device) for v in ([0, 0], [1, 1]))
+        dummy = SimpleNamespace(ids=zeros, windows=ones, left_room=torch.tensor([0, 1], device=self.device),
+                                right_room=torch.tensor([1, 0], device=self.device))
+        loss, _ = self.train(dummy, 0, 2, 0.0, 0.0, 1, programs=1)
+        float(loss)  # waits for the launch
+        return time.perf_counter() - t0
+
+    @property
+    def syn0(self) -> torch.Tensor:
+        return self.model.word2vec.embeddings.weight.data
+
+    @property
+    def syn1(self) -> torch.Tensor:
+        return self.model.output_layer.weight.data
+
+    def train(self, data, start: int, stop: int, lr_start: float, lr_end: float, seed: int,
+              programs: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Trains the kept centre words [start, stop) of `data` (a `_DeviceEpochData` on the model's device) with
+        up to `programs` (default `self.programs`) workers; returns the (summed loss, examples) as device scalars
+        (no host synchronisation)."""
+        total = int(stop) - int(start)
+        if total <= 0:
+            zero = torch.zeros((), device=self.device)
+            return zero, zero.long()
+        workers = max(1, min(programs or self.programs, total))
+        span = -(-total // workers)
+        workers = -(-total // span)
+        loss = torch.empty(workers, dtype=torch.float32, device=self.device)
+        examples = torch.empty(workers, dtype=torch.int32, device=self.device)
+        c = self.config
+        _train_spans[(workers,)](
+            self.syn0, self.syn1, data.ids, data.windows, data.left_room, data.right_room, int(start), total, span,
+            float(lr_start), float(lr_end), c.architecture == "cbow", bool(c.cbow_mean), self.hs, self.points,
+            self.codes, self.lengths, self.points.shape[1], self.alias_prob, self.alias, self.alias_prob.shape[0],
+            int(c.negative or 0) if not self.hs else 0, int(seed) % 2**63, self.sig_table, self.logsig_table, loss,
+            examples, DIM=c.vector_size, BLOCK=self.block, num_warps=1)
+        return loss.sum(), examples.sum()
