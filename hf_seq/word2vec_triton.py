@@ -2,8 +2,8 @@
 
 The batched torch updates of `Word2VecSGD` run on any device, but they must sum the updates of a whole batch; the
 summed, stale updates lose quality as the batch grows (WikiText-2, the same arithmetic on CPU,
-benchmarks/results/word2vec_torch_batch_size.md: skip-gram analogy 4.35% at 1,024 centre words per batch, 3.08% at
-16,384, 0.84% at 65,536, against gensim's 5.11%), and a GPU needs large batches to be fast. This kernel instead does what word2vec.c's threads and `word2vec_kernels`'
+benchmarks/results/word2vec_torch_batch_size.md: skip-gram analogy 4.72% at 1,024 centre words per batch, 2.87% at
+16,384, 0.87% at 65,536, against gensim's 5.11%), and a GPU needs large batches to be fast. This kernel instead does what word2vec.c's threads and `word2vec_kernels`'
 compiled loop do, on thousands of workers at once: every program (one warp, the vector dimension across its lanes)
 takes a contiguous span of kept centre words and runs word2vec.c's loop over it, pair after pair, each reading the
 vectors as the previous pair left them, Hogwild with the other programs (plain loads and stores, no locks), as

@@ -602,9 +602,12 @@ class Word2VecTrainingArguments:
 
 
 def resolve_backend(args: Word2VecTrainingArguments) -> str:
-    """'compiled' or 'torch' for `args` (see `Word2VecTrainingArguments.backend`), with a clear error for a request
-    that cannot run."""
+    """'compiled', 'triton' or 'torch' for `args` (see `Word2VecTrainingArguments.backend`), with a clear error for a
+    request that cannot run."""
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={args.device!r} but this torch sees no CUDA device (torch {torch.__version__}): "
+                         "train on device='cpu', or install a CUDA build of torch on a machine with a GPU")
     if args.backend not in ("auto", "compiled", "triton", "torch"):
         raise ValueError(f"backend must be 'auto', 'compiled', 'triton' or 'torch', got {args.backend!r}")
     if args.gpu_programs < 1:

@@ -71,6 +71,9 @@ def test_backend_choice_and_errors_without_a_gpu(monkeypatch):
         word2vec_triton.TritonWord2Vec(Word2VecForPreTraining(config))
     with pytest.raises(ValueError, match="backend='triton' trains on a CUDA device"):
         train_word2vec(Word2VecForPreTraining(config), corpus, Word2VecTrainingArguments(backend="triton"))
+    if not torch.cuda.is_available():  # asking for a GPU that is not there is refused before any model moves
+        with pytest.raises(ValueError, match="device='cuda' but this torch sees no CUDA device"):
+            train_word2vec(Word2VecForPreTraining(config), corpus, Word2VecTrainingArguments(device="cuda"))
     # a launch is 128 centre words per program
     assert default_batch_words(config, 1, "triton", programs=2048) == 262144
     assert default_batch_words(config, 1, "triton", programs=3) == 384
