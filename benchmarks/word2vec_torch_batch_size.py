@@ -37,8 +37,6 @@ def _run(setting, batch, args, queue):
     if batch == "gensim":
         from gensim.models import Word2Vec
 
-        from hf_seq.models.word2vec import Word2VecKeyedVectors
-
         model = Word2Vec([line.split() for line in lines], vector_size=100, window=5, negative=p["negative"],
                          hs=p["hs"], sg=p["sg"], sample=1e-3, min_count=5, workers=1, seed=args.seed,
                          alpha=args.alpha, min_alpha=1e-4, epochs=args.epochs)

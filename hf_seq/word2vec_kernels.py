@@ -19,6 +19,8 @@ covers), its asymptotes beyond +-6, summed over pairs (skip-gram) or centre word
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 try:  # an optional accelerator: without numba, training falls back to the batched torch updates
@@ -74,6 +76,35 @@ def alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scaled[g] -= 1.0 - scaled[s]
         (small if scaled[g] < 1.0 else large).append(g)
     return prob, alias  # leftovers (rounding) keep prob 1
+
+
+class KernelTables(NamedTuple):
+    """The arrays `train_span` (and the Triton kernel) read besides the vectors. One objective's side holds the real
+    tables; the other side holds one-element placeholders, since the kernels take every argument."""
+
+    hs: bool
+    points: np.ndarray  # [V, D] Huffman nodes of each word's path (hierarchical softmax)
+    codes: np.ndarray  # [V, D] the branch taken at each node
+    lengths: np.ndarray  # [V] path lengths
+    alias_prob: np.ndarray  # Walker alias table of the noise distribution (negative sampling)
+    alias: np.ndarray
+    sig_table: np.ndarray  # word2vec.c's sigmoid table and the loss table (`sigmoid_tables`)
+    logsig_table: np.ndarray
+
+
+def kernel_tables(output_layer, objective: str) -> KernelTables:
+    """`KernelTables` of a `Word2VecForPreTraining.output_layer` (its Huffman buffers or its noise distribution)."""
+    hs = objective == "hierarchical_softmax"
+    empty_i = np.zeros((1, 1), dtype=np.int64)
+    if hs:
+        points, codes, lengths = (t.cpu().numpy() for t in (output_layer.huffman_points, output_layer.huffman_codes,
+                                                            output_layer.huffman_lengths))
+        alias_prob, alias = np.ones(1), empty_i[0]
+    else:
+        points, codes, lengths = empty_i, empty_i, empty_i[0]
+        alias_prob, alias = alias_table(output_layer.noise_distribution.detach().cpu().double().numpy())
+    sig, logsig = sigmoid_tables()
+    return KernelTables(hs, points, codes, lengths, alias_prob, alias, sig, logsig)
 
 
 def _njit(**kwargs):

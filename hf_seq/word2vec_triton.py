@@ -33,7 +33,7 @@ try:  # Triton ships with PyTorch's CUDA wheels; without it the GPU falls back t
 except ImportError:  # pragma: no cover - depends on the install
     triton = None
 
-from .word2vec_kernels import EXP_TABLE_SIZE, MAX_EXP, TABLE_SCALE, alias_table, sigmoid_tables
+from .word2vec_kernels import EXP_TABLE_SIZE, MAX_EXP, TABLE_SCALE, kernel_tables
 
 _UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
@@ -192,24 +192,10 @@ class TritonWord2Vec:
         if programs < 1:
             raise ValueError(f"programs must be >= 1, got {programs}")
         self.programs = int(programs)
-        self.hs = config.objective == "hierarchical_softmax"
-        layer = model.output_layer
-        put = dict(device=self.device)
-        if self.hs:
-            self.points = layer.huffman_points.to(**put).contiguous()
-            self.codes = layer.huffman_codes.to(**put).contiguous()
-            self.lengths = layer.huffman_lengths.to(**put).contiguous()
-            self.alias_prob = torch.ones(1, dtype=torch.float64, **put)
-            self.alias = torch.zeros(1, dtype=torch.long, **put)
-        else:
-            self.points = self.codes = torch.zeros((1, 1), dtype=torch.long, **put)
-            self.lengths = torch.zeros(1, dtype=torch.long, **put)
-            prob, alias = alias_table(layer.noise_distribution.detach().cpu().double().numpy())
-            self.alias_prob = torch.from_numpy(prob).to(**put)
-            self.alias = torch.from_numpy(alias).to(**put)
-        sig, logsig = sigmoid_tables()
-        self.sig_table = torch.from_numpy(sig).to(**put)
-        self.logsig_table = torch.from_numpy(np.ascontiguousarray(logsig)).to(**put)
+        # the compiled kernel's tables, on the device
+        tables = kernel_tables(model.output_layer, config.objective)
+        self.tables = tables._replace(**{name: torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+                                         for name, array in tables._asdict().items() if name != "hs"})
         self.block = triton.next_power_of_2(config.vector_size)
         self.compile_seconds = self._warm_up()
 
@@ -246,11 +232,11 @@ class TritonWord2Vec:
         workers = -(-total // span)
         loss = torch.empty(workers, dtype=torch.float32, device=self.device)
         examples = torch.empty(workers, dtype=torch.int32, device=self.device)
-        c = self.config
+        c, t = self.config, self.tables
         _train_spans[(workers,)](
             self.syn0, self.syn1, data.ids, data.windows, data.left_room, data.right_room, int(start), total, span,
-            float(lr_start), float(lr_end), c.architecture == "cbow", bool(c.cbow_mean), self.hs, self.points,
-            self.codes, self.lengths, self.points.shape[1], self.alias_prob, self.alias, self.alias_prob.shape[0],
-            int(c.negative or 0) if not self.hs else 0, int(seed) % 2**63, self.sig_table, self.logsig_table, loss,
-            examples, DIM=c.vector_size, BLOCK=self.block, num_warps=1)
+            float(lr_start), float(lr_end), c.architecture == "cbow", bool(c.cbow_mean), t.hs, t.points, t.codes,
+            t.lengths, t.points.shape[1], t.alias_prob, t.alias, t.alias_prob.shape[0],
+            int(c.negative or 0) if not t.hs else 0, int(seed) % 2**63, t.sig_table, t.logsig_table, loss, examples,
+            DIM=c.vector_size, BLOCK=self.block, num_warps=1)
         return loss.sum(), examples.sum()

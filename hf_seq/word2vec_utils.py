@@ -227,21 +227,6 @@ def sample_epoch(corpus: Word2VecCorpus, config: Word2VecConfig, rng: np.random.
     return _EpochData(ids, sent, windows, left_room, right_room)
 
 
-def window_pairs(data: _EpochData, start: int, stop: int, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All (centre, context) pairs with centres at kept positions [start, stop).
-
-    Returns `(rows, contexts, centres)`: `centres[i]` is the word at position start+i, and pair p is
-    (`centres[rows[p]]`, `contexts[p]`), ordered by centre then offset -W..W as in word2vec.c.
-    """
-    offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])  # [2W]
-    reach = data.windows[start:stop, None]
-    left = np.minimum(reach, data.left_room[start:stop, None])  # a window never crosses its sentence
-    right = np.minimum(reach, data.right_room[start:stop, None])
-    valid = np.where(offsets < 0, -offsets <= left, offsets <= right)  # [C, 2W]
-    rows, cols = np.nonzero(valid)
-    return rows, data.ids[start + rows + offsets[cols]], data.ids[start:stop]
-
-
 @dataclass
 class _DeviceEpochData:
     """An epoch's `_EpochData` as torch tensors on the training device. The torch backend cuts its pairs there
@@ -265,7 +250,11 @@ class _DeviceEpochData:
 
 
 def device_window_pairs(data: _DeviceEpochData, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`window_pairs` on the device, pair for pair in the same order."""
+    """All (centre, context) pairs with centres at kept positions [start, stop), built on `data`'s device.
+
+    Returns `(rows, contexts, centres)`: `centres[i]` is the word at position start+i, and pair p is
+    (`centres[rows[p]]`, `contexts[p]`), ordered by centre then offset -W..W as in word2vec.c.
+    """
     offsets = data.offsets
     reach = data.windows[start:stop, None]
     left = torch.minimum(reach, data.left_room[start:stop, None])
@@ -273,6 +262,12 @@ def device_window_pairs(data: _DeviceEpochData, start: int, stop: int) -> tuple[
     valid = torch.where(offsets < 0, -offsets <= left, offsets <= right)  # [C, 2W]
     rows, cols = valid.nonzero(as_tuple=True)
     return rows, data.ids[start + rows + offsets[cols]], data.ids[start:stop]
+
+
+def window_pairs(data: _EpochData, start: int, stop: int, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`device_window_pairs` on the CPU as numpy arrays, from an `_EpochData` and the window it was drawn with."""
+    pairs = device_window_pairs(_DeviceEpochData.from_epoch(data, window, "cpu"), start, stop)
+    return tuple(t.numpy() for t in pairs)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -676,19 +671,7 @@ class CompiledWord2Vec:
         if self.syn0.dtype != np.float32 or self.syn1.dtype != np.float32:
             raise TypeError(f"the compiled word2vec kernels train float32 vectors, got {self.syn0.dtype}: use "
                             "backend='torch' for another dtype")
-        layer = model.output_layer
-        self.hs = config.objective == "hierarchical_softmax"
-        empty_i = np.zeros((1, 1), dtype=np.int64)
-        if self.hs:
-            self.points = layer.huffman_points.cpu().numpy()
-            self.codes = layer.huffman_codes.cpu().numpy()
-            self.lengths = layer.huffman_lengths.cpu().numpy()
-            self.alias_prob, self.alias = np.ones(1), empty_i[0]
-        else:
-            self.points, self.codes, self.lengths = empty_i, empty_i, empty_i[0]
-            self.alias_prob, self.alias = word2vec_kernels.alias_table(
-                layer.noise_distribution.detach().cpu().double().numpy())
-        self.sig_table, self.logsig_table = word2vec_kernels.sigmoid_tables()
+        self.tables = word2vec_kernels.kernel_tables(model.output_layer, config.objective)
 
     @property
     def syn0(self) -> np.ndarray:
@@ -700,12 +683,11 @@ class CompiledWord2Vec:
 
     def train(self, data: _EpochData, start: int, stop: int, lr_start: float, lr_end: float, seed: int):
         """(summed loss, examples) of the centre words at kept positions [start, stop), trained in place."""
-        c = self.config
+        c, t = self.config, self.tables
         loss, examples = word2vec_kernels.train_span(
             self.syn0, self.syn1, data.ids, data.windows, data.left_room, data.right_room, int(start), int(stop),
-            float(lr_start), float(lr_end), c.architecture == "cbow", bool(c.cbow_mean), self.hs, self.points,
-            self.codes, self.lengths, self.alias_prob, self.alias, int(c.negative or 0), seed, self.sig_table,
-            self.logsig_table)
+            float(lr_start), float(lr_end), c.architecture == "cbow", bool(c.cbow_mean), t.hs, t.points, t.codes,
+            t.lengths, t.alias_prob, t.alias, int(c.negative or 0), seed, t.sig_table, t.logsig_table)
         return float(loss), int(examples)
 
 
@@ -782,7 +764,8 @@ class _Epoch:
     device: torch.device
     # the compiled or triton backend's kernel object, shared by every worker; None = the torch backend
     compiled: CompiledWord2Vec | word2vec_triton.TritonWord2Vec | None = None
-    device_data: _DeviceEpochData | None = None  # the torch and triton backends' copy of `data` on their device
+    # the epoch as the backend reads it: `data` itself (compiled) or its tensors on the training device (triton, torch)
+    kernel_data: _EpochData | _DeviceEpochData | None = None
     bar: Any = None
     t0: float = field(default_factory=time.perf_counter)
 
@@ -810,11 +793,9 @@ class _Epoch:
         if isinstance(kernel, (CompiledWord2Vec, word2vec_triton.TritonWord2Vec)):
             # the batch's noise draws depend on (seed, epoch, batch) only: one worker reproduces itself exactly
             seed = int(np.random.default_rng([self.args.seed, self.epoch, i]).integers(1, 2**63))
-            on_device = isinstance(kernel, word2vec_triton.TritonWord2Vec)
-            loss, examples = kernel.train(self.device_data if on_device else self.data, start, stop, lr,
-                                          self.lr_at(stop), seed)
+            loss, examples = kernel.train(self.kernel_data, start, stop, lr, self.lr_at(stop), seed)
             return float(loss), int(examples), words, lr
-        rows, contexts, centres = device_window_pairs(self.device_data, start, stop)
+        rows, contexts, centres = device_window_pairs(self.kernel_data, start, stop)
         if rows.shape[0] == 0:
             return 0.0, 0, words, lr
         if self.model.config.architecture == "skipgram":
@@ -835,7 +816,7 @@ def _train_epoch(model, corpus, args, epoch, alpha, workers, device, bar, compil
     ep = _Epoch(model, args, epoch, alpha, data, chunk=max(1, int(args.batch_words or default_batch_words(
         model.config, workers, backend, args.gpu_programs))), raw_per_kept=corpus.raw_words / max(n, 1),
         device=device, compiled=compiled, bar=bar,
-        device_data=None if backend == "compiled" else _DeviceEpochData.from_epoch(data, model.config.window, device))
+        kernel_data=data if backend == "compiled" else _DeviceEpochData.from_epoch(data, model.config.window, device))
     if workers > 1 and device.type == "cpu" and resolve_parallel(args, backend) == "process":
         loss, pairs = _run_processes(ep, workers)
     else:

@@ -114,9 +114,10 @@ def test_kernel_matches_word2vec_c_loop(architecture, objective, cbow_mean):
     syn0, syn1 = kernel.syn0.copy(), kernel.syn1.copy()
     n = data.ids.shape[0]
     assert n > 100 and (data.left_room == 0).any()  # sentence boundaries cut windows
+    t = kernel.tables
     expected = reference_span(syn0, syn1, data, 5, n - 3, 0.2, 0.05, architecture == "cbow", cbow_mean,
-                              objective == "hierarchical_softmax", kernel.points, kernel.codes, kernel.lengths,
-                              kernel.alias_prob, kernel.alias, 3, 12345, kernel.sig_table)
+                              objective == "hierarchical_softmax", t.points, t.codes, t.lengths, t.alias_prob, t.alias,
+                              3, 12345, t.sig_table)
     loss, examples = kernel.train(data, 5, n - 3, 0.2, 0.05, 12345)
     assert examples == expected and loss > 0
     # the kernel moved the model's own tables (views), exactly as the transcription moved its copies
@@ -139,11 +140,11 @@ def test_loss_is_the_negative_log_likelihood_of_the_scores_used():
     expected = 0.0
     for j in (i - 1, i + 1)[int(data.left_room[i] == 0):]:
         h, target = kernel.syn0[data.ids[j]], data.ids[i]
-        for n in range(kernel.lengths[target]):
-            score = float(h @ kernel.syn1[kernel.points[target, n]])
-            sign = 1.0 if kernel.codes[target, n] == 0 else -1.0
+        for n in range(kernel.tables.lengths[target]):
+            score = float(h @ kernel.syn1[kernel.tables.points[target, n]])
+            sign = 1.0 if kernel.tables.codes[target, n] == 0 else -1.0
             expected += np.log1p(np.exp(-sign * score))
-    assert loss == pytest.approx(expected, abs=0.004 * 2 * kernel.lengths.max())  # table step: 0.012 in the score
+    assert loss == pytest.approx(expected, abs=0.004 * 2 * kernel.tables.lengths.max())  # table step: 0.012 in the score
     assert np.array_equal(kernel.syn0, before[0]) and np.array_equal(kernel.syn1, before[1])
 
 

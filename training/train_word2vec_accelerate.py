@@ -82,8 +82,8 @@ def main(argv=None) -> dict:
     # the loss is a mean over the global batch (DDP averages the processes' means): scale the per-pair rate by it
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr * args.batch_size * accelerator.num_processes)
     # the schedule runs over all epochs; epoch 0's size stands for every epoch's (sub-sampling varies them a little)
-    steps_per_epoch = math.ceil(len(word2vec_pair_dataset(corpus, config, args.seed, 0))
-                                / (args.batch_size * accelerator.num_processes))
+    first_epoch = word2vec_pair_dataset(corpus, config, args.seed, 0)
+    steps_per_epoch = math.ceil(len(first_epoch) / (args.batch_size * accelerator.num_processes))
     total = max(1, steps_per_epoch * args.epochs)
     floor = args.min_lr / args.lr
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -91,7 +91,7 @@ def main(argv=None) -> dict:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(floor, 1.0 - step / total))
     history = []
     for epoch in range(args.epochs):
-        dataset = word2vec_pair_dataset(corpus, config, args.seed, epoch)
+        dataset = first_epoch if epoch == 0 else word2vec_pair_dataset(corpus, config, args.seed, epoch)
         loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, collate_fn=default_data_collator,
                             generator=torch.Generator().manual_seed(args.seed * 1000 + epoch))
         loader = accelerator.prepare(loader)
