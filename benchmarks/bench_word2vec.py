@@ -99,9 +99,9 @@ def run_gensim(setting: str, args, queue):
 def run_hf_seq(setting: str, args, queue):
     import torch
 
-    from hf_seq import word2vec_kernels
     from hf_seq.models.word2vec import Word2VecForPreTraining, Word2VecKeyedVectors
-    from hf_seq.word2vec_utils import (
+    from hf_seq.models.word2vec import kernels_word2vec as word2vec_kernels
+    from hf_seq.models.word2vec.training_word2vec import (
         Word2VecTrainingArguments,
         default_batch_words,
         prepare_word2vec,
@@ -135,7 +135,7 @@ def run_hf_seq(setting: str, args, queue):
     # installed: that one-time cost is measured and reported apart from the training time
     compile_seconds = word2vec_kernels.warm_up() if backend == "compiled" else 0.0
     if backend == "triton":  # Triton compiles the kernel on its first launch: done here, outside the timing
-        from hf_seq.word2vec_triton import TritonWord2Vec
+        from hf_seq.models.word2vec.triton_word2vec import TritonWord2Vec
 
         compile_seconds = TritonWord2Vec(model, train_args.gpu_programs).compile_seconds
     if device.type == "cuda":

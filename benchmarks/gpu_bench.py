@@ -239,7 +239,11 @@ def _w2v_worker(which, device, dry, queue):
             gpu_peak = None
         else:
             from hf_seq.models.word2vec import Word2VecForPreTraining
-            from hf_seq.word2vec_utils import Word2VecTrainingArguments, prepare_word2vec, train_word2vec
+            from hf_seq.models.word2vec.training_word2vec import (
+                Word2VecTrainingArguments,
+                prepare_word2vec,
+                train_word2vec,
+            )
 
             _, config, corpus = prepare_word2vec((" ".join(s) for s in sentences), min_count=5, vector_size=100,
                                                  window=5, negative=5)

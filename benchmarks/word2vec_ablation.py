@@ -73,7 +73,7 @@ def _worker(settings, seeds, args, queue):
     from gensim.models import Word2Vec
 
     from hf_seq.models.word2vec import Word2VecForPreTraining, Word2VecKeyedVectors
-    from hf_seq.word2vec_utils import Word2VecTrainingArguments, prepare_word2vec, train_word2vec
+    from hf_seq.models.word2vec.training_word2vec import Word2VecTrainingArguments, prepare_word2vec, train_word2vec
 
     torch.set_num_threads(1)
     with open(args.corpus, encoding="utf-8") as f:

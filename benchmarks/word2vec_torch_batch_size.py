@@ -28,7 +28,7 @@ def _run(setting, batch, args, queue):
 
     torch.set_num_threads(1)
     from hf_seq.models.word2vec import Word2VecForPreTraining, Word2VecKeyedVectors
-    from hf_seq.word2vec_utils import Word2VecTrainingArguments, prepare_word2vec, train_word2vec
+    from hf_seq.models.word2vec.training_word2vec import Word2VecTrainingArguments, prepare_word2vec, train_word2vec
 
     with open(args.corpus, encoding="utf-8") as f:
         lines = [line.lower() for line in f if line.strip()]

@@ -1,130 +1,129 @@
-"""Registers every hf-seq config and model with the transformers Auto classes.
+"""The static table of every hf-seq model class and the Auto class it is registered under.
 
-One block per model family. `register_auto_classes()` runs once on `import hf_seq`; it is idempotent.
+Like transformers' `models/auto/modeling_auto.py` (`MODEL_MAPPING_NAMES`), the table is plain data: publishing, the
+command line, the model cards and the tests read `REGISTRY`, and `register_auto_classes()` (run once on
+`import hf_seq`) hands the same rows to `AutoConfig.register` / `AutoModel*.register`.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoModelForMaskedLM,
-    AutoModelForPreTraining,
-    AutoModelForSeq2SeqLM,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
+from __future__ import annotations
+
+import dataclasses
+
+import transformers
+
+from .models.recurrent import (
+    GRUConfig,
+    GRUForCausalLM,
+    GRUForSequenceClassification,
+    GRUForTokenClassification,
+    GRUModel,
+    LSTMConfig,
+    LSTMForCausalLM,
+    LSTMForSequenceClassification,
+    LSTMForTokenClassification,
+    LSTMModel,
+    RNNConfig,
+    RNNForCausalLM,
+    RNNForSequenceClassification,
+    RNNForTokenClassification,
+    RNNModel,
 )
+from .models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
+from .models.transformer import (
+    TransformerConfig,
+    TransformerForCausalLM,
+    TransformerForConditionalGeneration,
+    TransformerModel,
+)
+from .models.word2vec import Word2VecConfig, Word2VecForMaskedLM, Word2VecForPreTraining, Word2VecModel
+
+# Auto class -> (pipeline task, model-card / Hub task type)
+TASKS = {
+    "AutoModelForCausalLM": ("text-generation", "text-generation"),
+    "AutoModelForSeq2SeqLM": ("hf-seq-translation", "translation"),
+    "AutoModelForSequenceClassification": ("text-classification", "text-classification"),
+    "AutoModelForTokenClassification": ("token-classification", "token-classification"),
+    "AutoModelForMaskedLM": ("fill-mask", "fill-mask"),
+    "AutoModelForPreTraining": ("feature-extraction", "feature-extraction"),
+    "AutoModel": ("feature-extraction", "feature-extraction"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredClass:
+    """One row of the registry: a model class, its config class, its family and the Auto class that loads it."""
+
+    family: str  # recurrent | seq2seq | transformer | word2vec
+    config_class: type
+    auto_class: str
+    model_class: type
+
+    @property
+    def task(self) -> str:
+        return TASKS[self.auto_class][0]
+
+
+def _rows(family: str, config_class: type, **auto_to_model) -> list[RegisteredClass]:
+    return [RegisteredClass(family, config_class, auto, model) for auto, model in auto_to_model.items()]
+
+
+REGISTRY: tuple[RegisteredClass, ...] = (
+    # --- recurrent family: language models and encoders, classifiers and taggers on RNN / GRU / LSTM ---
+    *_rows("recurrent", RNNConfig, AutoModel=RNNModel, AutoModelForCausalLM=RNNForCausalLM,
+           AutoModelForSequenceClassification=RNNForSequenceClassification,
+           AutoModelForTokenClassification=RNNForTokenClassification),
+    *_rows("recurrent", GRUConfig, AutoModel=GRUModel, AutoModelForCausalLM=GRUForCausalLM,
+           AutoModelForSequenceClassification=GRUForSequenceClassification,
+           AutoModelForTokenClassification=GRUForTokenClassification),
+    *_rows("recurrent", LSTMConfig, AutoModel=LSTMModel, AutoModelForCausalLM=LSTMForCausalLM,
+           AutoModelForSequenceClassification=LSTMForSequenceClassification,
+           AutoModelForTokenClassification=LSTMForTokenClassification),
+    # --- Transformer (Vaswani et al. 2017): encoder-decoder and decoder-only ---
+    *_rows("transformer", TransformerConfig, AutoModel=TransformerModel,
+           AutoModelForSeq2SeqLM=TransformerForConditionalGeneration, AutoModelForCausalLM=TransformerForCausalLM),
+    # --- RNN encoder-decoder (seq2seq, with or without attention) ---
+    *_rows("seq2seq", RNNSeq2SeqConfig, AutoModel=RNNSeq2SeqModel,
+           AutoModelForSeq2SeqLM=RNNSeq2SeqForConditionalGeneration),
+    # --- word2vec (skip-gram / CBOW, negative sampling / hierarchical softmax) ---
+    *_rows("word2vec", Word2VecConfig, AutoModel=Word2VecModel, AutoModelForPreTraining=Word2VecForPreTraining,
+           AutoModelForMaskedLM=Word2VecForMaskedLM),
+)  # fmt: skip
+
+
+class UnknownModelClassError(ValueError):
+    """A class name that is not in the registry."""
+
+
+def class_by_name(name: str) -> RegisteredClass:
+    """The registry row of a model class name (a config.json `architectures` entry)."""
+    for entry in REGISTRY:
+        if entry.model_class.__name__ == name:
+            return entry
+    known = ", ".join(sorted(e.model_class.__name__ for e in REGISTRY))
+    raise UnknownModelClassError(f"{name!r} is not an hf-seq model class; known: {known}")
+
+
+def base_class_for(entry: RegisteredClass) -> type | None:
+    """The `AutoModel` class (the body without a head) of the same config."""
+    for other in REGISTRY:
+        if other.config_class is entry.config_class and other.auto_class == "AutoModel":
+            return other.model_class
+    return None
+
 
 _DONE = False
 
 
-AUTO_CLASSES = {
-    cls.__name__: cls
-    for cls in (
-        AutoModel,
-        AutoModelForCausalLM,
-        AutoModelForMaskedLM,
-        AutoModelForPreTraining,
-        AutoModelForSeq2SeqLM,
-        AutoModelForSequenceClassification,
-        AutoModelForTokenClassification,
-    )
-}
-
-
-def _register(config_cls, **auto_to_model):
-    """`_register(LSTMConfig, AutoModel=LSTMModel, ...)`: the config's model_type plus one model per Auto class."""
-    AutoConfig.register(config_cls.model_type, config_cls, exist_ok=True)
-    for auto_name, model_cls in auto_to_model.items():
-        AUTO_CLASSES[auto_name].register(config_cls, model_cls, exist_ok=True)
-
-
-# --- recurrent family (RNN / GRU / LSTM) ---
-def _register_recurrent():
-    from .models.recurrent import (
-        GRUConfig,
-        GRUForCausalLM,
-        GRUModel,
-        LSTMConfig,
-        LSTMForCausalLM,
-        LSTMModel,
-        RNNConfig,
-        RNNForCausalLM,
-        RNNModel,
-    )
-
-    _register(RNNConfig, AutoModel=RNNModel, AutoModelForCausalLM=RNNForCausalLM)
-    _register(GRUConfig, AutoModel=GRUModel, AutoModelForCausalLM=GRUForCausalLM)
-    _register(LSTMConfig, AutoModel=LSTMModel, AutoModelForCausalLM=LSTMForCausalLM)
-
-
-# --- recurrent classifiers and taggers (sequence / token classification heads on RNN / GRU / LSTM) ---
-def _register_recurrent_classification():
-    from .models.recurrent import (
-        GRUConfig,
-        GRUForSequenceClassification,
-        GRUForTokenClassification,
-        LSTMConfig,
-        LSTMForSequenceClassification,
-        LSTMForTokenClassification,
-        RNNConfig,
-        RNNForSequenceClassification,
-        RNNForTokenClassification,
-    )
-
-    for config_cls, seq_cls, tok_cls in (
-        (RNNConfig, RNNForSequenceClassification, RNNForTokenClassification),
-        (GRUConfig, GRUForSequenceClassification, GRUForTokenClassification),
-        (LSTMConfig, LSTMForSequenceClassification, LSTMForTokenClassification),
-    ):
-        _register(config_cls, AutoModelForSequenceClassification=seq_cls, AutoModelForTokenClassification=tok_cls)
-
-
-# --- RNN encoder-decoder (seq2seq, with or without attention) ---
-def _register_seq2seq():
-    from .models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
-
-    _register(RNNSeq2SeqConfig, AutoModel=RNNSeq2SeqModel, AutoModelForSeq2SeqLM=RNNSeq2SeqForConditionalGeneration)
-
-
-# --- Transformer (Vaswani et al. 2017): encoder-decoder and decoder-only ---
-def _register_transformer():
-    from .models.transformer import (
-        TransformerConfig,
-        TransformerForCausalLM,
-        TransformerForConditionalGeneration,
-        TransformerModel,
-    )
-
-    _register(
-        TransformerConfig,
-        AutoModel=TransformerModel,
-        AutoModelForSeq2SeqLM=TransformerForConditionalGeneration,
-        AutoModelForCausalLM=TransformerForCausalLM,
-    )
-
-
-# --- word2vec (skip-gram / CBOW, negative sampling / hierarchical softmax) ---
-def _register_word2vec():
-    from .models.word2vec import Word2VecConfig, Word2VecForMaskedLM, Word2VecForPreTraining, Word2VecModel
-
-    _register(
-        Word2VecConfig,
-        AutoModel=Word2VecModel,
-        AutoModelForPreTraining=Word2VecForPreTraining,
-        AutoModelForMaskedLM=Word2VecForMaskedLM,
-    )
-
-
-def register_auto_classes():
+def register_auto_classes() -> None:
+    """Register every row with `AutoConfig` and its `AutoModel*` class; idempotent."""
     global _DONE
     if _DONE:
         return
-    _register_recurrent()
-    _register_recurrent_classification()
-    _register_transformer()
-    _register_seq2seq()
-    _register_word2vec()
+    for entry in REGISTRY:
+        transformers.AutoConfig.register(entry.config_class.model_type, entry.config_class, exist_ok=True)
+        getattr(transformers, entry.auto_class).register(entry.config_class, entry.model_class, exist_ok=True)
     _DONE = True
 
 
-__all__ = ["register_auto_classes"]
+__all__ = ["REGISTRY", "TASKS", "RegisteredClass", "UnknownModelClassError", "class_by_name", "base_class_for",
+           "register_auto_classes"]

@@ -83,7 +83,7 @@ def _training_keys(script: str) -> set[str]:
     from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
     if script == "train_word2vec.py":  # its own SGD loop, not Trainer
-        from .word2vec_utils import Word2VecTrainingArguments as cls
+        from .models.word2vec.training_word2vec import Word2VecTrainingArguments as cls
     else:
         cls = Seq2SeqTrainingArguments if script in _SEQ2SEQ_ARGS else TrainingArguments
     return {f.name for f in dataclasses.fields(cls) if f.init}

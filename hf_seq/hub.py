@@ -12,7 +12,6 @@ pins the uploaded commit in the card's remote-code snippet (`upload_file` of REA
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -23,8 +22,9 @@ import torch
 from transformers import AutoTokenizer, GenerationConfig, PreTrainedModel
 from transformers.utils import logging
 
-from . import auto as _auto
-from .model_card import REVISION_PLACEHOLDER, TASKS, ModelCardError, build_model_card, load_results
+from .auto import REGISTRY, RegisteredClass, UnknownModelClassError, base_class_for
+from .auto import class_by_name as _class_by_name
+from .model_card import REVISION_PLACEHOLDER, ModelCardError, build_model_card, load_results
 
 logger = logging.get_logger(__name__)
 
@@ -46,64 +46,20 @@ class PublishError(ValueError):
     """A folder that cannot be published as it is (no model, unknown class, no tokenizer)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class RegisteredClass:
-    config_class: type
-    auto_class: str
-    model_class: type
-
-    @property
-    def family(self) -> str:
-        # hf_seq.models.<family>.modeling_x
-        parts = self.model_class.__module__.split(".")
-        return parts[2] if len(parts) > 2 and parts[:2] == ["hf_seq", "models"] else parts[-1]
-
-    @property
-    def task(self) -> str:
-        return TASKS[self.auto_class][0]
-
-
 def registered_classes() -> list[RegisteredClass]:
-    """Every (config, Auto class, model class) that `hf_seq.auto` registers, in registration order.
-
-    Read from the `_register_<family>` functions themselves, so a family added there is picked up everywhere
-    (publishing, the CLI, tests/test_hub.py).
-    """
-    found: list[RegisteredClass] = []
-
-    def record(config_cls, **auto_to_model):
-        for auto_name, model_cls in auto_to_model.items():
-            found.append(RegisteredClass(config_cls, auto_name, model_cls))
-
-    original = _auto._register
-    _auto._register = record
-    try:
-        for name in sorted(vars(_auto)):
-            if name.startswith("_register_") and callable(getattr(_auto, name)):
-                getattr(_auto, name)()
-    finally:
-        _auto._register = original
-    unique = {(r.config_class, r.auto_class, r.model_class): r for r in found}
-    return list(unique.values())
+    """Every row of the static registry (`hf_seq.auto.REGISTRY`)."""
+    return list(REGISTRY)
 
 
 def class_by_name(name: str) -> RegisteredClass:
-    for entry in registered_classes():
-        if entry.model_class.__name__ == name:
-            return entry
-    known = sorted({r.model_class.__name__ for r in registered_classes()})
-    raise PublishError(f"{name!r} is not an hf-seq model class; known: {', '.join(known)}")
+    try:
+        return _class_by_name(name)
+    except UnknownModelClassError as e:
+        raise PublishError(str(e)) from e
 
 
 def entry_for_model(model: PreTrainedModel) -> RegisteredClass:
     return class_by_name(type(model).__name__)
-
-
-def base_class_for(entry: RegisteredClass) -> type | None:
-    for other in registered_classes():
-        if other.config_class is entry.config_class and other.auto_class == "AutoModel":
-            return other.model_class
-    return None
 
 
 def find_model_dir(folder: str | os.PathLike) -> Path:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
 
 def _pyplot():
     try:
@@ -76,4 +81,38 @@ def plot_training_curve(log_history: list[dict], path: str, title: str | None = 
     return path
 
 
-__all__ = ["plot_attention_heatmap", "plot_training_curve"]
+
+
+def plot_word_map(vectors, words: list[str], path: str, title: str = "word2vec: PCA of chosen words") -> list[str]:
+    """Project the vectors of `words` (a `Word2VecKeyedVectors`) to 2-D with PCA and save a labelled PNG.
+
+    Returns the words actually plotted (unknown ones are skipped with a warning)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    known = [w for w in words if w in vectors]
+    missing = [w for w in words if w not in vectors]
+    if missing:
+        logger.warning("plot_word_map: skipping words not in the vocabulary: %s", missing)
+    if len(known) < 2:
+        raise ValueError(f"need at least 2 known words to plot, got {known}")
+    x = np.stack([vectors[w] for w in known]).astype(np.float64)
+    x -= x.mean(0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.scatter(xy[:, 0], xy[:, 1], s=12)
+    for (px, py), w in zip(xy, known):
+        ax.annotate(w, (px, py), fontsize=9, xytext=(3, 3), textcoords="offset points")
+    ax.set_title(title)
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return known
+
+
+__all__ = ["plot_attention_heatmap", "plot_training_curve", "plot_word_map"]

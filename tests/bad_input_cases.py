@@ -183,7 +183,7 @@ def _saved_word2vec() -> str:
     path = os.path.join(_tmp(), "w2v")
     if not os.path.isdir(path):
         from hf_seq.models.word2vec import Word2VecForMaskedLM
-        from hf_seq.word2vec_utils import prepare_word2vec
+        from hf_seq.models.word2vec.training_word2vec import prepare_word2vec
 
         lines = ["the cat sat on the mat", "the dog sat on the log"] * 5
         tok, config, _ = prepare_word2vec(lines, min_count=1, vector_size=8, window=2, architecture="cbow")
@@ -236,7 +236,7 @@ def _word_vector_cases() -> list[Case]:
     def unknown_plot():
         import numpy as np
 
-        from hf_seq.word2vec_utils import plot_word_map
+        from hf_seq.plotting import plot_word_map
 
         vectors = {"cat": np.ones(4), "dog": np.zeros(4)}
         return plot_word_map(vectors, ["zebra", "unicorn"], os.path.join(_tmp(), "map.png"))
@@ -268,14 +268,14 @@ def _word_vector_cases() -> list[Case]:
         return load_pretrained_embeddings(model, tok, path)
 
     cases = [
-        Case("word2vec", "word2vec_utils.plot_word_map", "unknown_words", unknown_plot, r"zebra|unicorn|known"),
+        Case("word2vec", "plotting.plot_word_map", "unknown_words", unknown_plot, r"zebra|unicorn|known"),
         Case("recurrent-classification", "embeddings.load_pretrained_embeddings", "wrong_dimension",
              wrong_dim_vectors, r"3.*16|16.*3"),
         Case("recurrent-classification", "embeddings.load_pretrained_embeddings", "nan_in_vectors", nan_vectors,
              r"(?i)nan|finite|cat"),
     ]
     try:  # the word-vector query API of the word2vec family, when it has landed
-        from hf_seq.word2vec_utils import Word2VecKeyedVectors  # noqa: F401
+        from hf_seq.models.word2vec.training_word2vec import Word2VecKeyedVectors  # noqa: F401
     except ImportError:
         return cases
 
@@ -344,7 +344,7 @@ def _yaml_cases() -> list[Case]:
                 if entry == "train_word2vec.py":  # main()'s parsing steps, without the training that follows
                     from transformers import HfArgumentParser
 
-                    from hf_seq.word2vec_utils import Word2VecTrainingArguments
+                    from hf_seq.models.word2vec.training_word2vec import Word2VecTrainingArguments
 
                     module = script(entry)
                     raw = module.load_config(path, [])

@@ -170,8 +170,8 @@ def test_wrong_family_and_missing_folder_are_clear(capsys, lm_run, tmp_path, mon
 
 def test_translate_and_similar_on_tiny_models(capsys, tmp_path):
     from hf_seq.models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration
+    from hf_seq.models.word2vec.training_word2vec import prepare_word2vec
     from hf_seq.pipelines import save_translation_pipeline
-    from hf_seq.word2vec_utils import prepare_word2vec
 
     torch.manual_seed(0)
     tok = build_word_level_tokenizer(CORPUS)
@@ -231,7 +231,7 @@ def test_hub_id_behaves_like_the_local_folder(capsys, lm_run, tmp_path, monkeypa
 def test_evaluate_classifier_tagger_and_word_vectors_match_direct_computation(capsys, tmp_path):
     from hf_seq.models.recurrent import GRUConfig, GRUForSequenceClassification, GRUForTokenClassification
     from hf_seq.models.word2vec import Word2VecModel
-    from hf_seq.word2vec_utils import prepare_word2vec
+    from hf_seq.models.word2vec.training_word2vec import prepare_word2vec
 
     torch.manual_seed(0)
     tok = build_word_level_tokenizer(CORPUS)

@@ -64,7 +64,7 @@ def _transformer(entry):
 
 
 def _word2vec(entry):
-    from hf_seq.word2vec_utils import prepare_word2vec
+    from hf_seq.models.word2vec.training_word2vec import prepare_word2vec
 
     tok, config, _ = prepare_word2vec(CORPUS, min_count=1, vector_size=8, window=2, architecture="cbow")
     return config, tok, "text8"

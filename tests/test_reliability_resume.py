@@ -40,8 +40,13 @@ import hf_seq  # noqa: F401
 from hf_seq.checkpointing import checkpoint_problems, latest_complete_checkpoint, safetensors_problem
 from hf_seq.data import group_into_blocks
 from hf_seq.models.word2vec import Word2VecForPreTraining
+from hf_seq.models.word2vec.training_word2vec import (
+    Word2VecTrainingArguments,
+    prepare_word2vec,
+    train_word2vec,
+    word2vec_pair_dataset,
+)
 from hf_seq.tokenization import build_word_level_tokenizer
-from hf_seq.word2vec_utils import Word2VecTrainingArguments, prepare_word2vec, train_word2vec, word2vec_pair_dataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, SAVE_EVERY = 6, 3

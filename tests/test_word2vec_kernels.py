@@ -1,13 +1,13 @@
-"""The compiled word2vec kernels (hf_seq/word2vec_kernels.py) against a line-by-line Python transcription of
+"""The compiled word2vec kernels (hf_seq/models/word2vec/kernels_word2vec.py) against a line-by-line Python transcription of
 word2vec.c's training loop, the alias sampler against its distribution, and backend selection."""
 
 import numpy as np
 import pytest
 import torch
 
-from hf_seq import word2vec_kernels as K
 from hf_seq.models.word2vec import Word2VecForPreTraining
-from hf_seq.word2vec_utils import (
+from hf_seq.models.word2vec import kernels_word2vec as K
+from hf_seq.models.word2vec.training_word2vec import (
     CompiledWord2Vec,
     Word2VecTrainingArguments,
     prepare_word2vec,

@@ -1,4 +1,4 @@
-"""The GPU kernel (hf_seq/word2vec_triton.py): word2vec.c's per-pair loop as a Triton kernel, one warp per Hogwild
+"""The GPU kernel (hf_seq/models/word2vec/triton_word2vec.py): word2vec.c's per-pair loop as a Triton kernel, one warp per Hogwild
 worker. There is no GPU here, so it runs through Triton's interpreter on the CPU (TRITON_INTERPRET=1, in a fresh
 process: tests/triton_word2vec_check.py) and must give the compiled kernel's result: for one span, for several
 programs (each its own span and generator), and through train_word2vec batch for batch."""
@@ -11,9 +11,9 @@ import sys
 import pytest
 import torch
 
-from hf_seq import word2vec_triton
 from hf_seq.models.word2vec import Word2VecForPreTraining
-from hf_seq.word2vec_utils import (
+from hf_seq.models.word2vec import triton_word2vec as word2vec_triton
+from hf_seq.models.word2vec.training_word2vec import (
     Word2VecTrainingArguments,
     default_batch_words,
     prepare_word2vec,

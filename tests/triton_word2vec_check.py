@@ -12,8 +12,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from hf_seq.models.word2vec import Word2VecForPreTraining  # noqa: E402
-from hf_seq.word2vec_triton import TritonWord2Vec  # noqa: E402
-from hf_seq.word2vec_utils import (  # noqa: E402
+from hf_seq.models.word2vec.training_word2vec import (  # noqa: E402
     CompiledWord2Vec,
     Word2VecTrainingArguments,
     _DeviceEpochData,
@@ -21,6 +20,7 @@ from hf_seq.word2vec_utils import (  # noqa: E402
     sample_epoch,
     train_word2vec,
 )
+from hf_seq.models.word2vec.triton_word2vec import TritonWord2Vec  # noqa: E402
 
 LINES = [" ".join(f"w{(i * 7 + j * 3) % 13}" for j in range(6)) for i in range(8)]
 VARIANTS = [("skipgram", "negative_sampling", True), ("cbow", "negative_sampling", True),

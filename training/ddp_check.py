@@ -30,8 +30,8 @@ from hf_seq.data import group_into_blocks
 from hf_seq.models.recurrent import LSTMConfig, LSTMForCausalLM
 from hf_seq.models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration
 from hf_seq.models.word2vec import Word2VecForPreTraining
+from hf_seq.models.word2vec.training_word2vec import prepare_word2vec, word2vec_pair_dataset
 from hf_seq.tokenization import build_word_level_tokenizer
-from hf_seq.word2vec_utils import prepare_word2vec, word2vec_pair_dataset
 
 FAMILIES = ("lm", "seq2seq", "word2vec")
 

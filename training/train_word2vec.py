@@ -5,7 +5,7 @@
     python training/train_word2vec.py configs/word2vec_timemachine.yaml --smoke    # seconds; used by the tests
     python training/train_word2vec.py CONFIG --set training.epochs=1 --set model.architecture=cbow
 
-This is the main way to train (`hf_seq.word2vec_utils.train_word2vec`): per epoch the sub-sampling and dynamic
+This is the main way to train (`hf_seq.models.word2vec.training_word2vec.train_word2vec`): per epoch the sub-sampling and dynamic
 windows are drawn with numpy, then on a CPU word2vec.c's per-pair SGD runs compiled (numba, `training.backend:
 compiled`, Hogwild threads), on a CUDA GPU as the same per-pair SGD in a Triton kernel run by thousands of Hogwild
 warps (`training.backend: triton`), elsewhere as batched sparse torch updates (`training.backend: torch`); the
@@ -38,13 +38,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from hf_seq.models.word2vec import Word2VecForPreTraining, Word2VecKeyedVectors  # noqa: E402
-from hf_seq.word2vec_utils import (  # noqa: E402
+from hf_seq.models.word2vec.training_word2vec import (  # noqa: E402
     Word2VecTrainingArguments,
-    plot_word_map,
     prepare_remote_code,
     prepare_word2vec,
     train_word2vec,
 )
+from hf_seq.plotting import plot_word_map  # noqa: E402
 from hf_seq.yaml_config import check_types, read_yaml  # noqa: E402
 
 EMBEDDED_CORPUS = os.path.join(ROOT, "hf_seq", "data", "timemachine.txt")

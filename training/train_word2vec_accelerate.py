@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from hf_seq.models.word2vec import Word2VecForPreTraining  # noqa: E402
-from hf_seq.word2vec_utils import prepare_word2vec, word2vec_pair_dataset  # noqa: E402
+from hf_seq.models.word2vec.training_word2vec import prepare_word2vec, word2vec_pair_dataset  # noqa: E402
 
 logger = logging.get_logger("hf_seq.train_word2vec_accelerate")
 EMBEDDED_CORPUS = os.path.join(ROOT, "hf_seq", "data", "timemachine.txt")

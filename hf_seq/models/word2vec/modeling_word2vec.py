@@ -302,7 +302,7 @@ class Word2VecForPreTraining(Word2VecPreTrainedModel):
     """The word2vec training objective (skip-gram or CBOW × negative sampling or hierarchical softmax).
 
     The output layer (output vectors or Huffman node vectors plus the tree) is saved with the model, so training
-    continues after `from_pretrained`. The fast trainer in `hf_seq.word2vec_utils` applies word2vec.c's closed-form
+    continues after `from_pretrained`. The fast trainer in `hf_seq.models.word2vec.training_word2vec` applies word2vec.c's closed-form
     sparse updates to the same tensors; `forward` computes the same loss with autograd (Trainer / any optimizer).
     """
 

@@ -1,6 +1,6 @@
 """Compiled CPU kernels for word2vec training: word2vec.c's SGD, one (context, centre) pair at a time.
 
-The batched torch updates of `Word2VecSGD` (`word2vec_utils`) run on any device, but on a CPU a batch is a few dozen
+The batched torch updates of `Word2VecSGD` (`training_word2vec`) run on any device, but on a CPU a batch is a few dozen
 memory-bound tensor ops per few thousand pairs, and summing the updates of a batch is an approximation that needs a
 cap on rows hit many times. These kernels are the loops of word2vec.c (and of gensim's Cython `word2vec_inner`):
 for every kept centre word, its dynamic window, and for every pair the output step (negative sampling or the Huffman

@@ -1,6 +1,6 @@
-"""The fast word2vec data path and trainer (issue 6).
+"""The fast word2vec trainer, and the family's training API in one import (corpus and conversion re-exported).
 
-Main way to train (documented in training/train_word2vec.py):
+Main way to train (`hf-seq train word2vec_timemachine` runs it from an experiment file):
 
     tokenizer, config, corpus = prepare_word2vec(lines, min_count=5)      # one counting pass
     model = Word2VecForPreTraining(config)
@@ -32,171 +32,34 @@ import math
 import os
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
 from transformers.utils import logging
 
-from . import word2vec_kernels, word2vec_triton
-from .models.word2vec import (
+from . import (
     Word2VecConfig,
-    Word2VecForMaskedLM,
     Word2VecForPreTraining,
-    Word2VecKeyedVectors,
-    Word2VecModel,
     keep_probabilities,
 )
-from .tokenization import MASK_TOKEN, SPECIAL_TOKENS
+from . import kernels_word2vec as word2vec_kernels
+from . import triton_word2vec as word2vec_triton
 
 logger = logging.get_logger(__name__)
 
-# gensim's MAX_WORDS_IN_BATCH: longer sentences are truncated to this many words
-MAX_SENTENCE_LENGTH = 10000
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# 1. vocabulary and corpus: one counting pass
-# ---------------------------------------------------------------------------------------------------------------------
-@dataclass
-class Word2VecCorpus:
-    """A corpus encoded once: in-vocabulary token ids and the sentence each belongs to (windows never cross one)."""
-
-    ids: np.ndarray  # int64 [N]
-    sentence_ids: np.ndarray  # int64 [N]
-    raw_words: int  # words in the text before dropping the ones below min_count (gensim's "raw words")
-
-    def __len__(self) -> int:
-        return int(self.ids.shape[0])
-
-
-def word_level_tokenizer_from_vocab(words: list[str], lowercase: bool = False) -> PreTrainedTokenizerFast:
-    """A whitespace WordLevel tokenizer with ids `<unk> <pad> <bos> <eos> <mask>` then `words` in order."""
-    specials = list(SPECIAL_TOKENS.values()) + [MASK_TOKEN]
-    vocab = {tok: i for i, tok in enumerate(specials)}
-    for word in words:
-        if word in vocab:
-            raise ValueError(f"word {word!r} appears twice in the vocabulary or collides with a special token")
-        vocab[word] = len(vocab)
-    tok = Tokenizer(models.WordLevel(vocab, unk_token=SPECIAL_TOKENS["unk_token"]))
-    norms = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
-    tok.normalizer = normalizers.Sequence(norms)
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        clean_up_tokenization_spaces=False,
-        mask_token=MASK_TOKEN,
-        model_max_length=1_000_000,
-        **SPECIAL_TOKENS,
-    )
-
-
-def prepare_word2vec(
-    texts: Iterable[str],
-    *,
-    min_count: int = 5,
-    lowercase: bool = False,
-    max_vocab_size: int | None = None,
-    max_sentence_length: int = MAX_SENTENCE_LENGTH,
-    **config_kwargs,
-) -> tuple[PreTrainedTokenizerFast, Word2VecConfig, Word2VecCorpus]:
-    """Count, build the vocabulary and encode `texts` (one sentence per item, whitespace-separated words) in one pass.
-
-    The vocabulary holds the words seen at least `min_count` times, most frequent first (equal counts in gensim's
-    order: the word first seen latest comes first), after the five special tokens; `config_kwargs` go to `Word2VecConfig` (architecture, objective, window, ...).
-    """
-    sentences = []
-    counter: Counter = Counter()
-    for text in texts:
-        words = (text.lower() if lowercase else text).split()
-        if words:
-            words = words[:max_sentence_length]
-            sentences.append(words)
-            counter.update(words)
-    raw_words = sum(len(s) for s in sentences)
-    if raw_words == 0:
-        raise ValueError("the corpus is empty: no words found in the given texts")
-    # gensim's order: most frequent first, equal counts latest-first-seen first (the counter holds words in the order
-    # they were first seen). The Huffman tree is merged over this order as gensim merges it, so both get the same
-    # tree; which tied rare words become siblings moves CBOW + hierarchical softmax by several WordSim-353 points
-    # (benchmarks/results/word2vec_ablation_wikitext2.md).
-    seen = [(w, c) for w, c in counter.items() if c >= min_count]
-    kept = [seen[i] for i in sorted(range(len(seen)), key=lambda i: (-seen[i][1], -i))]
-    if max_vocab_size is not None:
-        kept = kept[:max_vocab_size]
-    if not kept:
-        raise ValueError(
-            f"no word occurs at least min_count={min_count} times (the corpus has {raw_words} words, "
-            f"{len(counter)} distinct, most frequent seen {counter.most_common(1)[0][1]} times); lower min_count"
-        )
-    # a corpus word spelled like a special token (WikiText's "<unk>") is trained as that token
-    specials = list(SPECIAL_TOKENS.values()) + [MASK_TOKEN]
-    regular = [(w, c) for w, c in kept if w not in specials]
-    tokenizer = word_level_tokenizer_from_vocab([w for w, _ in regular], lowercase=lowercase)
-    word_counts = [counter[w] if counter[w] >= min_count else 0 for w in specials] + [c for _, c in regular]
-    config = Word2VecConfig(
-        vocab_size=len(word_counts),
-        word_counts=word_counts,
-        min_count=min_count,
-        pad_token_id=tokenizer.pad_token_id,
-        mask_token_id=tokenizer.mask_token_id,
-        **config_kwargs,
-    )
-    vocab = {w: i for i, w in enumerate(specials) if word_counts[i] > 0}
-    vocab.update({w: i + len(specials) for i, (w, _) in enumerate(regular)})
-    ids, sent = [], []
-    for s_idx, words in enumerate(sentences):
-        enc = [vocab[w] for w in words if w in vocab]
-        ids.extend(enc)
-        sent.extend([s_idx] * len(enc))
-    corpus = Word2VecCorpus(np.asarray(ids, dtype=np.int64), np.asarray(sent, dtype=np.int64), raw_words)
-    check_trainable(config, corpus)
-    return tokenizer, config, corpus
-
-
-def encode_corpus(texts: Iterable[str], tokenizer, config: Word2VecConfig, lowercase: bool = False) -> Word2VecCorpus:
-    """Encode new text with an existing vocabulary (to continue training); unknown words are dropped, special tokens
-    too unless they were trained as words (count > 0)."""
-    vocab = tokenizer.get_vocab()
-    specials = set(tokenizer.all_special_tokens)
-    counts = config.word_counts
-    ids, sent, raw = [], [], 0
-    for s_idx, text in enumerate(texts):
-        words = (text.lower() if lowercase else text).split()[:MAX_SENTENCE_LENGTH]
-        raw += len(words)
-        enc = [vocab[w] for w in words if w in vocab and (w not in specials or counts[vocab[w]] > 0)]
-        ids.extend(enc)
-        sent.extend([s_idx] * len(enc))
-    if raw == 0:
-        raise ValueError("the corpus is empty: no words found in the given texts")
-    return Word2VecCorpus(np.asarray(ids, dtype=np.int64), np.asarray(sent, dtype=np.int64), raw)
-
-
-def check_trainable(config: Word2VecConfig, corpus: Word2VecCorpus) -> None:
-    """Clear errors for corpora word2vec cannot learn from (instead of silently training on nothing)."""
-    if config.word_counts is None:
-        raise ValueError("config.word_counts is None: build the config with prepare_word2vec() or pass word_counts")
-    if len(corpus) == 0:
-        raise ValueError(f"the corpus has no word in the vocabulary (raw words: {corpus.raw_words})")
-    distinct = int(np.count_nonzero(np.asarray(config.word_counts)))
-    if distinct < 2:
-        raise ValueError(
-            f"the vocabulary has {distinct} word(s) with count >= min_count={config.min_count}; word2vec needs at "
-            f"least 2 distinct words (a context word and a different noise word or Huffman branch)"
-        )
-    _, sizes = np.unique(corpus.sentence_ids, return_counts=True)
-    if sizes.max() < 2:
-        raise ValueError(
-            f"every sentence has fewer than 2 in-vocabulary words, so no (centre, context) pair fits in a "
-            f"window of {config.window}; lower min_count={config.min_count} or join the sentences"
-        )
+from .conversion_word2vec import model_from_keyed_vectors, prepare_remote_code
+from .corpus_word2vec import (
+    MAX_SENTENCE_LENGTH,
+    Word2VecCorpus,
+    check_trainable,
+    encode_corpus,
+    prepare_word2vec,
+    word_level_tokenizer_from_vocab,
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -949,72 +812,6 @@ def _run_processes(ep: _Epoch, workers: int) -> tuple[float, int]:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# 5. interop: vectors from gensim or word2vec C files into a model
-# ---------------------------------------------------------------------------------------------------------------------
-def model_from_keyed_vectors(vectors, **config_kwargs) -> tuple[Word2VecModel, PreTrainedTokenizerFast]:
-    """A `Word2VecModel` + tokenizer holding `vectors` (a `Word2VecKeyedVectors`, a gensim `KeyedVectors` or a
-    gensim `Word2Vec`). A gensim `Word2Vec` trained with negative sampling gives a `Word2VecForPreTraining` whose
-    output vectors are gensim's `syn1neg`, so training can go on here."""
-    source = vectors
-    if not isinstance(vectors, Word2VecKeyedVectors):
-        vectors = Word2VecKeyedVectors.from_gensim(vectors)
-    specials = list(SPECIAL_TOKENS.values()) + [MASK_TOKEN]
-    clash = [w for w in vectors.index_to_key if w in specials]
-    if clash:
-        raise ValueError(f"the vectors contain words spelled like special tokens: {clash}")
-    tokenizer = word_level_tokenizer_from_vocab(vectors.index_to_key)
-    counts = vectors.counts if vectors.counts is not None else np.arange(len(vectors), 0, -1)
-    word_counts = [0] * len(specials) + [max(int(c), 1) for c in counts]
-    syn1neg = getattr(source, "syn1neg", None)
-    with_output = syn1neg is not None and getattr(source, "negative", 0) > 0
-    defaults = {}
-    if with_output:
-        defaults = {
-            "architecture": "skipgram" if source.sg else "cbow",
-            "cbow_mean": bool(source.cbow_mean),
-            "negative": int(source.negative),
-            "ns_exponent": float(source.ns_exponent),
-            "window": int(source.window),
-            "sample": float(source.sample),
-            "min_count": int(source.min_count),
-        }
-    defaults.update(config_kwargs)
-    config = Word2VecConfig(
-        vocab_size=len(word_counts),
-        vector_size=vectors.vector_size,
-        word_counts=word_counts,
-        pad_token_id=tokenizer.pad_token_id,
-        mask_token_id=tokenizer.mask_token_id,
-        **defaults,
-    )
-    model = Word2VecForPreTraining(config) if with_output else Word2VecModel(config)
-    with torch.no_grad():
-        model.get_input_embeddings().weight[len(specials) :] = torch.from_numpy(vectors.vectors)
-        if with_output:
-            model.output_layer.weight[len(specials) :] = torch.from_numpy(np.asarray(syn1neg, dtype=np.float32))
-    return model, tokenizer
-
-
-def prepare_remote_code(model) -> None:
-    """Make `model.save_pretrained` ship the model code and an `auto_map` for every head, so one folder loads with
-    `trust_remote_code=True` as AutoModel (vectors), AutoModelForPreTraining (continue training) and
-    AutoModelForMaskedLM (fill-mask) where hf_seq is not installed."""
-    Word2VecConfig.register_for_auto_class()
-    type(model).register_for_auto_class(
-        {Word2VecModel: "AutoModel", Word2VecForMaskedLM: "AutoModelForMaskedLM"}.get(
-            type(model), "AutoModelForPreTraining"
-        )
-    )
-    module = "modeling_word2vec"
-    model.config.auto_map = {
-        "AutoConfig": "configuration_word2vec.Word2VecConfig",
-        "AutoModel": f"{module}.Word2VecModel",
-        "AutoModelForPreTraining": f"{module}.Word2VecForPreTraining",
-        "AutoModelForMaskedLM": f"{module}.Word2VecForMaskedLM",
-    }
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # 6. Trainer path and plots
 # ---------------------------------------------------------------------------------------------------------------------
 def word2vec_pair_dataset(corpus: Word2VecCorpus, config: Word2VecConfig, seed: int = 1, epoch: int = 0):
@@ -1055,50 +852,23 @@ class _DictDataset(torch.utils.data.Dataset):
         return {k: v[i] for k, v in self.columns.items()}
 
 
-def plot_word_map(vectors, words: list[str], path: str, title: str = "word2vec: PCA of chosen words") -> list[str]:
-    """Project the vectors of `words` (a `Word2VecKeyedVectors`) to 2-D with PCA and save a labelled PNG.
-
-    Returns the words actually plotted (unknown ones are skipped with a warning)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    known = [w for w in words if w in vectors]
-    missing = [w for w in words if w not in vectors]
-    if missing:
-        logger.warning("plot_word_map: skipping words not in the vocabulary: %s", missing)
-    if len(known) < 2:
-        raise ValueError(f"need at least 2 known words to plot, got {known}")
-    x = np.stack([vectors[w] for w in known]).astype(np.float64)
-    x -= x.mean(0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    xy = x @ vt[:2].T
-    fig, ax = plt.subplots(figsize=(7, 6))
-    ax.scatter(xy[:, 0], xy[:, 1], s=12)
-    for (px, py), w in zip(xy, known):
-        ax.annotate(w, (px, py), fontsize=9, xytext=(3, 3), textcoords="offset points")
-    ax.set_title(title)
-    ax.set_xlabel("PC 1")
-    ax.set_ylabel("PC 2")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return known
-
-
 __all__ = [
+    "CompiledWord2Vec",
+    "MAX_EXP",
     "MAX_SENTENCE_LENGTH",
     "Word2VecCorpus",
     "Word2VecSGD",
     "Word2VecTrainingArguments",
     "check_trainable",
     "default_alpha",
+    "default_batch_words",
+    "device_window_pairs",
     "encode_corpus",
     "model_from_keyed_vectors",
-    "plot_word_map",
     "prepare_remote_code",
     "prepare_word2vec",
+    "resolve_backend",
+    "resolve_parallel",
     "sample_epoch",
     "train_word2vec",
     "window_pairs",

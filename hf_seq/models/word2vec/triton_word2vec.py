@@ -33,7 +33,7 @@ try:  # Triton ships with PyTorch's CUDA wheels; without it the GPU falls back t
 except ImportError:  # pragma: no cover - depends on the install
     triton = None
 
-from .word2vec_kernels import EXP_TABLE_SIZE, MAX_EXP, TABLE_SCALE, kernel_tables
+from .kernels_word2vec import EXP_TABLE_SIZE, MAX_EXP, TABLE_SCALE, kernel_tables
 
 _UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
