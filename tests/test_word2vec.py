@@ -25,7 +25,7 @@ from hf_seq.models.word2vec import (
     noise_distribution,
 )
 from hf_seq.models.word2vec.keyed_vectors_word2vec import spearman
-from hf_seq.word2vec_utils import (
+from hf_seq.models.word2vec.training_word2vec import (
     Word2VecSGD,
     Word2VecTrainingArguments,
     _DeviceEpochData,
@@ -363,7 +363,7 @@ def test_planted_cooccurrences_give_expected_neighbours(architecture, objective,
 
 
 def test_default_batch_words():
-    from hf_seq.word2vec_utils import default_batch_words
+    from hf_seq.models.word2vec.training_word2vec import default_batch_words
 
     cbow = Word2VecConfig(vocab_size=VOCAB, word_counts=COUNTS, architecture="cbow")
     skipgram = Word2VecConfig(vocab_size=VOCAB, word_counts=COUNTS, architecture="skipgram")
@@ -397,7 +397,7 @@ def test_two_workers_train_too(backend, parallel):
 
 
 def test_a_failing_worker_process_is_reported(monkeypatch):
-    import hf_seq.word2vec_utils as w2v
+    import hf_seq.models.word2vec.training_word2vec as w2v
 
     def broken(*args, **kwargs):
         raise ValueError("planted failure")
@@ -505,7 +505,7 @@ def test_gensim_model_loads_and_queries_agree():
     assert kv.similarity("a1", "b2") == pytest.approx(float(g.wv.similarity("a1", "b2")), abs=1e-6)
     # continue training the converted model with the fast trainer
     corpus = prepare_word2vec(planted_corpus(4, 300), min_count=1)[2]
-    from hf_seq.word2vec_utils import encode_corpus
+    from hf_seq.models.word2vec.training_word2vec import encode_corpus
 
     corpus = encode_corpus(planted_corpus(4, 300), tokenizer, model.config)
     history = train_word2vec(model, corpus, Word2VecTrainingArguments(epochs=1, progress_bar=False))
@@ -723,7 +723,7 @@ def test_clear_errors():
 def test_hierarchical_softmax_skips_saturated_nodes_as_word2vec_c(by_centre):
     """word2vec.c / gensim leave out a Huffman node whose |h . v| >= 6: it moves neither itself nor the input; the
     other nodes of the path get the usual update, and the loss still counts every node."""
-    from hf_seq.word2vec_utils import MAX_EXP
+    from hf_seq.models.word2vec.training_word2vec import MAX_EXP
 
     config = Word2VecConfig(vocab_size=VOCAB, vector_size=8, word_counts=COUNTS, objective="hierarchical_softmax")
     model = Word2VecForPreTraining(config)
