@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from hf_seq.checkpointing import latest_complete_checkpoint  # noqa: E402
+from hf_seq.training.checkpointing import latest_complete_checkpoint  # noqa: E402
 
 
 def _json(path):

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from .hub import PublishError, RegisteredClass, class_by_name, find_model_dir
-from .yaml_config import ConfigError, check_keys, read_yaml
+from .training.experiment import ConfigError, check_keys, read_yaml
 
 TRAINING_DIR = Path(__file__).resolve().parent.parent / "training"
 # script -> the model families whose config fields its `model` section takes
@@ -316,7 +316,7 @@ def _perplexity(model, tok, path, batch_size, block_size, progress):
     ids = []
     for line in lines:
         ids += tok(line, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    from .trainer import evaluate_perplexity, windowed_perplexity  # as train_lm.py evaluates
+    from .training.trainer import evaluate_perplexity, windowed_perplexity  # as train_lm.py evaluates
 
     if getattr(model.config, "model_type", "") in ("hf_seq_rnn", "hf_seq_gru", "hf_seq_lstm"):
         # the state carried across windows
@@ -475,7 +475,7 @@ def cmd_publish(args, extra) -> int:
 
 
 def cmd_average(args, extra) -> int:
-    from .checkpointing import list_checkpoints, safetensors_problem, save_averaged_checkpoints
+    from .training.checkpointing import list_checkpoints, safetensors_problem, save_averaged_checkpoints
 
     complete = [c for c in list_checkpoints(args.folder)
                 if os.path.isfile(os.path.join(c, "model.safetensors"))

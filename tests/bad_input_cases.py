@@ -430,10 +430,10 @@ _FIXES = {
     ("recurrent-classification", "nan_in_vectors"): "hf_seq/embeddings.read_word_vectors: refuse non-finite "
     "numbers with path:line (float('nan') parses today)",
     ("seq2seq", "yaml_invalid_syntax"): "training/train_seq2seq.load_config_file: wrap yaml.YAMLError in "
-    "ValueError naming the file (or use hf_seq.yaml_config.read_yaml)",
+    "ValueError naming the file (or use hf_seq.training.experiment.read_yaml)",
     ("seq2seq", "yaml_wrong_type"): "train_seq2seq: validate `training` value types (learning_rate: fast is accepted)",
     ("word2vec", "yaml_invalid_syntax"): "training/train_word2vec.load_config: wrap yaml.YAMLError in ValueError "
-    "naming the file (or use hf_seq.yaml_config.read_yaml)",
+    "naming the file (or use hf_seq.training.experiment.read_yaml)",
     ("word2vec", "yaml_wrong_type"): "train_word2vec: validate value types (training.epochs: fast is accepted)",
 }
 _FAILING_IDS = """

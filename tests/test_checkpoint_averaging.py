@@ -1,4 +1,4 @@
-"""Checkpoint averaging (Vaswani et al. 2017 §6.1): `hf_seq.checkpointing.average_checkpoints` /
+"""Checkpoint averaging (Vaswani et al. 2017 §6.1): `hf_seq.training.checkpointing.average_checkpoints` /
 `save_averaged_checkpoints` and `hf-seq average`."""
 
 import os
@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 import hf_seq  # noqa: F401  (registers the Auto classes)
-from hf_seq.checkpointing import average_checkpoints, save_averaged_checkpoints
+from hf_seq.training.checkpointing import average_checkpoints, save_averaged_checkpoints
 from hf_seq.cli import main
 from hf_seq.models.recurrent import LSTMConfig, LSTMForCausalLM
 from hf_seq.models.transformer import TransformerConfig, TransformerForConditionalGeneration

@@ -11,7 +11,7 @@ import torch
 import hf_seq  # noqa: F401  (registers the Auto classes)
 from hf_seq.cli import TRAINING_DIR, choose_script, main
 from hf_seq.tokenization import build_word_level_tokenizer
-from hf_seq.yaml_config import ConfigError
+from hf_seq.training.experiment import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = ["the cat sat on the mat", "the dog ran to the cat", "a bird sat on a dog"]

@@ -21,7 +21,7 @@ from transformers import GenerationConfig
 
 import hf_seq
 from hf_seq.hub import PublishError, clean_generation_config, prepare_hub_folder, publish, registered_classes
-from hf_seq.model_card import card_numbers_match
+from hf_seq.hub.cards import card_numbers_match
 from hf_seq.tokenization import build_word_level_tokenizer
 
 CORPUS = ["the cat sat on the mat", "the dog ran to the cat", "a bird sat on a dog", "the mat was red and the dog was"]
@@ -119,7 +119,7 @@ def _results(entry, model, inputs):
 
 
 def _expected_metric_paths(results):
-    """Where the numbers of a run are, written out independently of hf_seq.model_card."""
+    """Where the numbers of a run are, written out independently of hf_seq.hub.cards."""
     if "analogies" in results:
         return {("analogies", "total"), ("word_pairs", "EN-WS-353-ALL.txt", 1, 0),
                 ("word_pairs", "EN-SIMLEX-999.txt", 1, 0)}
@@ -412,7 +412,7 @@ assert hf_seq  # the import registers the Auto classes used above
 def test_model_cards_quote_the_study(tmp_path, monkeypatch):
     """Cards of the families the study compares carry its rows, copied from study.json (numbers never typed); no
     study file, or a task the study does not cover, gives no section."""
-    import hf_seq.model_card as mc
+    import hf_seq.hub.cards as mc
 
     study = {"subsets": {
         "lm": {"settings": {"budget_seconds": 240.0},

@@ -1,5 +1,5 @@
 """Issue 9, loading: a broken or mismatched folder fails with an error naming the file and the problem, and weights
-load only from safetensors. `hf_seq.loading.load_checked` does the checking; the first test records why it is needed
+load only from safetensors. `hf_seq.hub.loading.load_checked` does the checking; the first test records why it is needed
 (what plain `from_pretrained` does with the same folders in transformers 5.24)."""
 
 import json
@@ -21,7 +21,7 @@ from reliability_common import (
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
 import hf_seq  # noqa: F401
-from hf_seq.loading import CheckpointError, load_checked
+from hf_seq.hub.loading import CheckpointError, load_checked
 from hf_seq.tokenization import build_word_level_tokenizer
 
 

@@ -1,6 +1,6 @@
 """Issue 9, crash and resume: a run interrupted after a checkpoint and resumed ends with exactly the weights and the
 per-step metrics of an uninterrupted run with the same seed; a run SIGKILLed in the middle of saving leaves the last
-complete checkpoint, which `hf_seq.checkpointing.latest_complete_checkpoint` finds and resumes from.
+complete checkpoint, which `hf_seq.training.checkpointing.latest_complete_checkpoint` finds and resumes from.
 
 Every family, tiny models, CPU, a handful of steps. Dropout is on where the model has it, so the RNG state restored
 from the checkpoint matters.
@@ -37,7 +37,7 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 import hf_seq  # noqa: F401
-from hf_seq.checkpointing import checkpoint_problems, latest_complete_checkpoint, safetensors_problem
+from hf_seq.training.checkpointing import checkpoint_problems, latest_complete_checkpoint, safetensors_problem
 from hf_seq.data import group_into_blocks
 from hf_seq.models.word2vec import Word2VecForPreTraining
 from hf_seq.models.word2vec.training_word2vec import (

@@ -47,7 +47,7 @@ from translation_common import (  # noqa: E402
     training_record,
 )
 
-from hf_seq.checkpointing import checkpoint_to_resume  # noqa: E402
+from hf_seq.training.checkpointing import checkpoint_to_resume  # noqa: E402
 
 
 @dataclass

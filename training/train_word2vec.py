@@ -45,7 +45,7 @@ from hf_seq.models.word2vec.training_word2vec import (  # noqa: E402
     train_word2vec,
 )
 from hf_seq.plotting import plot_word_map  # noqa: E402
-from hf_seq.yaml_config import check_types, read_yaml  # noqa: E402
+from hf_seq.training.experiment import check_types, read_yaml  # noqa: E402
 
 EMBEDDED_CORPUS = os.path.join(ROOT, "hf_seq", "data", "timemachine.txt")
 MODEL_FIELDS = ("architecture", "cbow_mean", "objective", "negative", "ns_exponent", "window", "sample", "vector_size")

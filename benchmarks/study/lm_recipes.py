@@ -28,7 +28,7 @@ DEFAULT_RUNS = {
 
 def _history(run_dir: str) -> list[dict]:
     """Validation perplexity per evaluation from the newest checkpoint's trainer state (empty if none kept)."""
-    from hf_seq.checkpointing import list_checkpoints
+    from hf_seq.training.checkpointing import list_checkpoints
 
     states = [os.path.join(c, "trainer_state.json") for c in list_checkpoints(run_dir)]
     states = [p for p in states if os.path.isfile(p)]

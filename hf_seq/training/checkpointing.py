@@ -211,7 +211,7 @@ def average_checkpoints(model_dir: str | os.PathLike, checkpoints: list[str | os
     import torch
     from transformers import AutoConfig
 
-    from .hub import PublishError, class_by_name
+    from ..hub import PublishError, class_by_name
 
     checkpoints = [os.fspath(c) for c in checkpoints]
     if not checkpoints:

@@ -22,9 +22,9 @@ import torch
 from transformers import AutoTokenizer, GenerationConfig, PreTrainedModel
 from transformers.utils import logging
 
-from .auto import REGISTRY, RegisteredClass, UnknownModelClassError, base_class_for
-from .auto import class_by_name as _class_by_name
-from .model_card import REVISION_PLACEHOLDER, ModelCardError, build_model_card, load_results
+from ..auto import REGISTRY, RegisteredClass, UnknownModelClassError, base_class_for
+from ..auto import class_by_name as _class_by_name
+from .cards import REVISION_PLACEHOLDER, ModelCardError, build_model_card, load_results
 
 logger = logging.get_logger(__name__)
 
@@ -150,7 +150,7 @@ def prepare_hub_folder(
     type(model.config).register_for_auto_class()
     type(model).register_for_auto_class(entry.auto_class)
     if entry.auto_class == "AutoModelForSeq2SeqLM":
-        from .pipelines import save_translation_pipeline
+        from ..pipelines import save_translation_pipeline
 
         target = None
         if model_dir is not None and (model_dir / "target_tokenizer").is_dir():

@@ -20,7 +20,7 @@ import os
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging
 
-from .checkpointing import safetensors_problem
+from ..training.checkpointing import safetensors_problem
 
 logger = logging.get_logger(__name__)
 

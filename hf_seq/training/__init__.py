@@ -1,0 +1,1 @@
+"""Training: the experiment layer (`experiment`), the Trainer pieces (`trainer`), checkpoints (`checkpointing`)."""
