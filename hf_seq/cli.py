@@ -316,7 +316,7 @@ def _perplexity(model, tok, path, batch_size, block_size, progress):
     ids = []
     for line in lines:
         ids += tok(line, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    from .training.trainer import evaluate_perplexity, windowed_perplexity  # as train_lm.py evaluates
+    from .evaluation import evaluate_perplexity, windowed_perplexity  # as train_lm.py evaluates
 
     if getattr(model.config, "model_type", "") in ("hf_seq_rnn", "hf_seq_gru", "hf_seq_lstm"):
         # the state carried across windows

@@ -9,11 +9,11 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 import hf_seq  # noqa: F401  (registers the Auto classes)
-from hf_seq.training.checkpointing import average_checkpoints, save_averaged_checkpoints
 from hf_seq.cli import main
 from hf_seq.models.recurrent import LSTMConfig, LSTMForCausalLM
 from hf_seq.models.transformer import TransformerConfig, TransformerForConditionalGeneration
 from hf_seq.tokenization import build_word_level_tokenizer
+from hf_seq.training.checkpointing import average_checkpoints, save_averaged_checkpoints
 
 
 def tiny_transformer(seed: int, vocab_size: int = 30) -> TransformerForConditionalGeneration:

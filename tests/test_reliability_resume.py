@@ -37,7 +37,6 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 import hf_seq  # noqa: F401
-from hf_seq.training.checkpointing import checkpoint_problems, latest_complete_checkpoint, safetensors_problem
 from hf_seq.data import group_into_blocks
 from hf_seq.models.word2vec import Word2VecForPreTraining
 from hf_seq.models.word2vec.training_word2vec import (
@@ -47,6 +46,7 @@ from hf_seq.models.word2vec.training_word2vec import (
     word2vec_pair_dataset,
 )
 from hf_seq.tokenization import build_word_level_tokenizer
+from hf_seq.training.checkpointing import checkpoint_problems, latest_complete_checkpoint, safetensors_problem
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, SAVE_EVERY = 6, 3

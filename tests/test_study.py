@@ -138,7 +138,7 @@ def test_lm_resumes_and_skips_finished_models(quick_study, tmp_path):
 def test_windowed_perplexity_scores_every_token_once():
     import torch
 
-    from hf_seq.training.trainer import windowed_perplexity
+    from hf_seq.evaluation import windowed_perplexity
 
     class Uniform(torch.nn.Module):  # log-probs independent of the context: perplexity must be the vocabulary size
         def forward(self, input_ids, use_cache=False):

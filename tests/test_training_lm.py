@@ -15,10 +15,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingA
 
 import hf_seq  # noqa: F401
 from hf_seq.data import contiguous_stream_blocks, group_into_blocks, load_text_splits
+from hf_seq.evaluation import evaluate_perplexity
 from hf_seq.models.recurrent import GRUConfig, GRUForCausalLM, LSTMConfig, LSTMForCausalLM
 from hf_seq.tokenization import build_word_level_tokenizer
-from hf_seq.training.trainer import EpochDecayCallback, StatefulLMTrainer, evaluate_perplexity
 from hf_seq.training.experiment import ConfigError
+from hf_seq.training.trainer import EpochDecayCallback, StatefulLMTrainer
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -146,7 +147,7 @@ def test_train_lm_transformer_decoder_smoke(tmp_path, capsys):
     assert saved["auto_map"]["AutoModelForCausalLM"].endswith("TransformerForCausalLM")
     assert (out / "README.md").read_text().count("causal language model") >= 1
     # the saved weights give the reported perplexity again
-    from hf_seq.training.trainer import windowed_perplexity
+    from hf_seq.evaluation import windowed_perplexity
 
     model = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)

@@ -39,21 +39,20 @@ from transformers import (
 )
 
 import hf_seq
-from hf_seq.training.checkpointing import checkpoint_to_resume
 from hf_seq.data import contiguous_stream_blocks, group_into_blocks, load_text_splits, stream, tokenize_lines
+from hf_seq.evaluation import evaluate_perplexity, windowed_perplexity
 from hf_seq.hub import write_model_card
 from hf_seq.models.recurrent import GRUConfig, LSTMConfig, RNNConfig
 from hf_seq.models.transformer import TransformerConfig
 from hf_seq.plotting import plot_training_curve
 from hf_seq.tokenization import build_bpe_tokenizer, build_char_level_tokenizer, build_word_level_tokenizer
+from hf_seq.training.checkpointing import checkpoint_to_resume
+from hf_seq.training.experiment import ConfigError, check_keys, check_types, parse_sections
 from hf_seq.training.trainer import (
     EpochDecayCallback,
     StatefulLMTrainer,
     TrainingClock,
-    evaluate_perplexity,
-    windowed_perplexity,
 )
-from hf_seq.training.experiment import ConfigError, check_keys, check_types, parse_sections
 
 ARCHITECTURES = {"rnn": RNNConfig, "gru": GRUConfig, "lstm": LSTMConfig, "transformer": TransformerConfig}
 # a decoder-only Transformer: no encoder, no source embedding to share

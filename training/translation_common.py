@@ -31,8 +31,8 @@ from transformers import (
 import hf_seq
 from hf_seq.seq2seq_utils import bleu_by_source_length, bleu_report, translate
 from hf_seq.tokenization import build_bpe_tokenizer
-from hf_seq.training.trainer import TrainingClock
 from hf_seq.training.experiment import check_types, read_yaml
+from hf_seq.training.trainer import TrainingClock
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")

@@ -5,7 +5,7 @@ measures the neighbours as much as the model).
 Every model is trained by `train_worker` in its own process (so its peak RSS is its own), on the same contiguous
 token stream, 700 tokens per step: recurrent models carry their state across batches (stateful truncated BPTT,
 hf_seq.training.trainer's layout), the Transformer reads the same stream in blocks of `2 * bptt` with no state. Perplexity =
-exp(token-weighted mean NLL) over the whole test stream: recurrent models with `hf_seq.training.trainer.evaluate_perplexity`
+exp(token-weighted mean NLL) over the whole test stream: recurrent models with `hf_seq.evaluation.evaluate_perplexity`
 (state carried), the Transformer with a sliding window (`windowed_perplexity`) so every scored token has at least
 `bptt` tokens of context. A run checkpoints at every curve point and resumes from there; a finished model
 (`result.json` in its run folder) is skipped on rerun.
@@ -176,7 +176,7 @@ def build_matched_model(arch: str, vocab: int, s: LMSettings):
 
 # ----------------------------------------------------------------------------------------------------------- evaluation
 def perplexity(arch: str, model, tokens: np.ndarray, s: LMSettings) -> dict:
-    from hf_seq.training.trainer import evaluate_perplexity, windowed_perplexity
+    from hf_seq.evaluation import evaluate_perplexity, windowed_perplexity
 
     if arch == "transformer":
         return windowed_perplexity(model, tokens, window=2 * s.bptt, stride=s.bptt, progress=False)
