@@ -1,10 +1,8 @@
 """The LM train -> evaluate -> generate -> save path, the stream layout for stateful BPTT, and perplexity."""
 
-import importlib.util
 import json
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -18,20 +16,20 @@ from hf_seq.data import contiguous_stream_blocks, group_into_blocks, load_text_s
 from hf_seq.evaluation import evaluate_perplexity
 from hf_seq.models.recurrent import GRUConfig, GRUForCausalLM, LSTMConfig, LSTMForCausalLM
 from hf_seq.tokenization import build_word_level_tokenizer
-from hf_seq.training.experiment import ConfigError
+from hf_seq.training.experiment import ConfigError, list_configs, load_experiment, run_experiment
 from hf_seq.training.trainer import EpochDecayCallback, StatefulLMTrainer
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
-def load_script(name):
-    """Import a training/ script as a module (they are scripts, not part of the package)."""
-    path = os.path.join(ROOT, "training", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+def train(config, tmp_path, **kw):
+    """Run an experiment (a shipped name or a file) at smoke size into tmp_path/run; returns (results, folder)."""
+    out = tmp_path / "run"
+    return run_experiment(load_experiment(str(config), smoke=True, output_dir=str(out), **kw)), out
+
+
+def parse(config):
+    return load_experiment(str(config))
 
 
 def test_contiguous_stream_blocks_continue_row_by_row():
@@ -104,10 +102,7 @@ def test_a_few_trainer_steps_lower_the_loss(tmp_path, stateful):
 
 
 def test_train_lm_smoke_writes_a_hub_ready_folder(tmp_path):
-    train_lm = load_script("train_lm")
-    config = os.path.join(ROOT, "configs", "lstm_timemachine.yaml")
-    out = tmp_path / "run"
-    results = train_lm.main([config, "--smoke", "--output_dir", str(out)])
+    results, out = train(os.path.join(ROOT, "configs", "lstm_timemachine.yaml"), tmp_path)
     for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json",
                  "modeling_recurrent.py", "configuration_recurrent.py", "eval_results.json", "sample.txt", "README.md"):
         assert (out / name).exists(), name
@@ -119,31 +114,29 @@ def test_train_lm_smoke_writes_a_hub_ready_folder(tmp_path):
     assert json.loads((out / "config.json").read_text())["auto_map"]["AutoModelForCausalLM"].endswith("LSTMForCausalLM")
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text("model:\n  architecture: lstm\n  hiden_size: 3\n")
-    with pytest.raises(ConfigError, match=r"hiden_size.*section 'model'.*Allowed keys:.*hidden_size"):
-        train_lm.parse(str(bad))
-    bad.write_text("model:\n  architecture: transformerz\n")
+    bad.write_text("task: language-modeling\nmodel:\n  architecture: lstm\n  hiden_size: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.*hiden_size.*section 'model'.*Allowed keys:.*hidden_size"):
+        parse(bad)
+    bad.write_text("task: language-modeling\nmodel:\n  architecture: transformerz\n")
     with pytest.raises(ConfigError, match="transformerz"):
-        train_lm.parse(str(bad))
+        parse(bad)
 
 
 def test_train_lm_transformer_decoder_smoke(tmp_path, capsys):
     """`architecture: transformer` trains the decoder-only Transformer through the same script, evaluates it with a
     sliding window, and saves a folder that reloads (locally and by its remote code) to the same outputs."""
-    train_lm = load_script("train_lm")
     config = tmp_path / "tf.yaml"
     config.write_text(
-        "model:\n  architecture: transformer\n  d_model: 16\n  num_heads: 2\n"
+        "task: language-modeling\nmodel:\n  architecture: transformer\n  d_model: 16\n  num_heads: 2\n"
         "data:\n  block_size: 16\n  eval_stride: 8\n"
         f"training:\n  output_dir: {tmp_path / 'unused'}\n  seed: 0\n"
     )
-    out = tmp_path / "run"
-    results = train_lm.main([str(config), "--smoke", "--output_dir", str(out)])
+    results, out = train(config, tmp_path)
     assert results["architecture"] == "transformer"
     assert results["evaluation"] == "sliding window of 16 tokens, stride 8"
     assert 1 < results["test_perplexity"] < float("inf")  # 3 smoke steps: only finiteness is a fact here
     saved = json.loads((out / "config.json").read_text())
-    assert saved["model_type"] == "hf_seq_transformer" and saved["is_encoder_decoder"] is False
+    assert saved["model_type"] == "hf_seq_transformer_lm" and saved["is_encoder_decoder"] is False
     assert saved["auto_map"]["AutoModelForCausalLM"].endswith("TransformerForCausalLM")
     assert (out / "README.md").read_text().count("causal language model") >= 1
     # the saved weights give the reported perplexity again
@@ -181,24 +174,21 @@ def test_train_lm_transformer_decoder_smoke(tmp_path, capsys):
     assert math.isclose(reported["perplexity"], direct["perplexity"], rel_tol=1e-6)
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text("model:\n  architecture: transformer\n  bidirectional: true\n")  # a recurrent key
-    with pytest.raises(ConfigError, match=r"bidirectional.*section 'model'"):
-        train_lm.parse(str(bad))
-    bad.write_text("model:\n  architecture: transformer\ndata:\n  stateful_bptt: true\n")
+    bad.write_text("task: language-modeling\nmodel:\n  architecture: transformer\n  bidirectional: true\n")
+    with pytest.raises(ConfigError, match=r"bidirectional.*section 'model'"):  # a recurrent key
+        parse(bad)
+    bad.write_text("task: language-modeling\nmodel:\n  architecture: transformer\ndata:\n  stateful_bptt: true\n")
     with pytest.raises(ConfigError, match="stateful_bptt"):
-        train_lm.parse(str(bad))
+        parse(bad)
 
 
-@pytest.mark.parametrize("name", ["lstm_timemachine", "gru_timemachine", "rnn_timemachine", "lstm_ptb_small",
-                                  "lstm_ptb_small_shuffled", "lstm_ptb_medium_gpu", "lstm_wikitext2",
-                                  "transformer_lm_ptb", "lstm_wikitext2_small", "transformer_lm_wikitext2",
-                                  "lstm_ptb_zaremba_small"])
-def test_every_lm_config_parses(name):
-    train_lm = load_script("train_lm")
-    arch, model_kw, data, args, gen = train_lm.parse(os.path.join(ROOT, "configs", f"{name}.yaml"))
-    extra = train_lm.DECODER_ONLY if arch == "transformer" else {}
-    train_lm.ARCHITECTURES[arch](vocab_size=100, **model_kw, **extra)  # the model section builds a valid config
-    assert args.max_grad_norm > 0  # clipping stays on
+@pytest.mark.parametrize("name", [n for n, _ in list_configs() if n.startswith(("lstm_", "gru_", "rnn_", "transformer_lm_"))])
+def test_every_lm_config_validates(name):
+    """Every shipped LM experiment passes the whole validation (model config built, generation settings checked)
+    without reading any data."""
+    exp = load_experiment(name)
+    assert exp.task == "language-modeling"
+    assert exp.training.max_grad_norm > 0  # clipping stays on
 
 
 def _decay_trainer(tmp_path, tokens, **kw):
@@ -237,11 +227,11 @@ def test_epoch_decay_needs_a_constant_scheduler(tmp_path):
     trainer.args.lr_scheduler_type = "linear"
     with pytest.raises(ValueError, match="lr_scheduler_type='constant'"):
         trainer.train()
-    train_lm = load_script("train_lm")
     bad = tmp_path / "bad.yaml"
-    bad.write_text("model:\n  architecture: lstm\ndata:\n  lr_decay: 0.5\ntraining:\n  output_dir: x\n")
+    bad.write_text("task: language-modeling\nmodel:\n  architecture: lstm\ndata:\n  lr_decay: 0.5\n"
+                   "training:\n  output_dir: x\n")
     with pytest.raises(ConfigError, match="lr_scheduler_type: constant"):
-        train_lm.parse(str(bad))
+        parse(bad)
 
 
 def test_training_clock_decays_the_rate_to_zero_over_the_budget(monkeypatch):
