@@ -14,6 +14,7 @@ state carried (Zaremba et al.'s protocol); the Transformer, which has no state, 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -145,6 +146,11 @@ def validate(exp: Experiment) -> None:
         raise ConfigError(f"{where}: data.line_separator {data.line_separator!r} is not one of eos, space, none")
     if data.tokenizer not in TOKENIZERS:
         data.tokenizer = resolve_path(data.tokenizer, None)
+    for key in ("train_files", "validation_files", "test_files"):
+        for path in getattr(data, key) or []:
+            if not os.path.isfile(path):
+                raise ConfigError(f"{where}: section 'data': {key}: {path} does not exist (data paths written "
+                                  "$HF_SEQ_DATA/... need HF_SEQ_DATA=/path/to/data, or give the file's path)")
     # the model section builds a config now (a placeholder vocabulary): an impossible config fails before training
     build_config(exp.model, vocab_size=8, pad=0, bos=1, eos=2, block_size=data.block_size)
     # generation settings are checked by GenerationConfig itself, also before training
