@@ -6,11 +6,13 @@
         "Transformer=runs/transformer_multi30k_cpu_3h+runs/transformer_multi30k_cpu_1h" \
         --thresholds 20 25 30 --out benchmarks/results/multi30k_time_to_bleu
 
-Each LABEL=RUN names a run folder of `train_seq2seq.py` / `train_transformer.py` trained with `eval_strategy: epoch`:
-the validation BLEU after every epoch and the training wall time at that point (`elapsed_seconds`, stamped by the
-scripts' TrainingClock) come from its results.json, or while it still trains from its newest checkpoint's
+Each LABEL=RUN names a run folder of a translation experiment (`hf-seq train`, task `translation`; or of the former
+`train_seq2seq.py` / `train_transformer.py`) trained with `eval_strategy: epoch`: the validation BLEU after every
+epoch and the training wall time at that point (`elapsed_seconds`, stamped by TrainingClock) come from its
+eval_results.json (results.json for the former scripts' runs), or while it still trains from its newest checkpoint's
 trainer_state.json. `RUN+EARLIER` says that RUN resumed from a checkpoint of EARLIER, a run without stamped times:
-EARLIER's `train_seconds` is added to RUN's clock. Writes OUT.json, OUT.md and OUT.png.
+EARLIER's `train_seconds` is added to RUN's clock (a translation runner's run continues the clock of the checkpoint it
+resumed, so it needs no `+EARLIER`). Writes OUT.json, OUT.md and OUT.png.
 """
 
 from __future__ import annotations
@@ -30,17 +32,24 @@ def _json(path):
         return json.load(f)
 
 
+RESULTS_FILES = ("eval_results.json", "results.json")  # the run folder's, then the former scripts'
+
+
+def results_path(run: str) -> str | None:
+    return next((os.path.join(run, f) for f in RESULTS_FILES if os.path.isfile(os.path.join(run, f))), None)
+
+
 def eval_history(run: str) -> tuple[list[dict], dict]:
-    """[(epoch, step, elapsed_seconds, bleu)] of a run, and its results.json (empty while it trains)."""
-    results_path = os.path.join(run, "results.json")
-    if os.path.isfile(results_path):
-        results = _json(results_path)
+    """[(epoch, step, elapsed_seconds, bleu)] of a run, and its results (empty while it trains)."""
+    path = results_path(run)
+    if path is not None:
+        results = _json(path)
         history = results.get("eval_history") or []
     else:
         results = {}
         checkpoint = latest_complete_checkpoint(run)
         if checkpoint is None:
-            raise SystemExit(f"{run}: no results.json and no checkpoint to read the validation history from")
+            raise SystemExit(f"{run}: no eval_results.json and no checkpoint to read the validation history from")
         history = [e for e in _json(os.path.join(checkpoint, "trainer_state.json"))["log_history"] if "eval_bleu" in e]
     points = [
         {"epoch": e["epoch"], "step": e["step"], "elapsed_seconds": e["elapsed_seconds"], "bleu": e["eval_bleu"]}
@@ -75,7 +84,10 @@ def main(argv=None):
         label, paths = spec.split("=", 1)
         run, *earlier = paths.split("+")
         points, results = eval_history(run)
-        offset = sum(_json(os.path.join(e, "results.json"))["train_seconds"] for e in earlier)
+        for e in earlier:
+            if results_path(e) is None:
+                raise SystemExit(f"{e}: no eval_results.json to read the earlier run's train_seconds from")
+        offset = sum(_json(results_path(e))["train_seconds"] for e in earlier)
         for p in points:
             p["elapsed_seconds"] = round(p["elapsed_seconds"] + offset, 1)
         report["runs"].append({

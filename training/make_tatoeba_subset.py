@@ -1,6 +1,6 @@
 """Rebuild hf_seq/data/tatoeba_en_fr.tsv: a small, short English->French subset of the Tatoeba pairs.
 
-    python training/make_tatoeba_subset.py --source /work/shared/data/fra-eng/fra.txt --pairs 6000
+    python training/make_tatoeba_subset.py --source $HF_SEQ_DATA/fra-eng/fra.txt --pairs 6000
 
 Rule (deterministic): English sentences of 3-6 whitespace words, French of at most 8, the first French translation
 of each distinct English sentence, then a seeded random sample of `--pairs` of them, in file order.
@@ -11,10 +11,13 @@ import argparse
 import os
 import random
 
+from hf_seq.training.experiment import data_root
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default="/work/shared/data/fra-eng/fra.txt")
+    parser.add_argument("--source", default=os.path.join(data_root() or ".", "fra-eng", "fra.txt"),
+                        help="fra.txt of manythings.org's fra-eng.zip (default: $HF_SEQ_DATA/fra-eng/fra.txt)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "hf_seq", "data", "tatoeba_en_fr.tsv"))
     parser.add_argument("--pairs", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=0)

@@ -7,9 +7,9 @@ optimises) over `word2vec_pair_dataset`, with any torch optimizer, on one proces
     torchrun --nproc_per_node 2 training/train_word2vec_accelerate.py --out runs/word2vec_accelerate_ddp
     accelerate launch --mixed_precision bf16 training/train_word2vec_accelerate.py --architecture cbow
 
-The main way to train stays `training/train_word2vec.py` (`train_word2vec`: word2vec.c's own updates, compiled with
-numba on a CPU, a Triton kernel on a GPU, many times faster than autograd over small batches). This loop is for
-word2vec inside your own PyTorch/accelerate code: another optimizer or schedule, an extra loss, a shared model.
+The main way to train stays `hf-seq train word2vec_timemachine` (`train_word2vec`: word2vec.c's own updates,
+compiled with numba on a CPU, a Triton kernel on a GPU, many times faster than autograd over small batches). This loop
+is for word2vec inside your own PyTorch/accelerate code: another optimizer or schedule, an extra loss, a shared model.
 Every epoch draws a fresh sub-sampling and dynamic windows (`word2vec_pair_dataset(seed, epoch)`), the pairs are
 shuffled and sharded over the processes, and the learning rate falls linearly to `--min-lr` as in word2vec.c.
 Writes the model (safetensors, with its tokenizer) and results.json (mean loss per epoch) to --out.

@@ -1,10 +1,12 @@
 """Translation: RNN encoder-decoder without attention, with Bahdanau and with Luong attention, and the Transformer,
-on Multi30k De->En. Nothing is re-implemented here: each system is the family owner's training script run on the
-owner's CPU config (same data, same joint-BPE recipe, greedy test decoding, same wall-clock training budget passed as
-`data.max_train_minutes`); this module only launches them, skips finished runs, and scores every system's
-`test_hypotheses.txt` the same way (sacreBLEU BLEU/chrF with signatures, BLEU by source-length bucket, sentences/s).
+on Multi30k De->En. Nothing is re-implemented here: each system is the translation runner (`hf-seq train`, task
+`translation`) on the family's shipped CPU experiment (same data, same joint-BPE recipe, greedy test decoding, same
+wall-clock training budget passed as `data.max_train_minutes`); this module only launches them, skips finished runs,
+and scores every system's `test_hypotheses.txt` the same way (sacreBLEU BLEU/chrF with signatures, BLEU by
+source-length bucket, sentences/s).
 
-`collect_from` reads finished `results.json` files from other output folders instead (e.g. the owners' own runs).
+`collect_from` reads finished runs from other output folders instead (e.g. the owners' own runs): their
+`eval_results.json` (or, for runs of the former training scripts, `results.json`).
 """
 
 from __future__ import annotations
@@ -16,29 +18,37 @@ import time
 
 from .common import DATA_DIR, REPO, read_json
 
-# name -> (label, script, config, overrides). Bahdanau has no CPU config of its own: the Luong CPU config with the
-# attention switched, so the three RNN systems differ in the attention alone.
+# name -> (label, shipped experiment, overrides). Bahdanau has no CPU experiment of its own: the Luong CPU one with
+# the attention switched, so the three RNN systems differ in the attention alone.
 SYSTEMS = {
-    "none": ("GRU enc-dec, no attention", "training/train_seq2seq.py", "configs/seq2seq_multi30k_none_cpu.yaml", []),
-    "bahdanau": ("GRU enc-dec + Bahdanau", "training/train_seq2seq.py", "configs/seq2seq_multi30k_luong_cpu.yaml",
+    "none": ("GRU enc-dec, no attention", "seq2seq_multi30k_none_cpu", []),
+    "bahdanau": ("GRU enc-dec + Bahdanau", "seq2seq_multi30k_luong_cpu",
                  ["model.attention=bahdanau", "model.attention_size=128"]),
-    "luong": ("GRU enc-dec + Luong (general)", "training/train_seq2seq.py", "configs/seq2seq_multi30k_luong_cpu.yaml",
-              []),
-    "transformer": ("Transformer", "training/train_transformer.py", "configs/transformer_multi30k_cpu.yaml",
-                    ["data.test_num_beams=1"]),
+    "luong": ("GRU enc-dec + Luong (general)", "seq2seq_multi30k_luong_cpu", []),
+    "transformer": ("Transformer", "transformer_multi30k_cpu", ["data.test_num_beams=1"]),
 }
-QUICK_CONFIGS = {"transformer": "configs/transformer_smoke.yaml"}
+# --quick: the Transformer's own seconds-long experiment; the RNN systems run their experiment with --smoke
+QUICK_EXPERIMENTS = {"transformer": "transformer_smoke"}
+RESULTS_FILES = ("eval_results.json", "results.json")  # the run folder's, then the former scripts'
+
+
+def results_path(run_dir: str) -> str | None:
+    """The results file of a finished run folder (None while it has none)."""
+    return next((os.path.join(run_dir, f) for f in RESULTS_FILES if os.path.isfile(os.path.join(run_dir, f))), None)
+
+
+def _overrides(name: str, budget_minutes: float, quick: bool) -> list[str]:
+    """The experiment and its `section.key=value` overrides for one system (after `hf-seq train`)."""
+    _, experiment, overrides = SYSTEMS[name]
+    if quick:
+        if name in QUICK_EXPERIMENTS:
+            return [QUICK_EXPERIMENTS[name], "data.test_num_beams=1"]
+        return [experiment, "--smoke", "data.test_num_beams=1", *[o for o in overrides if o.startswith("model.attention=")]]
+    return [experiment, f"data.max_train_minutes={budget_minutes}", *overrides]
 
 
 def _command(name: str, out_dir: str, budget_minutes: float, quick: bool) -> list[str]:
-    _, script, config, overrides = SYSTEMS[name]
-    cmd = [sys.executable, os.path.join(REPO, script)]
-    if quick:
-        if name == "transformer":
-            return cmd + [QUICK_CONFIGS["transformer"], f"training.output_dir={out_dir}", "data.test_num_beams=1"]
-        return cmd + [config, "--smoke", f"training.output_dir={out_dir}", "data.test_num_beams=1",
-                      *[o for o in overrides if o.startswith("model.attention=")]]
-    return cmd + [config, f"training.output_dir={out_dir}", f"data.max_train_minutes={budget_minutes}", *overrides]
+    return [sys.executable, "-m", "hf_seq.train", *_overrides(name, budget_minutes, quick), "--output_dir", out_dir]
 
 
 def _test_set(results: dict):
@@ -55,14 +65,18 @@ def _test_set(results: dict):
     return sources[:n], refs[:n]
 
 
-def score(name: str, out_dir: str) -> dict:
-    """One row of the table from a finished run folder (results.json + test_hypotheses.txt)."""
-    from hf_seq.seq2seq_utils import bleu_by_source_length, bleu_report
+def score(name: str, out_dir: str, overrides: list[str] | None = None) -> dict:
+    """One row of the table from a finished run folder (eval_results.json + test_hypotheses.txt). `overrides`: the
+    ones this module launched the run with (a former script's results.json records its own)."""
+    from hf_seq.evaluation import bleu_by_source_length, bleu_report
 
-    r = read_json(os.path.join(out_dir, "results.json"))
+    r = read_json(results_path(out_dir))
+    config_file = r.get("config_file")
+    if config_file and os.path.isabs(config_file) and config_file.startswith(REPO + os.sep):
+        config_file = os.path.relpath(config_file, REPO)
     row = {
         "system": name, "label": SYSTEMS[name][0], "run_dir": os.path.relpath(out_dir, REPO),
-        "config_file": r.get("config_file"), "overrides": r.get("overrides"), "dataset": r.get("dataset"),
+        "config_file": config_file, "overrides": r.get("overrides", overrides), "dataset": r.get("dataset"),
         "direction": r.get("direction"), "parameters": r.get("parameters"), "steps": r.get("steps"),
         "epochs": r.get("epochs"), "train_seconds": r.get("train_seconds"), "train_cpu_seconds": r.get("train_cpu_seconds"),
         "test_bleu": r.get("test_bleu"), "test_chrf": r.get("test_chrf"),
@@ -71,8 +85,8 @@ def score(name: str, out_dir: str) -> dict:
         "test_seconds": r.get("test_seconds"), "threads": r.get("threads"),
         "bleu_by_source_length": r.get("test_bleu_by_source_length"),
     }
-    budget = None
-    for o in r.get("overrides") or []:
+    budget = r.get("max_train_minutes")  # recorded by the translation runner
+    for o in row["overrides"] or []:
         if o.startswith("data.max_train_minutes="):
             budget = float(o.split("=", 1)[1])
     cfg = os.path.join(REPO, r.get("config_file") or "")
@@ -106,9 +120,10 @@ def run(results_dir: str, run_dir: str, quick: bool, budget_minutes: float, coll
     rows, missing, launched = [], [], []
     for name in systems:
         out_dir = (collect_from or {}).get(name) or os.path.join(run_dir, name)
-        if not os.path.isfile(os.path.join(out_dir, "results.json")):
+        launched_with = None
+        if results_path(out_dir) is None:
             if collect_from and name in collect_from:
-                missing.append({"system": name, "reason": f"no results.json in {out_dir}"})
+                missing.append({"system": name, "reason": f"no eval_results.json in {out_dir}"})
                 continue
             cmd = _command(name, out_dir, budget_minutes, quick)
             os.makedirs(out_dir, exist_ok=True)
@@ -120,15 +135,16 @@ def run(results_dir: str, run_dir: str, quick: bool, budget_minutes: float, coll
                                       env=dict(os.environ, OMP_NUM_THREADS="1"))
             launched.append({"system": name, "command": cmd[1:], "exit": proc.returncode,
                              "wall_seconds": round(time.time() - t0, 1)})
+            launched_with = [o for o in _overrides(name, budget_minutes, quick)[1:] if "=" in o]
             if proc.returncode != 0:
-                missing.append({"system": name, "reason": f"training script exited {proc.returncode}; see "
+                missing.append({"system": name, "reason": f"hf-seq train exited {proc.returncode}; see "
                                                           f"{os.path.relpath(out_dir, REPO)}/study.log"})
                 continue
-        rows.append(score(name, out_dir))
+        rows.append(score(name, out_dir, launched_with))
     plots = {}
     by_len = {r["label"]: r["bleu_by_source_length"] for r in rows if r.get("bleu_by_source_length")}
     if by_len:
-        from hf_seq.seq2seq_utils import plot_bleu_by_length
+        from hf_seq.plotting import plot_bleu_by_length
 
         plots["bleu_by_length"] = os.path.basename(plot_bleu_by_length(
             by_len, os.path.join(results_dir, "translation_bleu_by_length.png"),

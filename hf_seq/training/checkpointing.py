@@ -11,6 +11,11 @@ returns the first one that passes `checkpoint_problems`, logging why each newer 
 
     resume = latest_complete_checkpoint(args.output_dir)   # instead of get_last_checkpoint(args.output_dir)
     trainer.train(resume_from_checkpoint=resume)
+
+A run also refuses to resume someone else's checkpoint: `checkpoint_to_resume(args, fingerprint=experiment_dict)`
+compares the resolved experiment (minus what may change on resume: `VOLATILE_KEYS`) with the one recorded in the
+output folder and in the checkpoint (`run_fingerprint.json`, written by `RunFingerprintCallback` on every save) and
+raises `RunMismatchError` naming the differing keys.
 """
 
 from __future__ import annotations
@@ -18,10 +23,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import struct
 import zipfile
+from typing import Any
 
+from transformers import TrainerCallback
 from transformers.utils import logging
+
+from ..io_utils import atomic_folder, atomic_write
 
 logger = logging.get_logger(__name__)
 
@@ -29,6 +39,11 @@ _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 # files Trainer writes with torch.save (zip archives since torch 1.6)
 _TORCH_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt")
+# StatefulLMTrainer's carried recurrent state, written before trainer_state.json (hf_seq/training/trainer.py)
+CARRIED_STATE = "carried_state.safetensors"
+FINGERPRINT = "run_fingerprint.json"
+# what `save_averaged_checkpoints` writes into its output folder (provenance, and the mark of a folder it may replace)
+AVERAGE_RECORD = "averaged_checkpoints.json"
 
 
 def safetensors_problem(path: str | os.PathLike) -> str | None:
@@ -147,6 +162,15 @@ def checkpoint_problems(checkpoint: str | os.PathLike) -> list[str]:
         if name in _TORCH_FILES or (name.startswith("rng_state") and name.endswith(".pth")):
             if (problem := torch_file_problem(os.path.join(checkpoint, name))) is not None:
                 problems.append(problem)
+
+    # 4. hf-seq's own files: the carried recurrent state of a stateful run, the run fingerprint
+    if CARRIED_STATE in files and (problem := safetensors_problem(os.path.join(checkpoint, CARRIED_STATE))):
+        problems.append(problem)
+    if FINGERPRINT in files:
+        try:
+            read_fingerprint(checkpoint)
+        except ValueError as e:
+            problems.append(str(e))
     return problems
 
 
@@ -181,13 +205,199 @@ def latest_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
-def checkpoint_to_resume(args) -> str | None:
+# ---------------------------------------------------------------------------------------------------- run fingerprint
+# Fields that may change when a run is resumed (matched by name at any depth of the fingerprint): where it writes,
+# how often it logs / evaluates / saves, how it reports, how many loader workers, the wall-clock budget, the device.
+VOLATILE_KEYS = frozenset({
+    "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "logging_dir", "logging_steps",
+    "logging_strategy", "logging_first_step", "logging_nan_inf_filter", "log_level", "log_level_replica",
+    "eval_steps", "eval_strategy", "eval_delay", "eval_on_start", "save_steps", "save_strategy", "save_total_limit",
+    "save_on_each_node", "dataloader_num_workers", "dataloader_prefetch_factor", "dataloader_persistent_workers",
+    "dataloader_pin_memory", "report_to", "run_name", "project", "trackio_space_id", "disable_tqdm", "push_to_hub",
+    "hub_model_id", "hub_token", "hub_private_repo", "hub_strategy", "hub_always_push", "hub_revision",
+    "max_train_minutes", "results_file", "use_cpu",
+})  # fmt: skip
+
+
+class RunMismatchError(ValueError):
+    """The output folder (or the checkpoint to resume) belongs to a run with another configuration."""
+
+
+def strip_volatile(config: dict, volatile=VOLATILE_KEYS) -> dict:
+    """`config` without the keys that may change on resume (`VOLATILE_KEYS`, at any depth)."""
+    if isinstance(config, dict):
+        return {k: strip_volatile(v, volatile) for k, v in config.items() if k not in volatile}
+    if isinstance(config, (list, tuple)):
+        return [strip_volatile(v, volatile) for v in config]
+    return config
+
+
+def _as_fingerprint(fingerprint: dict) -> dict:
+    if not isinstance(fingerprint, dict):
+        raise TypeError(f"a run fingerprint is a dict (the resolved experiment), got {type(fingerprint).__name__}")
+    try:  # a JSON round trip: tuples become lists, as they come back from the file
+        return json.loads(json.dumps(strip_volatile(fingerprint), sort_keys=True, allow_nan=True))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"a run fingerprint must be JSON-serialisable: {e}") from e
+
+
+def write_fingerprint(folder: str | os.PathLike, fingerprint: dict) -> str:
+    """Write `fingerprint` (minus `VOLATILE_KEYS`) to `<folder>/run_fingerprint.json` atomically; `folder` is a run's
+    output folder or one of its checkpoints (created if missing). Returns the file's path."""
+    data = _as_fingerprint(fingerprint)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(os.fspath(folder), FINGERPRINT)
+    with atomic_write(path, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return path
+
+
+def read_fingerprint(folder: str | os.PathLike) -> dict | None:
+    """The fingerprint stored in `folder` (None when there is none); ValueError naming the file if it is corrupt."""
+    path = os.path.join(os.fspath(folder), FINGERPRINT)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: truncated or corrupted run fingerprint ({e})") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a run fingerprint is a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict) and d:
+        out = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+_ABSENT = object()
+
+
+def fingerprint_differences(stored: dict, current: dict) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (stored value, current value)} for every key whose value differs (a missing key is `_ABSENT`)."""
+    a, b = _flatten(_as_fingerprint(stored)), _flatten(_as_fingerprint(current))
+
+    def same(x, y):  # through JSON text, so that NaN equals NaN
+        return x is y or (x is not _ABSENT and y is not _ABSENT and json.dumps(x) == json.dumps(y))
+
+    return {k: (a.get(k, _ABSENT), b.get(k, _ABSENT)) for k in sorted(a.keys() | b.keys())
+            if not same(a.get(k, _ABSENT), b.get(k, _ABSENT))}
+
+
+def _stored_fingerprint(path: str) -> tuple[dict | None, str | None]:
+    """(fingerprint, file) recorded for `path`: its own file; for a checkpoint without one (killed between its
+    trainer_state.json and the fingerprint), its run folder's; for a run folder without one, its newest checkpoint's."""
+    own = read_fingerprint(path)
+    if own is not None:
+        return own, os.path.join(path, FINGERPRINT)
+    if _CHECKPOINT_RE.match(os.path.basename(os.path.normpath(path))):
+        parent = os.path.dirname(os.path.normpath(path))
+        found = read_fingerprint(parent)
+        return (found, os.path.join(parent, FINGERPRINT)) if found is not None else (None, None)
+    for checkpoint in list_checkpoints(path):
+        found = read_fingerprint(checkpoint)
+        if found is not None:
+            return found, os.path.join(checkpoint, FINGERPRINT)
+    return None, None
+
+
+def _show(value) -> str:
+    return "<absent>" if value is _ABSENT else json.dumps(value)[:80]
+
+
+def check_fingerprint(output_dir: str | os.PathLike, fingerprint: dict) -> None:
+    """Refuse to continue in `output_dir` (a run folder or a checkpoint) when the fingerprint recorded there differs
+    from `fingerprint`: raises `RunMismatchError` naming every differing key with both values. Nothing recorded
+    (a new folder, or a run from before fingerprints) passes."""
+    output_dir = os.fspath(output_dir)
+    if not os.path.isdir(output_dir):
+        return
+    stored, where = _stored_fingerprint(output_dir)
+    if stored is None:
+        return
+    diff = fingerprint_differences(stored, fingerprint)
+    if not diff:
+        return
+    shown = "; ".join(f"{k}: {_show(old)} there, {_show(new)} now" for k, (old, new) in list(diff.items())[:12])
+    more = f" (and {len(diff) - 12} more)" if len(diff) > 12 else ""
+    raise RunMismatchError(
+        f"{output_dir} holds a run with another configuration ({where}); {len(diff)} setting(s) differ: {shown}{more}. "
+        "Resuming it would continue that run's weights under this configuration. Start afresh in this folder with "
+        "--overwrite_output_dir (its checkpoints are deleted), or give this run a new output folder "
+        "(training.output_dir / --output_dir)."
+    )
+
+
+class RunFingerprintCallback(TrainerCallback):
+    """Write the run fingerprint into the output folder when training begins and into every checkpoint folder when
+    it is saved (Trainer calls `on_save` right after the checkpoint's trainer_state.json)."""
+
+    def __init__(self, fingerprint: dict):
+        self.fingerprint = _as_fingerprint(fingerprint)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            write_fingerprint(args.output_dir, self.fingerprint)
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if state.is_world_process_zero and os.path.isdir(checkpoint):
+            write_fingerprint(checkpoint, self.fingerprint)
+
+
+def clear_checkpoints(output_dir: str | os.PathLike) -> list[str]:
+    """Delete `output_dir`'s `checkpoint-<step>` folders and run fingerprint (what `--overwrite_output_dir` means
+    for a run); returns what was removed."""
+    removed = list_checkpoints(output_dir)
+    for checkpoint in removed:
+        shutil.rmtree(checkpoint)
+    fingerprint = os.path.join(os.fspath(output_dir), FINGERPRINT)
+    if os.path.isfile(fingerprint):
+        os.remove(fingerprint)
+        removed.append(fingerprint)
+    if removed:
+        logger.warning("overwrite_output_dir: removed %s", ", ".join(removed))
+    return removed
+
+
+def checkpoint_to_resume(args, fingerprint: dict | None = None, overwrite: bool | None = None) -> str | None:
     """Where a training script resumes: `args.resume_from_checkpoint` when given (a checkpoint folder, possibly
     another run's), else the newest complete checkpoint in `args.output_dir` (a crashed run picks up where it
-    stopped), else None. `args` is a `TrainingArguments`."""
+    stopped), else None. `args` is a `TrainingArguments`.
+
+    `fingerprint` (the resolved experiment as a JSON-serialisable dict): the output folder and the checkpoint must
+    have been written by a run with the same fingerprint (`check_fingerprint`, `RunMismatchError` otherwise); it is
+    then recorded in the output folder at once, so a second run started there meanwhile is refused too (pass a
+    `RunFingerprintCallback` to the Trainer to record it in every checkpoint). `overwrite` (default:
+    `args.overwrite_output_dir` when it exists) starts afresh: the folder's checkpoints and fingerprint are deleted.
+    """
+    if overwrite is None:
+        overwrite = bool(getattr(args, "overwrite_output_dir", False))
+    output_dir = args.output_dir
     if args.resume_from_checkpoint:
-        return args.resume_from_checkpoint
-    found = latest_complete_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+        found = args.resume_from_checkpoint
+        if not os.path.isdir(found):
+            raise FileNotFoundError(f"resume_from_checkpoint {found!r} is not a folder")
+    elif overwrite:
+        if os.path.isdir(output_dir):
+            clear_checkpoints(output_dir)
+        found = None
+    else:
+        found = latest_complete_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    if fingerprint is not None:
+        if not overwrite:
+            check_fingerprint(output_dir, fingerprint)
+        if found:
+            check_fingerprint(found, fingerprint)
+        if getattr(args, "process_index", 0) == 0:
+            write_fingerprint(output_dir, fingerprint)
     if found:
         logger.warning("resuming from %s", found)
     return found
@@ -196,7 +406,34 @@ def checkpoint_to_resume(args) -> str | None:
 # ------------------------------------------------------------------------------------------------ checkpoint averaging
 # not copied from the template folder: the weights (written anew) and a Trainer checkpoint's training state
 _NOT_COPIED = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "config.json",
-               "optimizer.pt", "scheduler.pt", "scaler.pt", "trainer_state.json", "training_args.bin")
+               "optimizer.pt", "scheduler.pt", "scaler.pt", "trainer_state.json", "training_args.bin",
+               CARRIED_STATE, FINGERPRINT, AVERAGE_RECORD)
+
+
+def _load_config(folder: str):
+    """`AutoConfig.from_pretrained(folder)` with a config that fails its own validation (`@strict` raises
+    `StrictDataclassError`, neither ValueError nor TypeError) reported as a ValueError naming the folder."""
+    from huggingface_hub.errors import StrictDataclassError
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(folder)
+    except StrictDataclassError as e:
+        raise ValueError(f"{os.path.join(folder, 'config.json')}: invalid config: {e}") from e
+
+
+def newest_checkpoints(run_folder: str | os.PathLike, last: int) -> list[str]:
+    """The `last` newest `checkpoint-<step>` folders of `run_folder` whose weights are whole, oldest first (what
+    `hf-seq average RUN --last N` averages). ValueError unless `last` is an integer >= 1 and that many exist."""
+    if isinstance(last, bool) or not isinstance(last, int) or last < 1:
+        raise ValueError(f"last must be an integer >= 1 (the number of newest checkpoints to average), got {last!r}")
+    complete = [c for c in list_checkpoints(run_folder)
+                if os.path.isfile(os.path.join(c, "model.safetensors"))
+                and not safetensors_problem(os.path.join(c, "model.safetensors"))]
+    if len(complete) < last:
+        raise ValueError(f"last={last}: {os.fspath(run_folder)!r} has {len(complete)} checkpoint folders with "
+                         "complete weights")
+    return complete[:last][::-1]
 
 
 def average_checkpoints(model_dir: str | os.PathLike, checkpoints: list[str | os.PathLike]):
@@ -209,7 +446,6 @@ def average_checkpoints(model_dir: str | os.PathLike, checkpoints: list[str | os
     averaged in float64; integer buffers must be equal in all checkpoints.
     """
     import torch
-    from transformers import AutoConfig
 
     from ..hub import PublishError, class_by_name
 
@@ -223,9 +459,9 @@ def average_checkpoints(model_dir: str | os.PathLike, checkpoints: list[str | os
         problem = safetensors_problem(weights)
         if problem:
             raise ValueError(problem)
-    config = AutoConfig.from_pretrained(model_dir)
+    config = _load_config(os.fspath(model_dir))
     for checkpoint in checkpoints:
-        other = AutoConfig.from_pretrained(checkpoint)
+        other = _load_config(checkpoint)
         if (other.model_type, other.architectures) != (config.model_type, config.architectures):
             raise ValueError(
                 f"{checkpoint!r} ({other.model_type}, {other.architectures}) is not a checkpoint of {model_dir!r}'s "
@@ -263,29 +499,77 @@ def average_checkpoints(model_dir: str | os.PathLike, checkpoints: list[str | os
     return model
 
 
+def _same_or_inside(a: str, b: str) -> bool:
+    """Whether folder `a` is `b` or contains it."""
+    a, b = os.path.realpath(a), os.path.realpath(b)
+    return a == b or os.path.commonpath([a, b]) == a
+
+
+def _check_average_output(model_dir: str, checkpoints: list[str], output_dir: str) -> None:
+    """Refuse an output folder that would destroy an input, or a non-empty folder that is not a previous average."""
+    for role, folder in [("model_dir", model_dir)] + [("checkpoint", c) for c in checkpoints]:
+        if _same_or_inside(output_dir, folder):
+            how = "is" if os.path.realpath(output_dir) == os.path.realpath(folder) else "holds"
+            raise ValueError(f"output_dir {output_dir!r} {how} the {role} {folder!r}, one of the averaged inputs: it "
+                             "would be overwritten. Choose another folder.")
+    if os.path.isfile(output_dir):
+        raise ValueError(f"output_dir {output_dir!r} is a file, not a folder")
+    if os.path.isdir(output_dir) and os.listdir(output_dir) and not os.path.isfile(
+            os.path.join(output_dir, AVERAGE_RECORD)):
+        raise ValueError(
+            f"output_dir {output_dir!r} is not empty and was not written by save_averaged_checkpoints (no "
+            f"{AVERAGE_RECORD}): refusing to replace another model's folder. Choose an empty or new folder."
+        )
+
+
 def save_averaged_checkpoints(model_dir: str | os.PathLike, checkpoints: list[str | os.PathLike],
                               output_dir: str | os.PathLike) -> str:
     """`average_checkpoints` saved as a complete model folder: the averaged weights plus every other file of
     `model_dir` (tokenizer, generation config, custom pipeline code, model card; not a checkpoint's optimizer,
-    scheduler, RNG or trainer state), so it loads like the original."""
-    import shutil
+    scheduler, RNG or trainer state), so it loads like the original, and `averaged_checkpoints.json` naming the inputs.
 
+    Refuses (ValueError) an `output_dir` that is or contains `model_dir` or one of the checkpoints, a checkpoint
+    named twice, and a non-empty folder that is not a previous average output. The folder is written beside
+    `output_dir` and renamed into place at the end: a crash never leaves half a model there."""
     model_dir, output_dir = os.fspath(model_dir), os.fspath(output_dir)
-    if os.path.abspath(model_dir) == os.path.abspath(output_dir):
+    checkpoints = [os.fspath(c) for c in checkpoints]
+    if os.path.realpath(model_dir) == os.path.realpath(output_dir):
         raise ValueError(f"output_dir must differ from model_dir ({model_dir!r}): the originals would be overwritten")
+    seen = set()
+    for checkpoint in checkpoints:
+        if os.path.realpath(checkpoint) in seen:
+            raise ValueError(f"checkpoint {checkpoint!r} is named twice: each checkpoint is averaged once")
+        seen.add(os.path.realpath(checkpoint))
+    _check_average_output(model_dir, checkpoints, output_dir)
     model = average_checkpoints(model_dir, checkpoints)
-    os.makedirs(output_dir, exist_ok=True)
-    for name in os.listdir(model_dir):
-        source = os.path.join(model_dir, name)
-        if name not in _NOT_COPIED and not name.startswith("rng_state") and os.path.isfile(source):
-            shutil.copy2(source, os.path.join(output_dir, name))
-    model.save_pretrained(output_dir)
+    with atomic_folder(output_dir) as tmp:
+        for name in os.listdir(model_dir):
+            source = os.path.join(model_dir, name)
+            if name not in _NOT_COPIED and not name.startswith("rng_state") and os.path.isfile(source):
+                shutil.copy2(source, os.path.join(tmp, name))
+        model.save_pretrained(tmp)
+        record = {"model_dir": os.path.abspath(model_dir), "checkpoints": [os.path.abspath(c) for c in checkpoints]}
+        with atomic_write(os.path.join(tmp, AVERAGE_RECORD), "w") as f:
+            json.dump(record, f, indent=2)
     logger.info("averaged %d checkpoints into %s", len(checkpoints), output_dir)
     return output_dir
 
 
 __all__ = [
+    "AVERAGE_RECORD",
+    "CARRIED_STATE",
+    "FINGERPRINT",
+    "RunFingerprintCallback",
+    "RunMismatchError",
+    "VOLATILE_KEYS",
+    "check_fingerprint",
     "checkpoint_to_resume",
+    "clear_checkpoints",
+    "fingerprint_differences",
+    "newest_checkpoints",
+    "read_fingerprint",
+    "strip_volatile",
+    "write_fingerprint",
     "average_checkpoints",
     "checkpoint_problems",
     "is_complete_checkpoint",

@@ -58,7 +58,8 @@ VOLATILE = {
                  "logging_dir", "save_steps", "save_strategy", "save_total_limit", "eval_steps", "report_to",
                  "dataloader_num_workers", "disable_tqdm", "push_to_hub", "hub_model_id", "hub_token",
                  "hub_private_repo", "hub_strategy", "run_name", "resume_from_checkpoint", "use_cpu"},
-    "data": {"max_train_minutes", "results_file"},
+    "data": {"max_train_minutes", "results_file", "eval_only", "tune_decoding", "test_num_beams",
+             "test_length_penalty", "heatmap_sentence", "max_test_samples"},  # test-time settings
     "generate": None,  # sampling a text after training does not change the trained weights
 }
 
@@ -456,18 +457,52 @@ def load_experiment(
 
 
 def resume_checkpoint(exp: Experiment) -> str | None:
-    """The checkpoint a run resumes from (None: start afresh). Refuses a folder holding another experiment's run."""
-    from .checkpointing import checkpoint_to_resume
+    """The checkpoint a run resumes from (None: start afresh).
 
-    if exp.overwrite:
-        return None
-    return checkpoint_to_resume(exp.training, fingerprint=exp.fingerprint())
+    Resuming in `output_dir` needs the same fingerprint there (another experiment's folder is refused, naming the
+    differing keys). A checkpoint named explicitly with `training.resume_from_checkpoint` outside `output_dir` may
+    come from another experiment on purpose (continuing a 1-hour run for 3 hours): only its `model` section must
+    match; other differences are logged."""
+    from .checkpointing import (
+        RunMismatchError,
+        check_fingerprint,
+        checkpoint_to_resume,
+        fingerprint_differences,
+        read_fingerprint,
+        write_fingerprint,
+    )
+
+    args, fingerprint = exp.training, exp.fingerprint()
+    explicit = getattr(args, "resume_from_checkpoint", None)
+    if explicit and not os.path.abspath(explicit).startswith(os.path.abspath(exp.output_dir) + os.sep):
+        if not exp.overwrite:
+            check_fingerprint(exp.output_dir, fingerprint)
+        stored = read_fingerprint(explicit) or read_fingerprint(os.path.dirname(os.path.normpath(explicit)))
+        if stored is not None:
+            diff = fingerprint_differences(stored, fingerprint)
+            model_diff = sorted(k for k in diff if k.startswith("model."))
+            if model_diff:
+                raise RunMismatchError(f"resume_from_checkpoint {explicit!r} holds another model: {', '.join(model_diff)} "
+                                       "differ")
+            if diff:
+                logger.warning("continuing %s under another configuration: %s differ", explicit, ", ".join(diff))
+        found = checkpoint_to_resume(args, overwrite=exp.overwrite)
+        write_fingerprint(exp.output_dir, fingerprint)
+        return found
+    return checkpoint_to_resume(args, fingerprint=fingerprint, overwrite=exp.overwrite)
+
+
+def fingerprint_callback(exp: Experiment):
+    """The `TrainerCallback` that records the run's fingerprint in every checkpoint."""
+    from .checkpointing import RunFingerprintCallback
+
+    return RunFingerprintCallback(exp.fingerprint())
 
 
 def run_experiment(exp: Experiment) -> dict:
     """Train, evaluate and write the run folder; returns the results (also in `<output_dir>/eval_results.json`)."""
-    if exp.smoke and os.path.isdir(exp.output_dir) and Path(exp.output_dir).resolve().is_relative_to(
-            Path(SMOKE_ROOT).resolve()):
+    if exp.smoke and not getattr(exp.data, "eval_only", False) and os.path.isdir(exp.output_dir) and Path(
+            exp.output_dir).resolve().is_relative_to(Path(SMOKE_ROOT).resolve()):
         import shutil
 
         shutil.rmtree(exp.output_dir)  # the smoke scratch folder starts empty
@@ -477,5 +512,5 @@ def run_experiment(exp: Experiment) -> dict:
 __all__ = [
     "TASKS", "SECTIONS", "ConfigError", "Experiment", "TaskSpec", "apply_overrides", "check_keys", "check_ranges",
     "check_types", "configs_dir", "data_root", "find_experiment", "list_configs", "load_experiment", "parse_section",
-    "read_yaml", "resolve_path", "resume_checkpoint", "run_experiment",
+    "fingerprint_callback", "read_yaml", "resolve_path", "resume_checkpoint", "run_experiment",
 ]  # fmt: skip

@@ -33,7 +33,7 @@ from ..evaluation import evaluate_perplexity, windowed_perplexity
 from ..models.recurrent import GRUConfig, LSTMConfig, RNNConfig
 from ..models.transformer import TransformerDecoderConfig
 from ..tokenization import build_bpe_tokenizer, build_char_level_tokenizer, build_word_level_tokenizer
-from .experiment import ConfigError, Experiment, TaskSpec, resolve_path, resume_checkpoint
+from .experiment import ConfigError, Experiment, TaskSpec, fingerprint_callback, resolve_path, resume_checkpoint
 from .run_folder import write_run_folder
 from .trainer import EpochDecayCallback, StatefulLMTrainer, TrainingClock
 
@@ -241,7 +241,7 @@ def run(exp: Experiment) -> dict:
         eval_ds = group_into_blocks(streams["validation"], data.block_size)
         trainer_cls = Trainer
     clock = TrainingClock(data.max_train_minutes, decay_lr=data.lr_decay_over_budget)
-    callbacks = [clock]
+    callbacks = [clock, fingerprint_callback(exp)]
     if data.lr_decay:
         callbacks.append(EpochDecayCallback(data.lr_decay, data.lr_decay_start_epoch))
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import torch.nn.functional as F
@@ -10,7 +11,68 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback
 from transformers.utils import logging
 
+from ..io_utils import atomic_write
+from .checkpointing import CARRIED_STATE, safetensors_problem
+
 logger = logging.get_logger(__name__)
+
+
+def save_carried_state(folder: str, cache, epoch_of_state: int | None, global_step: int) -> str:
+    """Write the state `StatefulLMTrainer` carries into the next batch to `<folder>/carried_state.safetensors`
+    (atomically): one tensor `layers.<i>.<j>` per layer and tensor of the `RecurrentCache` (none before the first
+    batch of an epoch), the epoch it belongs to and the step it was saved at."""
+    from safetensors.torch import save
+
+    tensors = {}
+    if cache is not None:
+        for i, layer in enumerate(cache.states):
+            for j, t in enumerate(layer):
+                tensors[f"layers.{i}.{j}"] = t.detach().to("cpu", copy=True).contiguous()
+    metadata = {
+        "format": "hf_seq.RecurrentCache",
+        "carried": "yes" if cache is not None else "no",
+        "num_layers": str(len(cache.states) if cache is not None else 0),
+        "seen_tokens": str(getattr(cache, "seen_tokens", 0) if cache is not None else 0),
+        "epoch_of_state": "none" if epoch_of_state is None else str(int(epoch_of_state)),
+        "global_step": str(int(global_step)),
+    }
+    path = os.path.join(folder, CARRIED_STATE)
+    with atomic_write(path, "wb") as f:
+        f.write(save(tensors, metadata=metadata))
+    return path
+
+
+def load_carried_state(folder: str, device=None, global_step: int | None = None):
+    """(cache or None, epoch_of_state or None) from `save_carried_state`'s file in `folder`; ValueError naming the
+    file when it is truncated, of another format, or saved at another step than `global_step`."""
+    from safetensors import safe_open
+
+    from ..models.recurrent import RecurrentCache
+
+    path = os.path.join(folder, CARRIED_STATE)
+    problem = safetensors_problem(path)
+    if problem is not None:
+        raise ValueError(problem)
+    with safe_open(path, framework="pt", device="cpu") as f:
+        meta = f.metadata() or {}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if meta.get("format") != "hf_seq.RecurrentCache":
+        raise ValueError(f"{path}: not a carried recurrent state (metadata {meta})")
+    if global_step is not None and meta.get("global_step") != str(global_step):
+        raise ValueError(f"{path}: saved at step {meta.get('global_step')}, but the checkpoint is at step {global_step}")
+    epoch = None if meta.get("epoch_of_state", "none") == "none" else int(meta["epoch_of_state"])
+    if meta.get("carried") != "yes":
+        return None, epoch
+    states = []
+    for i in range(int(meta["num_layers"])):
+        layer, j = [], 0
+        while f"layers.{i}.{j}" in tensors:
+            layer.append(tensors[f"layers.{i}.{j}"].to(device) if device is not None else tensors[f"layers.{i}.{j}"])
+            j += 1
+        if not layer:
+            raise ValueError(f"{path}: no tensor for layer {i} of {meta['num_layers']}")
+        states.append(tuple(layer))
+    return RecurrentCache(states, int(meta.get("seen_tokens", 0))), epoch
 
 
 class StatefulLMTrainer(Trainer):
@@ -19,6 +81,9 @@ class StatefulLMTrainer(Trainer):
     `per_device_train_batch_size` equal to the number of sub-streams; batches are read in order, never shuffled.
 
     The carried state is detached (gradients stop at the batch boundary) and reset at the start of every epoch.
+    Every checkpoint holds it (`carried_state.safetensors`, written before trainer_state.json) and a resumed run
+    starts from it: with Trainer's own step counter (the position in the stream: batches are read in order) and RNG
+    state, a run killed and resumed ends bit-identical to an uninterrupted one.
     Evaluation reads its own contiguous rows (`contiguous_stream_blocks` with `per_device_eval_batch_size`
     sub-streams) with the state carried too, from a zero state at the start of every `evaluate()`: the validation
     loss logged during training is then Zaremba et al.'s protocol, the number `evaluate_perplexity` gives.
@@ -37,6 +102,30 @@ class StatefulLMTrainer(Trainer):
 
     def _get_train_sampler(self, *args, **kwargs):
         return SequentialSampler(self.train_dataset)
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        # the carried state is part of the training state, like the RNG: written before trainer_state.json, so a
+        # checkpoint that passes `checkpoint_problems` always has it
+        super()._save_rng_state(output_dir)
+        if self.args.should_save:
+            save_carried_state(output_dir, self._carried, self._epoch_of_state, self.state.global_step)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        if not os.path.isfile(os.path.join(resume_from_checkpoint, CARRIED_STATE)):
+            logger.warning(
+                "%s has no %s (saved by an older hf-seq, or with save_only_model): training resumes from a zero "
+                "recurrent state and will not match an uninterrupted run exactly", resume_from_checkpoint, CARRIED_STATE
+            )
+            self._carried = self._epoch_of_state = None
+            return
+        step = _checkpoint_step(resume_from_checkpoint)
+        self._carried, self._epoch_of_state = load_carried_state(resume_from_checkpoint, self.args.device, step)
+        if self._carried is not None:
+            rows = self._carried.states[0][0].shape[1]
+            if rows != self.args.per_device_train_batch_size:
+                logger.warning("%s carries %d sub-streams but per_device_train_batch_size is %d: the state is dropped",
+                               resume_from_checkpoint, rows, self.args.per_device_train_batch_size)
 
     def evaluate(self, *args, **kwargs):
         self._eval_carried = None  # every evaluation reads its stream from the start
@@ -61,6 +150,16 @@ class StatefulLMTrainer(Trainer):
             self._eval_carried = outputs.cache.detach()
         loss = F.cross_entropy(outputs.logits.flatten(0, 1).float(), targets.flatten())
         return (loss, outputs) if return_outputs else loss
+
+
+def _checkpoint_step(folder: str) -> int | None:
+    import json
+
+    try:
+        with open(os.path.join(folder, "trainer_state.json"), encoding="utf-8") as f:
+            return int(json.load(f)["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class EpochDecayCallback(TrainerCallback):
@@ -145,4 +244,4 @@ class TrainingClock(TrainerCallback):
             control.should_training_stop = True
 
 
-__all__ = ["EpochDecayCallback", "StatefulLMTrainer", "TrainingClock"]
+__all__ = ["EpochDecayCallback", "StatefulLMTrainer", "TrainingClock", "load_carried_state", "save_carried_state"]

@@ -1,17 +1,18 @@
-"""BLEU by source-length bucket for several train_seq2seq.py runs, as one PNG bar chart + a Markdown table.
+"""BLEU by source-length bucket for several translation runs, as one PNG bar chart + a Markdown table.
 
-    python training/compare_seq2seq_runs.py runs/seq2seq_multi30k_none_cpu_1h runs/seq2seq_multi30k_luong_cpu_1h \
+    python benchmarks/compare_seq2seq_runs.py runs/seq2seq_multi30k_none_cpu_1h runs/seq2seq_multi30k_luong_cpu_1h \
         runs/transformer_multi30k_cpu_1h --out benchmarks/results/seq2seq_multi30k_1h_bleu_by_length
 
-Each argument is a run's output_dir (holding results.json) of train_seq2seq.py or train_transformer.py; the legend uses
-the model's attention setting ("transformer" for the Transformer).
+Each argument is a run folder of a translation experiment (`hf-seq train`, task `translation`: its
+eval_results.json), or of the former train_seq2seq.py / train_transformer.py (results.json); the legend uses the
+model's attention setting ("transformer" for the Transformer).
 """
 
 import argparse
 import json
 import os
 
-from hf_seq.seq2seq_utils import plot_bleu_by_length
+from hf_seq.plotting import plot_bleu_by_length
 
 
 def main():
@@ -21,10 +22,14 @@ def main():
     args = parser.parse_args()
     results = {}
     for run in args.runs:
-        with open(os.path.join(run, "results.json"), encoding="utf-8") as f:
+        path = next((os.path.join(run, f) for f in ("eval_results.json", "results.json")
+                     if os.path.isfile(os.path.join(run, f))), None)
+        if path is None:
+            raise SystemExit(f"{run}: no eval_results.json (is it a finished translation run folder?)")
+        with open(path, encoding="utf-8") as f:
             r = json.load(f)
         m = r["model"]
-        if "attention" not in m:  # a train_transformer.py run
+        if r.get("architecture") == "transformer" or "attention" not in m:  # the Transformer
             name = "transformer"
         else:
             name = m["attention"] if m["attention"] != "luong" else f"luong-{m['attention_score']}"
