@@ -65,3 +65,18 @@ def test_word2vec_accelerate_loop_two_processes_match_one(tmp_path):
     assert losses1[1] < losses1[0] - 0.2 and losses2[1] < losses2[0] - 0.2, (losses1, losses2)
     for a, b in zip(losses1, losses2):
         assert abs(a - b) < 0.02 * a, (losses1, losses2)
+
+
+@pytest.mark.slow
+def test_torchrun_runs_an_experiment_by_name(tmp_path):
+    """`torchrun --nproc_per_node 2 -m hf_seq.train NAME`: both ranks train, rank 0 alone writes the run folder."""
+    torchrun = [shutil.which("torchrun")] if shutil.which("torchrun") else [sys.executable, "-m",
+                                                                            "torch.distributed.run"]
+    out = tmp_path / "run"
+    proc = subprocess.run(torchrun + ["--nproc_per_node", "2", "-m", "hf_seq.train", "lstm_timemachine", "--smoke",
+                                      "--output_dir", str(out)], env=_env(), cwd=tmp_path, timeout=600,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["test_perplexity"] > 1 and (out / "model.safetensors").is_file()
+    assert not [p for p in os.listdir(out) if p.startswith(".tmp-")]  # no half-written file left by a second rank

@@ -70,6 +70,9 @@ def write_run_folder(
     from ..hub.publishing import clean_generation_config
     from ..plotting import plot_training_curve
 
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        torch.distributed.barrier()  # one process (rank 0) writes the folder; the others wait for it
+        return output_dir
     os.makedirs(output_dir, exist_ok=True)
     # 1. weights, config with auto_map, generation config, remote code
     type(model.config).register_for_auto_class()
@@ -108,6 +111,8 @@ def write_run_folder(
     # 4. the model card, rendered from eval_results.json (`hf-seq publish` re-renders it with the real repo id)
     write_model_card(output_dir, repo_id=f"YOUR_NAME/{os.path.basename(os.path.abspath(output_dir))}", model=model)
     logger.info("run folder written to %s", output_dir)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
     return output_dir
 
 
