@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Run the bad-input table of issue 9 (tests/bad_input_cases.py) and write benchmarks/results/bad_input_table.md.
+"""Run the bad-input table of issues 9 and 20 (tests/bad_input_cases.py) and write benchmarks/results/bad_input_table.md.
 
     OMP_NUM_THREADS=1 python benchmarks/bad_input_table.py
 
@@ -19,6 +19,8 @@ import torch  # noqa: E402
 from bad_input_cases import all_cases, run_case  # noqa: E402
 from transformers.utils import logging  # noqa: E402
 
+from hf_seq.io_utils import atomic_write  # noqa: E402
+
 
 def main():
     torch.set_num_threads(1)
@@ -34,8 +36,8 @@ def main():
     tried, passed = len(rows), sum(p for _, p, _ in rows)
     out = os.path.join(HERE, "results", "bad_input_table.md")
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w", encoding="utf-8") as f:
-        f.write("# Bad-input table (issue 9)\n\n")
+    with atomic_write(out, "w", encoding="utf-8") as f:
+        f.write("# Bad-input table (issues 9 and 20)\n\n")
         f.write(f"Command: `OMP_NUM_THREADS=1 python benchmarks/bad_input_table.py` ({time.time() - started:.0f} s).\n\n")
         f.write(f"**{passed} of {tried} cases refused with a clear ValueError/TypeError naming the value.**\n\n")
         f.write("| family | tried | passed |\n|---|---|---|\n")

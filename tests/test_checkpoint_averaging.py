@@ -1,6 +1,7 @@
 """Checkpoint averaging (Vaswani et al. 2017 §6.1): `hf_seq.training.checkpointing.average_checkpoints` /
-`save_averaged_checkpoints` and `hf-seq average`."""
+`save_averaged_checkpoints` and `hf-seq average`; the output checks and atomic write of issue 20."""
 
+import json
 import os
 import shutil
 
@@ -13,7 +14,7 @@ from hf_seq.cli import main
 from hf_seq.models.recurrent import LSTMConfig, LSTMForCausalLM
 from hf_seq.models.transformer import TransformerConfig, TransformerForConditionalGeneration
 from hf_seq.tokenization import build_word_level_tokenizer
-from hf_seq.training.checkpointing import average_checkpoints, save_averaged_checkpoints
+from hf_seq.training.checkpointing import average_checkpoints, newest_checkpoints, save_averaged_checkpoints
 
 
 def tiny_transformer(seed: int, vocab_size: int = 30) -> TransformerForConditionalGeneration:
@@ -99,3 +100,75 @@ def test_errors_name_the_folder(run_folder, tmp_path):
         average_checkpoints(run_folder / "model", [tmp_path / "bigger"])
     with pytest.raises(ValueError, match="must differ from model_dir"):
         save_averaged_checkpoints(run_folder / "model", [run_folder / "checkpoint-10"], run_folder / "model")
+
+
+# --- issue 20: the output folder can destroy neither an input nor another model; the write is atomic ---------------
+def _tree(folder):
+    return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
+            for d, _, files in os.walk(folder) for f in files}
+
+
+def test_average_refuses_an_input_or_a_foreign_folder_as_output(run_folder, tmp_path):
+    checkpoints = [run_folder / "checkpoint-20", run_folder / "checkpoint-30"]
+    before = _tree(run_folder)
+    with pytest.raises(ValueError, match=r"is the checkpoint .*checkpoint-30.*one of the averaged inputs"):
+        save_averaged_checkpoints(run_folder / "model", checkpoints, run_folder / "checkpoint-30")
+    with pytest.raises(ValueError, match=r"holds the model_dir .*one of the averaged inputs"):
+        save_averaged_checkpoints(run_folder / "model", checkpoints, run_folder)
+    with pytest.raises(ValueError, match="named twice"):
+        save_averaged_checkpoints(run_folder / "model", checkpoints + [run_folder / "checkpoint-20"], tmp_path / "avg")
+    other = tmp_path / "other_model"
+    tiny_transformer(7).save_pretrained(other)
+    other_files = _tree(other)
+    with pytest.raises(ValueError, match=r"not empty and was not written by save_averaged_checkpoints"):
+        save_averaged_checkpoints(run_folder / "model", checkpoints, other)
+    assert _tree(run_folder) == before and _tree(other) == other_files
+    # an empty folder, then a previous average output, are fine
+    os.makedirs(tmp_path / "avg")
+    save_averaged_checkpoints(run_folder / "model", checkpoints, tmp_path / "avg")
+    assert save_averaged_checkpoints(run_folder / "model", checkpoints[:1], tmp_path / "avg") == str(tmp_path / "avg")
+    record = json.loads((tmp_path / "avg" / "averaged_checkpoints.json").read_text())
+    assert record["checkpoints"] == [str(checkpoints[0])]
+
+
+def test_a_crash_while_saving_the_average_leaves_the_previous_output(run_folder, tmp_path, monkeypatch):
+    out = tmp_path / "avg"
+    save_averaged_checkpoints(run_folder / "model", [run_folder / "checkpoint-10"], out)
+    before = _tree(out)
+    original = TransformerForConditionalGeneration.save_pretrained
+
+    def save_half_then_die(self, folder, *args, **kwargs):
+        original(self, folder, *args, **kwargs)
+        with open(os.path.join(folder, "model.safetensors"), "r+b") as f:
+            f.truncate(100)
+        raise OSError("killed while saving")
+
+    monkeypatch.setattr(TransformerForConditionalGeneration, "save_pretrained", save_half_then_die)
+    with pytest.raises(OSError, match="killed"):
+        save_averaged_checkpoints(run_folder / "model", [run_folder / "checkpoint-20"], out)
+    assert _tree(out) == before
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".")] == []
+
+
+def test_newest_checkpoints_validates_last(run_folder):
+    assert newest_checkpoints(run_folder, 2) == [str(run_folder / "checkpoint-20"), str(run_folder / "checkpoint-30")]
+    for bad in (0, -2, True, 1.5, "2"):
+        with pytest.raises(ValueError, match=r"last must be an integer >= 1"):
+            newest_checkpoints(run_folder, bad)
+    with pytest.raises(ValueError, match="has 3 checkpoint folders with complete weights"):
+        newest_checkpoints(run_folder, 4)
+
+
+def test_a_config_that_fails_its_own_validation_is_a_value_error(tmp_path):
+    from huggingface_hub.errors import StrictDataclassError
+
+    lstm = LSTMForCausalLM(LSTMConfig(vocab_size=30, hidden_size=8, embedding_size=8))
+    lstm.save_pretrained(tmp_path / "lstm")
+    lstm.save_pretrained(tmp_path / "bad")
+    config = json.loads((tmp_path / "bad" / "config.json").read_text())
+    config["hidden_size"] = "eight"
+    (tmp_path / "bad" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(StrictDataclassError):  # what escapes from transformers (neither ValueError nor TypeError)
+        LSTMConfig.from_pretrained(tmp_path / "bad")
+    with pytest.raises(ValueError, match=r"bad.config\.json: invalid config.*hidden_size"):
+        average_checkpoints(tmp_path / "lstm", [tmp_path / "bad"])

@@ -306,3 +306,52 @@ def test_word2vec_fill_mask_padding_invariance(model, lens, seed):
             batched = model(ids, attention_mask=mask).logits
             for i, s in enumerate(seqs):
                 torch.testing.assert_close(batched[i, mask[i].bool()], model(s[None]).logits[0], **TOL)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# issue 20: the word2vec C formats and the run fingerprint
+# ---------------------------------------------------------------------------------------------------------------------
+_WORD = st.text(st.characters(blacklist_categories=("Cs", "Z", "Cc")), min_size=1, max_size=6)
+
+
+@PROFILE
+@given(words=st.lists(_WORD, min_size=1, max_size=8, unique=True), dim=st.integers(1, 5),
+       binary=st.booleans(), seed=st.integers(0, 2**16))
+def test_word2vec_format_round_trip_is_bit_exact(words, dim, binary, seed, tmp_path_factory):
+    import numpy as np
+
+    from hf_seq.models.word2vec import Word2VecKeyedVectors
+
+    vectors = np.random.default_rng(seed).standard_normal((len(words), dim)).astype(np.float32) * 1e3
+    path = str(tmp_path_factory.mktemp("w2v") / "vectors")
+    Word2VecKeyedVectors(words, vectors).save_word2vec_format(path, binary=binary)
+    back = Word2VecKeyedVectors.load_word2vec_format(path, binary=binary)
+    assert back.index_to_key == words and np.array_equal(back.vectors.view(np.int32), vectors.view(np.int32))
+
+
+_LEAF = st.one_of(st.integers(-5, 5), st.floats(allow_nan=False, width=32), st.booleans(), st.text(max_size=4),
+                  st.none())
+_SECTION = st.dictionaries(st.sampled_from(["a", "b", "hidden_size", "lr", "logging_steps", "output_dir"]), _LEAF,
+                           min_size=1)
+
+
+@PROFILE
+@given(config=st.dictionaries(st.sampled_from(["model", "data", "training"]), _SECTION, min_size=1),
+       data=st.data())
+def test_fingerprint_refuses_exactly_the_changed_keys(config, data, tmp_path_factory):
+    import pytest as _pytest
+
+    from hf_seq.training.checkpointing import VOLATILE_KEYS, RunMismatchError, check_fingerprint, write_fingerprint
+
+    folder = tmp_path_factory.mktemp("fp")
+    write_fingerprint(folder, config)
+    check_fingerprint(folder, config)
+    section = data.draw(st.sampled_from(sorted(config)))
+    key = data.draw(st.sampled_from(sorted(config[section])))
+    changed = {s: dict(v) for s, v in config.items()}
+    changed[section][key] = ["changed"]
+    if key in VOLATILE_KEYS:
+        check_fingerprint(folder, changed)  # may change on resume
+    else:
+        with _pytest.raises(RunMismatchError, match=rf"{section}\.{key}: .* there, \[\"changed\"\] now"):
+            check_fingerprint(folder, changed)

@@ -1,6 +1,7 @@
-"""Issue 9, crash and resume: a run interrupted after a checkpoint and resumed ends with exactly the weights and the
-per-step metrics of an uninterrupted run with the same seed; a run SIGKILLed in the middle of saving leaves the last
-complete checkpoint, which `hf_seq.training.checkpointing.latest_complete_checkpoint` finds and resumes from.
+"""Issues 9 and 20, crash and resume: a run interrupted after a checkpoint and resumed ends with exactly the weights
+and the per-step metrics of an uninterrupted run with the same seed; a run SIGKILLed in the middle of saving leaves the
+last complete checkpoint, which `hf_seq.training.checkpointing.latest_complete_checkpoint` finds and resumes from.
+Stateful truncated BPTT (`StatefulLMTrainer`) included: its carried recurrent state is part of every checkpoint.
 
 Every family, tiny models, CPU, a handful of steps. Dropout is on where the model has it, so the RNG state restored
 from the checkpoint matters.
@@ -11,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -208,25 +208,32 @@ def test_word2vec_trainer_split_epochs_equal_one_run(tmp_path):
     assert [h["loss"] for h in first + second] == [h["loss"] for h in history]
 
 
-def test_train_lm_script_resumes_after_a_crash(tmp_path, monkeypatch):
-    """The real entry point: training/train_lm.py dies after its first checkpoint, is started again with the same
-    output_dir, resumes by itself and ends exactly where an uninterrupted run ends."""
-    import importlib.util
+def _lm_experiment(**data):
+    return {
+        "task": "language-modeling",
+        "model": {"architecture": "gru", "hidden_size": 16, "embedding_size": 16, "num_hidden_layers": 1},
+        "data": {"max_train_tokens": 3000, "max_eval_tokens": 400, "block_size": 16, "eval_batch_size": 4, **data},
+        "training": {"max_steps": 6, "save_steps": 3, "save_strategy": "steps", "eval_strategy": "no",
+                     "logging_steps": 1, "per_device_train_batch_size": 8, "learning_rate": 0.005, "use_cpu": True,
+                     "disable_tqdm": True, "seed": 0},
+        "generate": {"max_new_tokens": 4},
+    }
 
-    spec = importlib.util.spec_from_file_location("_train_lm_under_test", os.path.join(REPO, "training", "train_lm.py"))
-    train_lm = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = train_lm
-    spec.loader.exec_module(train_lm)
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(textwrap.dedent("""
-        model: {architecture: gru, hidden_size: 16, embedding_size: 16, num_hidden_layers: 1}
-        data: {max_train_tokens: 3000, max_eval_tokens: 400, block_size: 16, eval_batch_size: 4}
-        training: {max_steps: 6, save_steps: 3, save_strategy: steps, eval_strategy: "no", logging_steps: 1,
-                   per_device_train_batch_size: 8, learning_rate: 0.005, use_cpu: true, disable_tqdm: true, seed: 0}
-        generate: {max_new_tokens: 4}
-    """))
-    full = train_lm.main([str(cfg), "--output_dir", str(tmp_path / "full")])
 
+def test_lm_entry_point_resumes_a_stateful_run_after_a_crash_and_refuses_another_config(tmp_path, monkeypatch):
+    """The real entry point (the experiment layer running `hf_seq.training.lm`), with `data.stateful_bptt`: a run
+    dies after its first checkpoint, is started again with the same output_dir, resumes by itself (carried state
+    included) and ends exactly where an uninterrupted run ends; a run of another configuration in that folder is
+    refused, naming the differing key."""
+    from safetensors.torch import load_file
+
+    from hf_seq.training.checkpointing import FINGERPRINT, RunMismatchError
+    from hf_seq.training.experiment import load_experiment, run_experiment
+
+    def run(out, **data):
+        return run_experiment(load_experiment(_lm_experiment(stateful_bptt=True, **data), output_dir=str(out)))
+
+    full = run(tmp_path / "full")
     original = Trainer._save_checkpoint
 
     def save_then_die(self, *args, **kwargs):
@@ -236,18 +243,20 @@ def test_train_lm_script_resumes_after_a_crash(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "_save_checkpoint", save_then_die)
     with pytest.raises(Crash):
-        train_lm.main([str(cfg), "--output_dir", str(tmp_path / "run")])
+        run(tmp_path / "run")
     monkeypatch.setattr(Trainer, "_save_checkpoint", original)
-    resumed = train_lm.main([str(cfg), "--output_dir", str(tmp_path / "run")])
-
-    from safetensors.torch import load_file
+    assert (tmp_path / "run" / FINGERPRINT).is_file()
+    resumed = run(tmp_path / "run")
 
     a = load_file(tmp_path / "full" / "model.safetensors")
     b = load_file(tmp_path / "run" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    for key in ("validation_loss", "test_loss", "validation_perplexity", "test_perplexity", "epochs"):
+    for key in ("validation_loss", "test_loss", "validation_perplexity", "test_perplexity", "epochs", "sample"):
         assert resumed[key] == full[key], key
-    assert (tmp_path / "full" / "sample.txt").read_text() == (tmp_path / "run" / "sample.txt").read_text()
+
+    # config B in config A's folder: refused before any data is read, naming the key and both values
+    with pytest.raises(RunMismatchError, match=r"data\.block_size: 16 there, 12 now.*--overwrite_output_dir"):
+        run(tmp_path / "run", block_size=12)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -351,3 +360,129 @@ def test_checkpoint_validation_names_the_broken_file(tmp_path):
     assert state["global_step"] == 6
     assert latest_complete_checkpoint(tmp_path / "run") == str(tmp_path / "run" / "checkpoint-6")
     assert latest_complete_checkpoint(tmp_path / "nothing-here") is None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# issue 20: stateful truncated BPTT (StatefulLMTrainer) resumes exactly after a SIGKILL mid-epoch or mid-save
+# ---------------------------------------------------------------------------------------------------------------------
+# the same setup in the killed child process and in this one: 4 sub-streams x 12 tokens, 5 batches per epoch, so
+# 9 steps cross an epoch boundary (where the carried state is reset); dropout on, evaluation at every save
+_STATEFUL_SETUP = """
+import numpy as np, torch
+from transformers import TrainingArguments, default_data_collator
+from hf_seq.data import contiguous_stream_blocks
+from hf_seq.models.recurrent import LSTMConfig, LSTMForCausalLM
+from hf_seq.training.trainer import StatefulLMTrainer
+
+def make_trainer(out, callbacks=None):
+    rng = np.random.default_rng(0)
+    train = contiguous_stream_blocks(rng.integers(4, 40, 4 * 5 * 12 + 1), 4, 12)
+    valid = contiguous_stream_blocks(rng.integers(4, 40, 2 * 3 * 12 + 1), 2, 12)
+    torch.manual_seed(0)
+    model = LSTMForCausalLM(LSTMConfig(vocab_size=40, hidden_size=16, embedding_size=16, num_hidden_layers=2,
+                                       embedding_dropout=0.1, hidden_dropout=0.1, output_dropout=0.1))
+    args = TrainingArguments(output_dir=out, max_steps=9, save_steps=3, eval_strategy="steps", eval_steps=3,
+                             logging_steps=1, per_device_train_batch_size=4, per_device_eval_batch_size=2,
+                             learning_rate=0.05, label_names=["target_ids"], report_to="none", use_cpu=True, seed=0,
+                             disable_tqdm=True)
+    return StatefulLMTrainer(model=model, args=args, train_dataset=train, eval_dataset=valid,
+                             data_collator=default_data_collator, callbacks=callbacks)
+"""
+
+_STATEFUL_KILLED = _STATEFUL_SETUP + """
+import os, signal, sys
+from transformers import TrainerCallback
+out, kill_step, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+class DieMidEpoch(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if mode == "epoch" and state.global_step == kill_step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+original = StatefulLMTrainer._save_rng_state
+
+def save_and_die(self, output_dir):
+    original(self, output_dir)  # weights, optimizer, RNG and the carried state are on disk; trainer_state.json is not
+    if mode == "save" and self.state.global_step == kill_step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+StatefulLMTrainer._save_rng_state = save_and_die
+make_trainer(out, [DieMidEpoch()]).train()
+"""
+
+
+def _stateful_trainer(out, resume=None):
+    namespace = {}
+    exec(_STATEFUL_SETUP, namespace)
+    trainer = namespace["make_trainer"](str(out))
+    trainer.train(resume_from_checkpoint=resume)
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def stateful_full_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("stateful") / "full"
+    return out, _stateful_trainer(out)
+
+
+def _optimizer_tensors(checkpoint):
+    state = torch.load(os.path.join(checkpoint, "optimizer.pt"), weights_only=True)["state"]
+    return {f"{i}.{k}": v for i, s in state.items() for k, v in s.items() if isinstance(v, torch.Tensor)}
+
+
+# killed mid-save (step 6, after its carried state was written) is the default case; killed between two steps
+# (the issue's reproduction) resumes from the same checkpoint and costs one more child process: -m slow
+@pytest.mark.parametrize("mode,kill_step", [pytest.param("epoch", 4, marks=pytest.mark.slow), ("save", 6)])
+def test_stateful_run_killed_then_resumed_equals_uninterrupted_run(tmp_path, stateful_full_run, mode, kill_step):
+    from safetensors.torch import load_file
+
+    from hf_seq.training.checkpointing import CARRIED_STATE
+
+    full_dir, full = stateful_full_run
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()),
+               PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", _STATEFUL_KILLED, str(out), str(kill_step), mode], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    if mode == "save":  # the carried state was written, the checkpoint is still incomplete and skipped
+        assert (out / f"checkpoint-{kill_step}" / CARRIED_STATE).is_file()
+        assert any("trainer_state.json: missing" in p for p in checkpoint_problems(out / f"checkpoint-{kill_step}"))
+    resume = latest_complete_checkpoint(out)
+    assert resume == str(out / "checkpoint-3")
+    carried = load_file(os.path.join(resume, CARRIED_STATE))
+    assert carried and all(t.abs().sum() > 0 for t in carried.values())  # mid-epoch: a real state is carried
+
+    resumed = _stateful_trainer(out, resume=resume)
+    assert resumed.state.global_step == full.state.global_step == 9
+    for key, value in full.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), f"{key} differs after resuming"
+    assert _per_step_metrics(resumed.state.log_history) == _per_step_metrics(full.state.log_history)
+    # every tensor of the last checkpoint: weights, optimizer moments, carried state
+    for name in ("model.safetensors", CARRIED_STATE):
+        a, b = load_file(full_dir / "checkpoint-9" / name), load_file(out / "checkpoint-9" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    a, b = _optimizer_tensors(full_dir / "checkpoint-9"), _optimizer_tensors(out / "checkpoint-9")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_carried_state_round_trip_and_checks(tmp_path):
+    from hf_seq.models.recurrent import RecurrentCache
+    from hf_seq.training.checkpointing import CARRIED_STATE
+    from hf_seq.training.trainer import load_carried_state, save_carried_state
+
+    g = torch.Generator().manual_seed(0)
+    cache = RecurrentCache([(torch.randn(1, 4, 8, generator=g), torch.randn(1, 4, 8, generator=g))
+                            for _ in range(2)], seen_tokens=24)
+    save_carried_state(str(tmp_path), cache, epoch_of_state=1, global_step=7)
+    back, epoch = load_carried_state(str(tmp_path), global_step=7)
+    assert epoch == 1 and back.seen_tokens == 24 and len(back.states) == 2
+    assert all(torch.equal(a, b) for la, lb in zip(cache.states, back.states) for a, b in zip(la, lb))
+    with pytest.raises(ValueError, match="saved at step 7.*step 8"):
+        load_carried_state(str(tmp_path), global_step=8)
+    save_carried_state(str(tmp_path), None, epoch_of_state=None, global_step=0)  # before the first batch
+    assert load_carried_state(str(tmp_path)) == (None, None)
+    path = tmp_path / CARRIED_STATE
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(ValueError, match="truncated"):
+        load_carried_state(str(tmp_path))

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from huggingface_hub.errors import StrictDataclassError
 from transformers import HfArgumentParser
 from transformers.utils import logging
 
@@ -451,7 +452,7 @@ def load_experiment(
             spec.validate(exp)
         except ConfigError:
             raise
-        except (TypeError, ValueError) as e:  # a config class refusing a value: name the file
+        except (TypeError, ValueError, StrictDataclassError) as e:  # a config class refusing a value: name the file
             raise ConfigError(f"{path}: {e}") from e
     return exp
 

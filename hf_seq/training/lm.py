@@ -146,6 +146,11 @@ def validate(exp: Experiment) -> None:
         raise ConfigError(f"{where}: data.line_separator {data.line_separator!r} is not one of eos, space, none")
     if data.tokenizer not in TOKENIZERS:
         data.tokenizer = resolve_path(data.tokenizer, None)
+        if not os.path.isdir(data.tokenizer):
+            raise ConfigError(f"{where}: section 'data': tokenizer {data.tokenizer!r} is neither word, char, bpe nor "
+                              "a folder holding a saved tokenizer")
+    if data.stateful_bptt:
+        train.label_names = ["target_ids"]  # StatefulLMTrainer's batches; set before the run's fingerprint is taken
     for key in ("train_files", "validation_files", "test_files"):
         for path in getattr(data, key) or []:
             if not os.path.isfile(path):
@@ -232,7 +237,6 @@ def run(exp: Experiment) -> dict:
 
     # 3. train
     if data.stateful_bptt:
-        args.label_names = ["target_ids"]
         train_ds = contiguous_stream_blocks(streams["train"], args.per_device_train_batch_size, data.block_size)
         eval_ds = contiguous_stream_blocks(streams["validation"], args.per_device_eval_batch_size, data.block_size)
         trainer_cls = StatefulLMTrainer

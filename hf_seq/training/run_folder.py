@@ -12,29 +12,22 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 
 import torch
 from transformers.utils import logging
 
+from ..io_utils import atomic_write
+
 logger = logging.get_logger(__name__)
 
 
 def write_json_atomic(path: str, data: dict) -> None:
     """Write JSON through a temporary file and `os.replace`: a crash never leaves half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
 
 
 def environment() -> dict:
@@ -97,7 +90,7 @@ def write_run_folder(
     if results_file:
         write_json_atomic(results_file, results)
     if sample is not None:
-        with open(os.path.join(output_dir, "sample.txt"), "w", encoding="utf-8") as f:
+        with atomic_write(os.path.join(output_dir, "sample.txt"), "w", encoding="utf-8") as f:
             f.write(sample + "\n")
     # 3. pictures
     if log_history and any(curve_metric in e for e in log_history):
