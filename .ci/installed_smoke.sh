@@ -31,7 +31,7 @@ sys.modules["hf_seq"] = None  # `import hf_seq` now fails: only the folder's rem
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 model = AutoModelForCausalLM.from_pretrained("hub_lstm", trust_remote_code=True)
-tok = AutoTokenizer.from_pretrained("hub_lstm")  # no remote code needed for the tokenizer, and no prompt
+tok = AutoTokenizer.from_pretrained("hub_lstm", trust_remote_code=True)  # the config it reads names remote code
 ids = tok("the time", return_tensors="pt", add_special_tokens=False)
 out = model.generate(**ids, max_new_tokens=5, do_sample=False)
 assert out.shape[1] == ids["input_ids"].shape[1] + 5, out.shape

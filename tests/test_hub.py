@@ -207,9 +207,18 @@ def published(tmp_path_factory):
                       "task": task, "deliberate": deliberate, "config": config}
         jobs.append((entry.auto_class, name, str(hub_dir), task, PIPELINE_INPUTS.get(task)))
 
+    # the cards' remote-code snippets, run as written (repo id -> folder) in the same process: a language model's and a
+    # feature tagger's (the one token classifier no pipeline can drive)
+    tagger_hub = root / "hub" / "feature_tagger"
+    prepare_hub_folder(_feature_tagger_folder(root / "runs" / "feature_tagger"), tagger_hub, repo_id="someone/chunker")
+    snippets = {}
+    for repo_id, folder in {"someone/lstmforcausallm": root / "hub" / "LSTMForCausalLM",
+                            "someone/chunker": tagger_hub}.items():
+        snippets[repo_id] = _usage_blocks(folder, repo_id)
+
     remote = run_without_hf_seq(
         PIPELINE_CODE + f"""
-import json, torch, transformers
+import builtins, contextlib, io, json, torch, transformers
 out = {{}}
 for auto_name, name, folder, task, texts in {jobs!r}:
     model = getattr(transformers, auto_name).from_pretrained(folder, trust_remote_code=True).eval()
@@ -219,11 +228,19 @@ for auto_name, name, folder, task, texts in {jobs!r}:
     t = next(o[k] for k in ("logits", "last_hidden_state", "hidden_states") if k in o and o[k] is not None)
     out[name] = {{"class": type(model).__name__, "module": type(model).__module__, "values": t.flatten().tolist(),
                  "pipeline": run_pipeline(task, folder, texts, trust_remote_code=True) if task else None}}
+prompts = []
+builtins.input = lambda *a: prompts.append(a) or "n"  # transformers' "Do you wish to run the custom code?" prompt
+out["card_snippets"] = {{}}
+for repo_id, blocks in {dict((k, v[1]) for k, v in snippets.items())!r}.items():
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(blocks, repo_id + " card, remote-code block", "exec"), {{}})
+    out["card_snippets"][repo_id] = {{"printed": printed.getvalue(), "prompts": len(prompts)}}
 print(json.dumps(out))
 """,
         root,
     )
-    return {"rows": rows, "remote": remote, "root": root}
+    return {"rows": rows, "remote": remote, "root": root, "snippets": snippets}
 
 
 def _row(published, name):
@@ -409,9 +426,10 @@ def test_clean_generation_config_keeps_deliberate_values():
 assert hf_seq  # the import registers the Auto classes used above
 
 
-def test_model_cards_quote_the_study(tmp_path, monkeypatch):
-    """Cards of the families the study compares carry its rows, copied from study.json (numbers never typed); no
-    study file, or a task the study does not cover, gives no section."""
+def test_model_cards_quote_the_study(tmp_path):
+    """Cards of the families the study compares carry its rows, copied from the study's JSON given as `study_results`
+    (numbers never typed); without the file, or for a task the study does not cover, no section. Nothing is read from
+    the source checkout (its benchmarks/results/study/study.json exists, and must not appear)."""
     import hf_seq.hub.cards as mc
 
     study = {"subsets": {
@@ -425,17 +443,109 @@ def test_model_cards_quote_the_study(tmp_path, monkeypatch):
     }}
     path = tmp_path / "study.json"
     path.write_text(json.dumps(study))
-    monkeypatch.setattr(mc, "STUDY_JSON", path)
-    card = mc.build_model_card(config={"model_type": "hf_seq_lstm", "num_hidden_layers": 2, "hidden_size": 8,
-                                       "embedding_size": 8, "vocab_size": 20}, model_class="LSTMForCausalLM",
-                               auto_class="AutoModelForCausalLM", family="recurrent", head="lm", repo_id="me/lm",
-                               results={"test_perplexity": 50.0})
-    text = str(card)
+    kwargs = dict(config={"model_type": "hf_seq_lstm", "num_hidden_layers": 2, "hidden_size": 8, "embedding_size": 8,
+                          "vocab_size": 20}, model_class="LSTMForCausalLM", auto_class="AutoModelForCausalLM",
+                  family="recurrent", head="lm", repo_id="me/lm", results={"test_perplexity": 50.0})
+    text = str(mc.build_model_card(**kwargs, study_results=str(path)))
     assert "## Compared side by side" in text and "(240.00 CPU seconds per model)" in text
     assert "| LSTM | 2000000 | 700000 | 181.25 |" in text and "| GRU | 2000100 | 650000 | 190.50 |" in text
     assert "| Zaremba small | 4650000 | 1.90 | 116.75 | published | 114.50 |" in text
     assert "Transformer | 5489664" not in text  # translation rows belong to translation cards
-    assert mc.study_excerpt("hf-seq-translation")["sections"][0]["rows"] == [
+    assert "Compared side by side" not in str(mc.build_model_card(**kwargs))
+    assert mc.study_excerpt("hf-seq-translation", path)["sections"][0]["rows"] == [
         ["Transformer", "5489664", "2315.50", "33.00", "53.73", "4"]]
-    assert mc.study_excerpt("text-classification") is None
-    assert mc.study_excerpt("text-generation", tmp_path / "absent.json") is None
+    assert mc.study_excerpt("text-classification", path) is None
+    assert mc.study_excerpt("text-generation", None) is None
+    with pytest.raises(mc.ModelCardError, match="absent.json' do not exist"):
+        mc.study_excerpt("text-generation", tmp_path / "absent.json")
+    (tmp_path / "other.json").write_text("[1, 2]")
+    with pytest.raises(mc.ModelCardError, match="other.json: not the study's results JSON"):
+        mc.study_excerpt("text-generation", tmp_path / "other.json")
+
+
+def test_cards_report_the_total_training_time():
+    """`train_seconds` of eval_results.json is the run's total over every session (the run-folder writer sums them);
+    the card says so in words, for every family's template."""
+    import hf_seq.hub.cards as mc
+
+    assert mc.training_time({"train_seconds": 1.14}) == "1 s in total"
+    assert mc.training_time({"train_seconds": 716.4, "train_sessions": 2}) == (
+        "11.9 min over 2 sessions (the run was resumed) in total")
+    assert mc.training_time({"train_seconds": 9000.0}) == "2.5 h in total"
+    assert mc.training_time({}) is None and mc.training_time({"train_seconds": "n/a"}) is None
+    for entry in ENTRIES:
+        config, _, _ = FAMILIES[entry.family](entry)
+        card = mc.build_model_card(config=config.to_dict(), model_class=entry.model_class.__name__,
+                                   auto_class=entry.auto_class, family=entry.family,
+                                   head=hf_seq.hub.publishing._HEADS[entry.auto_class], repo_id="me/x",
+                                   results={"test_accuracy": 0.5, "train_seconds": 716.4})
+        assert "training took 11.9 min in total" in str(card), entry.model_class.__name__
+
+
+def _usage_blocks(folder, repo_id) -> tuple[str, str, str]:
+    """(hf-seq block, remote-code block, whole usage section) of a card's "How to use", the repo id replaced by the
+    local folder (the pinned revision then means nothing)."""
+    text = (folder / "README.md").read_text()
+    usage = text[text.index("## How to use"):text.index("## Training data")]
+    blocks = [b.split("```", 1)[0].replace(f'"{repo_id}"', json.dumps(str(folder)))
+              .replace('revision="COMMIT_SHA"', "revision=None") for b in usage.split("```python\n")[1:]]
+    assert len(blocks) == 2, (repo_id, blocks)
+    return blocks[0], blocks[1], usage
+
+
+def _feature_tagger_folder(root):
+    """A BiLSTM-CRF chunker that reads POS features (`feature_ids`), saved as the tagging run saves it."""
+    from hf_seq.models.recurrent import LSTMConfig, LSTMForTokenClassification
+
+    tok = _word_tokenizer()
+    tags, pos = ["O", "B-NP", "I-NP"], ["<unk-feature>", "DT", "IN", "NN"]
+    config = LSTMConfig(vocab_size=len(tok), hidden_size=8, embedding_size=8, num_hidden_layers=1, bidirectional=True,
+                        num_labels=3, id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)},
+                        use_crf=True)
+    config.feature_vocab_size, config.feature_names = len(pos), pos
+    model = LSTMForTokenClassification(config).eval()
+    type(model.config).register_for_auto_class()
+    type(model).register_for_auto_class("AutoModelForTokenClassification")
+    model.save_pretrained(root)
+    tok.save_pretrained(root)
+    return root
+
+
+def test_card_snippets_run_as_written_without_a_remote_code_prompt(published):
+    """Every Python block of the cards of a language model and of a feature tagger runs as written, with the repo id
+    replaced by the local folder: the hf-seq blocks here, the remote-code blocks in the process where hf_seq cannot be
+    imported. None of them reaches transformers' "Do you wish to run the custom code?" prompt (AutoTokenizer reads
+    config.json, whose auto_map names this repository's code, so the tokenizer needs trust_remote_code=True too), and
+    the tagger that needs `feature_ids` is shown called directly, not through pipeline("token-classification")."""
+    for repo_id, (with_hf_seq, remote_code, usage) in published["snippets"].items():
+        if repo_id == "someone/chunker":
+            assert "pipeline(" not in usage and "feature_ids=feature_ids" in usage
+        assert "import hf_seq" in with_hf_seq and "import hf_seq" not in remote_code
+        assert "AutoTokenizer.from_pretrained(" in remote_code
+        exec(compile(with_hf_seq, f"{repo_id} card, hf-seq block", "exec"), {})
+        ran = published["remote"]["card_snippets"][repo_id]
+        assert ran["prompts"] == 0 and ran["printed"].strip(), (repo_id, ran)
+    assert "('Confidence', " in published["remote"]["card_snippets"]["someone/chunker"]["printed"]
+
+
+@pytest.mark.slow
+def test_publishing_works_from_the_package_alone(published, tmp_path):
+    """Installed is the product: a copy of the hf_seq package with no checkout around it (no benchmarks/, no
+    model_cards/ next to it) writes the same complete Hub folder and card."""
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    shutil.copytree(os.path.dirname(hf_seq.__file__), site / "hf_seq", ignore=shutil.ignore_patterns("__pycache__"))
+    run = published["root"] / "runs" / "GRUForCausalLM"
+    code = (f"import hf_seq, sys\nassert hf_seq.__file__.startswith({str(site)!r}), hf_seq.__file__\n"
+            f"from hf_seq.hub import prepare_hub_folder\n"
+            f"prepare_hub_folder({str(run)!r}, {str(tmp_path / 'out')!r}, repo_id='someone/gruforcausallm', "
+            f"dataset='ptb')\n")
+    env = dict(os.environ, PYTHONPATH=str(site))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(os.listdir(published["rows"]["GRUForCausalLM"]["hub"]))
+    assert (tmp_path / "out" / "README.md").read_text() == (published["rows"]["GRUForCausalLM"]["hub"] / "README.md"
+                                                             ).read_text()

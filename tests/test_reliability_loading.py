@@ -94,7 +94,7 @@ def test_config_of_another_family_is_refused(lm_folder, tmp_path):
     folder, _, _ = lm_folder
     other = tmp_path / "transformer"
     TransformerForCausalLM(transformer_config()).save_pretrained(other)
-    with pytest.raises(CheckpointError, match=r"config.json.*'hf_seq_transformer'.*LSTMForCausalLM.*'hf_seq_lstm'"):
+    with pytest.raises(CheckpointError, match=r"config.json.*'hf_seq_transformer\w*'.*LSTMForCausalLM.*'hf_seq_lstm'"):
         load_checked(other, LSTMForCausalLM)
     with pytest.raises(CheckpointError, match=r"config.json.*'hf_seq_lstm'.*AutoModelForSeq2SeqLM"):
         load_checked(folder, AutoModelForSeq2SeqLM)

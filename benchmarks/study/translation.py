@@ -51,6 +51,26 @@ def _command(name: str, out_dir: str, budget_minutes: float, quick: bool) -> lis
     return [sys.executable, "-m", "hf_seq.train", *_overrides(name, budget_minutes, quick), "--output_dir", out_dir]
 
 
+def _run_in_process(name: str, out_dir: str, budget_minutes: float) -> int:
+    """--quick: the smoke run of `name` in this process (what `hf-seq train ... --smoke` runs); 0 or 1 like an exit
+    status, the traceback in <out_dir>/study.log."""
+    import traceback
+
+    from hf_seq.training.experiment import load_experiment, run_experiment
+
+    experiment, *rest = _overrides(name, budget_minutes, True)
+    smoke = "--smoke" in rest
+    try:
+        exp = load_experiment(experiment, [o for o in rest if o != "--smoke"], smoke=smoke, output_dir=out_dir,
+                              overwrite=True)
+        run_experiment(exp)
+        return 0
+    except Exception:  # noqa: BLE001 - reported as a missing row, like a failed subprocess
+        with open(os.path.join(out_dir, "study.log"), "a") as log:
+            log.write(traceback.format_exc())
+        return 1
+
+
 def _test_set(results: dict):
     """Sources and references of the test set a run was scored on (Multi30k only; None otherwise)."""
     root = os.path.join(DATA_DIR, "multi30k")
@@ -96,6 +116,16 @@ def score(name: str, out_dir: str, overrides: list[str] | None = None) -> dict:
         with open(cfg, encoding="utf-8") as f:
             budget = ((yaml.safe_load(f) or {}).get("data") or {}).get("max_train_minutes")
     row["train_budget_minutes"] = float(budget) if budget is not None else None
+    # the seed: the run's record, else its config's training.seed (one seed per system so far); the load average
+    # when the run was scored here (runs of the former scripts did not record one)
+    seed = r.get("seed")
+    if seed is None and os.path.isfile(cfg):
+        import yaml
+
+        with open(cfg, encoding="utf-8") as f:
+            seed = ((yaml.safe_load(f) or {}).get("training") or {}).get("seed")
+    row["seed"] = seed
+    row["load_1min"] = r.get("load_1min")
     if row["test_seconds"]:
         row["sentences_per_second"] = round(row["test_pairs"] / row["test_seconds"], 2)
     test = _test_set(r)
@@ -130,14 +160,17 @@ def run(results_dir: str, run_dir: str, quick: bool, budget_minutes: float, coll
             print(f"[translation] {name}: {' '.join(os.path.relpath(c, REPO) if c.startswith(REPO) else c for c in cmd)}",
                   flush=True)
             t0 = time.time()
-            with open(os.path.join(out_dir, "study.log"), "a") as log:
-                proc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                      env=dict(os.environ, OMP_NUM_THREADS="1"))
-            launched.append({"system": name, "command": cmd[1:], "exit": proc.returncode,
+            if quick:  # smoke runs take seconds; a subprocess would spend more importing torch than training
+                returncode = _run_in_process(name, out_dir, budget_minutes)
+            else:
+                with open(os.path.join(out_dir, "study.log"), "a") as log:
+                    returncode = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                                env=dict(os.environ, OMP_NUM_THREADS="1")).returncode
+            launched.append({"system": name, "command": cmd[1:], "exit": returncode,
                              "wall_seconds": round(time.time() - t0, 1)})
             launched_with = [o for o in _overrides(name, budget_minutes, quick)[1:] if "=" in o]
-            if proc.returncode != 0:
-                missing.append({"system": name, "reason": f"hf-seq train exited {proc.returncode}; see "
+            if returncode != 0:
+                missing.append({"system": name, "reason": f"hf-seq train exited {returncode}; see "
                                                           f"{os.path.relpath(out_dir, REPO)}/study.log"})
                 continue
         rows.append(score(name, out_dir, launched_with))

@@ -8,6 +8,7 @@ from .publishing import (
     RegisteredClass,
     class_by_name,
     clean_generation_config,
+    entry_for_folder,
     entry_for_model,
     find_model_dir,
     prepare_hub_folder,
@@ -18,6 +19,6 @@ from .publishing import (
 
 __all__ = [
     "CheckpointError", "ModelCardError", "PublishError", "RegisteredClass", "build_model_card",
-    "check_tokenizer_matches", "class_by_name", "clean_generation_config", "entry_for_model", "find_model_dir",
+    "check_tokenizer_matches", "class_by_name", "clean_generation_config", "entry_for_folder", "entry_for_model", "find_model_dir",
     "load_checked", "prepare_hub_folder", "publish", "registered_classes", "write_model_card",
 ]  # fmt: skip

@@ -2,7 +2,8 @@
 
 The YAML header (license, tags, datasets, metrics, pipeline_tag, `model-index`) and the text come from the saved model
 and the run that produced it: the `model-index` is built with `EvalResult` from the folder's `eval_results.json`, so
-no number is typed by hand. One Jinja template per family lives in the source checkout's `model_cards/` folder.
+no number is typed by hand. One Jinja template per family ships as package data in `hf_seq/model_cards/`; nothing
+else is read from disk but the inputs named in the call (the run's results, and the study's JSON when given).
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 REVISION_PLACEHOLDER = "COMMIT_SHA"  # replaced by the uploaded commit once publish() knows it
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "model_cards"
-STUDY_JSON = TEMPLATES_DIR.parent / "benchmarks" / "results" / "study" / "study.json"
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "model_cards"  # package data
 
 # auto class -> (pipeline task to run, Hub pipeline_tag)
 TASKS = {
@@ -255,10 +255,8 @@ def eval_results_from(metrics: list[Metric], *, task_type: str, dataset: str | N
 def template_path_for(family: str, head: str) -> Path:
     """`model_cards/<family>_<head>.md`, else `model_cards/<family>.md`."""
     if not TEMPLATES_DIR.is_dir():
-        raise ModelCardError(
-            f"model card templates not found in {TEMPLATES_DIR}: install hf-seq from a source checkout "
-            "(`pip install -e .`), which keeps model_cards/ next to the hf_seq package"
-        )
+        raise ModelCardError(f"model card templates not found in {TEMPLATES_DIR}: the hf-seq installation is incomplete "
+                             "(reinstall it)")
     names = [f"{family}_{head}.md", f"{family}.md"]
     if head == "base":
         names.append(f"{family}_classifier.md")  # a bare recurrent encoder is described with its encoder heads
@@ -290,10 +288,48 @@ _CLI = {
 }
 
 
-def usage_block(task: str, auto_class: str, repo_id: str, revision: str) -> str:
-    """Markdown: load with hf-seq installed, and without it (remote code pinned to `revision`)."""
-    build, use = _EXAMPLES[task]
+def needs_features(config: dict) -> bool:
+    """A token classifier that reads a second per-token input (`feature_ids`, e.g. POS tags, when the config has
+    `feature_vocab_size`): the stock `token-classification` pipeline passes only the tokenizer's output, so it cannot
+    drive this model; cards show the model called directly instead."""
+    return bool(config.get("feature_vocab_size"))
+
+
+# direct use of a feature tagger: one feature per word, mapped through config.feature_names (unknown: id 0)
+_FEATURE_TAGGER = [
+    'words, features = ["Confidence", "in", "the", "pound"], ["NN", "IN", "DT", "NN"]  # one feature per word',
+    'enc = tokenizer(words, is_split_into_words=True, return_tensors="pt")',
+    "feature_id = {name: i for i, name in enumerate(model.config.feature_names)}",
+    "feature_ids = torch.tensor([[0 if w is None else feature_id.get(features[w], 0) for w in enc.word_ids(0)]])",
+    'best = model.decode(enc["input_ids"], enc["attention_mask"], feature_ids=feature_ids)[0]  # CRF: Viterbi path',
+    "print([(words[w], model.config.id2label[int(best[i])]) for i, w in enumerate(enc.word_ids(0)) if w is not None])",
+]
+
+
+def usage_block(task: str, auto_class: str, repo_id: str, revision: str, config: dict | None = None) -> str:
+    """Markdown: load with hf-seq installed, and without it (remote code pinned to `revision`; the tokenizer gets
+    `trust_remote_code=True` too, or transformers 5 stops at an interactive "run the custom code?" prompt: AutoTokenizer
+    reads config.json, whose `auto_map` points at this repository's code)."""
     q = json.dumps  # double-quoted Python strings
+    remote = f"trust_remote_code=True, revision={q(revision)}"
+    if task == "token-classification" and needs_features(config or {}):
+        lines = [
+            "This tagger reads a second input besides the words: `feature_ids`, one id per word from "
+            "`config.feature_names` (here the data set's POS tags). The stock `token-classification` pipeline passes "
+            "only the tokenizer's output, so call the model directly.", "",
+            "With hf-seq installed (`pip install hf-seq`):", "", "```python", "import torch", "",
+            "import hf_seq  # registers the hf-seq classes with transformers",
+            f"from transformers import {auto_class}, AutoTokenizer", "",
+            f"model = {auto_class}.from_pretrained({q(repo_id)})",
+            f"tokenizer = AutoTokenizer.from_pretrained({q(repo_id)})", *_FEATURE_TAGGER, "```", "",
+            "Without hf-seq, transformers runs the code stored in this repository. Remote code runs on your machine: "
+            "pin the commit you have read with `revision=`.", "", "```python", "import torch",
+            f"from transformers import {auto_class}, AutoTokenizer", "",
+            f"model = {auto_class}.from_pretrained({q(repo_id)}, {remote})",
+            f"tokenizer = AutoTokenizer.from_pretrained({q(repo_id)}, {remote})", *_FEATURE_TAGGER, "```",
+        ]
+        return "\n".join(lines)
+    build, use = _EXAMPLES[task]
     with_lib = ["import hf_seq  # registers the hf-seq classes with transformers"]
     if task == "hf-seq-translation":
         with_lib = ["import hf_seq.pipelines  # registers the classes and the hf-seq-translation pipeline"]
@@ -306,13 +342,29 @@ def usage_block(task: str, auto_class: str, repo_id: str, revision: str) -> str:
         "Without hf-seq, transformers runs the code stored in this repository. Remote code runs on your machine: pin "
         "the commit you have read with `revision=`.",
         "", "```python", f"from transformers import {auto_class}, AutoTokenizer, pipeline", "",
-        f"model = {auto_class}.from_pretrained({q(repo_id)}, trust_remote_code=True, revision={q(revision)})",
-        f"tokenizer = AutoTokenizer.from_pretrained({q(repo_id)}, revision={q(revision)})",
-        build.format(repo=q(repo_id), extra=f", trust_remote_code=True, revision={q(revision)}"), use, "```",
+        f"model = {auto_class}.from_pretrained({q(repo_id)}, {remote})",
+        f"tokenizer = AutoTokenizer.from_pretrained({q(repo_id)}, {remote})",
+        build.format(repo=q(repo_id), extra=f", {remote}"), use, "```",
     ]
     if task in _CLI:
         lines += ["", "From the command line:", "", "```bash", _CLI[task].format(repo=repo_id), "```"]
     return "\n".join(lines)
+
+
+def training_time(results: dict) -> str | None:
+    """The run's total training time in words, from `train_seconds` of its results: the run-folder writer records the
+    time summed over every session of a resumed run there, so the card never reports the last session alone."""
+    seconds = results.get("train_seconds")
+    if not _number(seconds) or seconds <= 0:
+        return None
+    text = f"{seconds:.0f} s" if seconds < 120 else (
+        f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h")
+    sessions = results.get("train_sessions")
+    if _number(sessions) and sessions > 1:
+        text += f" over {int(sessions)} sessions (the run was resumed)"
+    elif results.get("resumed_from"):
+        text += f" (the run was resumed from `{results['resumed_from']}`)"
+    return text + " in total"
 
 
 def _format_number(value: Any) -> str:
@@ -325,15 +377,21 @@ def _study_rows(rows: list[dict], columns: list[tuple[str, str]]) -> list[list[s
     return [[_format_number(r[k]) if r.get(k) is not None else "n/a" for _, k in columns] for r in rows]
 
 
-def study_excerpt(task: str, path: str | os.PathLike | None = None) -> dict | None:
-    """The rows of hf-seq's side-by-side study (`benchmarks/results/study/study.json` of the source checkout) that
-    compare this kind of model: perplexity for text generation, BLEU for translation, analogy/similarity for word
-    vectors. Copied from the study's JSON, so the card quotes measured numbers only; None when there is none."""
-    path = Path(path) if path is not None else STUDY_JSON
+def study_excerpt(task: str, study_results: str | os.PathLike | None) -> dict | None:
+    """The rows of hf-seq's side-by-side study (`study_results`: the study's JSON, `benchmarks/results/study/study.json`
+    in the hf-seq repository; an explicit input, since an installed package has no checkout to read) that compare
+    this kind of model: perplexity for text generation, BLEU for translation, analogy/similarity for word vectors.
+    Copied from the JSON, so the card quotes measured numbers only. None without a file or without rows for `task`;
+    a file that is missing or not the study's JSON is an error naming it."""
+    if study_results is None:
+        return None
+    path = Path(study_results)
     try:
         subsets = json.loads(path.read_text(encoding="utf-8"))["subsets"]
-    except (OSError, ValueError, KeyError):
-        return None
+    except FileNotFoundError as e:
+        raise ModelCardError(f"study results {str(path)!r} do not exist") from e
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelCardError(f"{path}: not the study's results JSON (a 'subsets' object expected): {e}") from e
     sections = []
     if task == "text-generation":
         lm = subsets.get("lm") or {}
@@ -388,9 +446,11 @@ def build_model_card(
     parameters: int | None = None,
     tags: list[str] = (),
     extra_files: list[str] = (),
+    study_results: str | os.PathLike | None = None,
 ) -> ModelCard:
-    """Render the family's template. `results` is the run's eval_results.json; `revision` is the commit to pin in the
-    remote-code snippet (unknown before the upload: the card then tells the reader to pin one)."""
+    """Render the family's template. `results` is the run's eval_results.json (its `train_seconds` is the run's total
+    training time); `revision` is the commit to pin in the remote-code snippet (unknown before the upload: the card
+    then tells the reader to pin one); `study_results`, the study's JSON, adds its rows for this kind of model."""
     results = results or {}
     dataset = canonical_dataset(dataset) or find_dataset(results)
     info = DATASETS.get(dataset or "")
@@ -442,8 +502,9 @@ def build_model_card(
         fmt=_format_number,
         experiment_file=next((results[k] for k in ("config_file", "config") if isinstance(results.get(k), str)), None),
         extra_files=[name for name in extra_files],
-        usage=usage_block(task, auto_class, repo_id, pinned),
-        study=study_excerpt(task),
+        usage=usage_block(task, auto_class, repo_id, pinned, config),
+        training_time=training_time(results),
+        study=study_excerpt(task, study_results),
     )
     return ModelCard(re.sub(r"\n{3,}", "\n\n", str(card)))  # the template's optional blocks leave blank runs
 
@@ -482,5 +543,9 @@ __all__ = [
     "eval_results_from",
     "find_dataset",
     "load_results",
+    "needs_features",
+    "study_excerpt",
     "template_path_for",
+    "training_time",
+    "usage_block",
 ]

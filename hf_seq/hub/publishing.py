@@ -25,6 +25,7 @@ from transformers.utils import logging
 from ..auto import REGISTRY, RegisteredClass, UnknownModelClassError, base_class_for
 from ..auto import class_by_name as _class_by_name
 from .cards import REVISION_PLACEHOLDER, ModelCardError, build_model_card, load_results
+from .loading import load_checked
 
 logger = logging.get_logger(__name__)
 
@@ -93,13 +94,24 @@ def clean_generation_config(generation_config: GenerationConfig, model_config) -
     return GenerationConfig(**kept)
 
 
-def _load_from_folder(model_dir: Path) -> tuple[PreTrainedModel, RegisteredClass]:
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    names = config.get("architectures") or []
+def entry_for_folder(model_dir: str | os.PathLike) -> RegisteredClass:
+    """The registry row of the head a saved folder holds (config.json's first `architectures` entry)."""
+    path = Path(model_dir) / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PublishError(f"{path}: cannot be read as JSON ({e})") from e
+    names = config.get("architectures") if isinstance(config, dict) else None
     if not names:
-        raise PublishError(f"{model_dir / 'config.json'} names no `architectures`: cannot tell which head was trained")
-    entry = class_by_name(names[0])
-    model = entry.model_class.from_pretrained(model_dir)
+        raise PublishError(f"{path} names no `architectures`: cannot tell which head was trained")
+    return class_by_name(names[0])
+
+
+def _load_from_folder(model_dir: Path) -> tuple[PreTrainedModel, RegisteredClass]:
+    entry = entry_for_folder(model_dir)
+    # safetensors only, whole files, weights that fit the config, a tokenizer that fits the embedding (issue 20);
+    # extra config attributes (a tagger's feature_vocab_size) are allowed
+    model = load_checked(model_dir, entry.model_class, strict_config=False)
     return model, entry
 
 
@@ -115,12 +127,14 @@ def prepare_hub_folder(
     revision: str | None = None,
     tags: list[str] = (),
     results: dict | None = None,
+    study_results: str | os.PathLike | None = None,
 ) -> Path:
     """Write the complete Hub folder for `source` (a run folder, a saved model folder, or a model object with
     `tokenizer`) to `output_dir`, which must not exist or be empty. Returns `output_dir` as a Path.
 
     A model object's `generation_config` is cleaned in place. Without `repo_id` the card's snippets name
-    `YOUR_NAME/<folder name>`; `dataset` (a key of `hf_seq.model_card.DATASETS`) is guessed from the run when not given.
+    `YOUR_NAME/<folder name>`; `dataset` (a key of `hf_seq.hub.cards.DATASETS`) is guessed from the run when not
+    given; `study_results` (the study's JSON) adds the study's rows for this kind of model to the card.
     """
     out = Path(output_dir)
     if out.exists() and any(out.iterdir()):
@@ -180,7 +194,8 @@ def prepare_hub_folder(
 
     # 4. model card
     write_model_card(out, repo_id=repo_id or f"YOUR_NAME/{out.resolve().name}", dataset=dataset, license=license,
-                     language=language, revision=revision, tags=tags, pictures=pictures, model=model, entry=entry)
+                     language=language, revision=revision, tags=tags, pictures=pictures, model=model, entry=entry,
+                     study_results=study_results)
     logger.info("Hub folder ready in %s: %s", out, ", ".join(sorted(p.name for p in out.iterdir())))
     return out
 
@@ -213,8 +228,12 @@ def _add_sibling_classes_to_auto_map(out: Path, entry: RegisteredClass, model: P
 
 
 def write_model_card(folder: str | os.PathLike, *, repo_id: str, model=None, entry: RegisteredClass | None = None,
-                     pictures: list[str] | None = None, **card_kwargs) -> Path:
-    """(Re)render README.md of a prepared Hub folder from its config and eval_results.json."""
+                     pictures: list[str] | None = None, study_results: str | os.PathLike | None = None,
+                     **card_kwargs) -> Path:
+    """(Re)render README.md of a saved model folder (a Hub folder, or a run folder with the model at its root) from
+    its config.json, eval_results.json (`train_seconds` there is the run's total training time, every resumed session
+    included), sample.txt and pictures. `study_results` (the study's JSON) adds the study's rows; `card_kwargs` go to
+    `build_model_card` (dataset, license, language, revision, tags, extra_files). Written atomically."""
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if entry is None:
@@ -236,10 +255,20 @@ def write_model_card(folder: str | os.PathLike, *, repo_id: str, model=None, ent
         pictures=pictures,
         sample=sample_path.read_text(encoding="utf-8") if sample_path.is_file() else None,
         parameters=parameters,
+        study_results=study_results,
         **card_kwargs,
     )
-    card.save(folder / "README.md")
-    return folder / "README.md"
+    path = folder / "README.md"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".README.", suffix=".tmp")
+    os.close(fd)
+    try:
+        card.save(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the card private to its writer
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
 
 
 def publish(
@@ -258,7 +287,7 @@ def publish(
     """Prepare the Hub folder of `source` and upload it to `repo_id`.
 
     Without `repo_id` nothing is uploaded: the folder is written to `output_dir` (required then) and its path
-    returned. With `repo_id`: `HfApi.create_repo(exist_ok=True)` + `upload_folder` (replacing whatever the repo
+    returned. `card_kwargs` go to `prepare_hub_folder` (dataset, license, language, tags, results, study_results). With `repo_id`: `HfApi.create_repo(exist_ok=True)` + `upload_folder` (replacing whatever the repo
     held), then README.md re-rendered with
     the uploaded commit pinned as `revision=` in the remote-code snippet (in place of `COMMIT_SHA`) and uploaded with
     `upload_file`. Returns the
@@ -300,6 +329,7 @@ __all__ = [
     "PublishError",
     "RegisteredClass",
     "clean_generation_config",
+    "entry_for_folder",
     "find_model_dir",
     "prepare_hub_folder",
     "publish",
