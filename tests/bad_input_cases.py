@@ -680,11 +680,7 @@ _FIXES.update({  # issue 20
 })
 _FAILING_IDS = """
 Word2VecModel-fully_masked_row Word2VecForPreTraining(cbow-hs)-fully_masked_row Word2VecForMaskedLM-fully_masked_row
-experiment:language-modeling-yaml_model_value_wrong_type experiment:language-modeling-yaml_missing_tokenizer_folder
 LSTMConfig-value_wrong_type TransformerConfig-value_wrong_type Word2VecConfig-value_wrong_type
-hub.load_checked-config_fails_validation
-TransformerForConditionalGeneration-nan_inputs_embeds TransformerForCausalLM-nan_inputs_embeds
-TransformerForCausalLM(learned-pos)-nan_inputs_embeds
 """.split()
 KNOWN_FAILURES: dict[str, str] = {}
 

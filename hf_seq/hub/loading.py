@@ -17,6 +17,7 @@ import dataclasses
 import json
 import os
 
+from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging
 
@@ -162,7 +163,7 @@ def load_checked(
             )
     try:
         config = config_cls.from_pretrained(folder)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, StrictDataclassError) as e:  # strict config fields raise the last one
         raise CheckpointError(f"{config_path}: invalid {config_cls.__name__}: {e}") from e
 
     # 2. weights: safetensors only, whole files
