@@ -16,6 +16,16 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 
+def _save(plt, fig, ax, path: str, title: str | None) -> str:
+    """Title, tight layout, a 120-dpi PNG at `path`, figure closed."""
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _pyplot():
     try:
         import matplotlib
@@ -77,12 +87,7 @@ def plot_training_curve(log_history: list[dict], path: str, title: str | None = 
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend()
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path, title)
 
 
 
@@ -107,12 +112,7 @@ def plot_bleu_by_length(runs: dict[str, list[dict]], path: str, title: str | Non
     ax.set_ylabel("BLEU")
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, path, title)
 
 
 def _token_labels(tokenizer, ids) -> list[str]:

@@ -19,21 +19,13 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers.utils import logging
 
+from ..auto import TASKS  # auto class -> (pipeline task to run, Hub pipeline_tag)
+
 logger = logging.get_logger(__name__)
 
 REVISION_PLACEHOLDER = "COMMIT_SHA"  # replaced by the uploaded commit once publish() knows it
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "model_cards"  # package data
 
-# auto class -> (pipeline task to run, Hub pipeline_tag)
-TASKS = {
-    "AutoModelForCausalLM": ("text-generation", "text-generation"),
-    "AutoModelForSeq2SeqLM": ("hf-seq-translation", "translation"),
-    "AutoModelForSequenceClassification": ("text-classification", "text-classification"),
-    "AutoModelForTokenClassification": ("token-classification", "token-classification"),
-    "AutoModelForMaskedLM": ("fill-mask", "fill-mask"),
-    "AutoModelForPreTraining": ("feature-extraction", "feature-extraction"),
-    "AutoModel": ("feature-extraction", "feature-extraction"),
-}
 
 # Data sets the training scripts use: Hub id (when one holds the same text), pretty name, license, attribution.
 # Licenses and origins as recorded in /work/shared/data/*/SOURCE.md.
