@@ -29,6 +29,8 @@ from .models.recurrent import (
 from .models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
 from .models.transformer import (
     TransformerConfig,
+    TransformerDecoderConfig,
+    TransformerDecoderModel,
     TransformerForCausalLM,
     TransformerForConditionalGeneration,
     TransformerModel,
@@ -47,7 +49,7 @@ __all__ = [
     "RNNForTokenClassification", "GRUForTokenClassification", "LSTMForTokenClassification",
     "RecurrentCache",
     "RNNSeq2SeqConfig", "RNNSeq2SeqModel", "RNNSeq2SeqForConditionalGeneration",
-    "TransformerConfig", "TransformerModel", "TransformerForConditionalGeneration", "TransformerForCausalLM",
+    "TransformerConfig", "TransformerDecoderConfig", "TransformerModel", "TransformerDecoderModel", "TransformerForConditionalGeneration", "TransformerForCausalLM",
     "Word2VecConfig", "Word2VecModel", "Word2VecForPreTraining", "Word2VecForMaskedLM",
     "build_word_level_tokenizer", "build_char_level_tokenizer", "build_bpe_tokenizer",
 ]  # fmt: skip

@@ -31,6 +31,8 @@ from .models.recurrent import (
 from .models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
 from .models.transformer import (
     TransformerConfig,
+    TransformerDecoderConfig,
+    TransformerDecoderModel,
     TransformerForCausalLM,
     TransformerForConditionalGeneration,
     TransformerModel,
@@ -80,7 +82,9 @@ REGISTRY: tuple[RegisteredClass, ...] = (
            AutoModelForTokenClassification=LSTMForTokenClassification),
     # --- Transformer (Vaswani et al. 2017): encoder-decoder and decoder-only ---
     *_rows("transformer", TransformerConfig, AutoModel=TransformerModel,
-           AutoModelForSeq2SeqLM=TransformerForConditionalGeneration, AutoModelForCausalLM=TransformerForCausalLM),
+           AutoModelForSeq2SeqLM=TransformerForConditionalGeneration),
+    *_rows("transformer", TransformerDecoderConfig, AutoModel=TransformerDecoderModel,
+           AutoModelForCausalLM=TransformerForCausalLM),
     # --- RNN encoder-decoder (seq2seq, with or without attention) ---
     *_rows("seq2seq", RNNSeq2SeqConfig, AutoModel=RNNSeq2SeqModel,
            AutoModelForSeq2SeqLM=RNNSeq2SeqForConditionalGeneration),
@@ -123,6 +127,9 @@ def register_auto_classes() -> None:
         transformers.AutoConfig.register(entry.config_class.model_type, entry.config_class, exist_ok=True)
         getattr(transformers, entry.auto_class).register(entry.config_class, entry.model_class, exist_ok=True)
     _DONE = True
+    from .peft_defaults import register_peft_defaults  # PEFT's default LoRA targets (a no-op without PEFT)
+
+    register_peft_defaults()
 
 
 __all__ = ["REGISTRY", "TASKS", "RegisteredClass", "UnknownModelClassError", "class_by_name", "base_class_for",

@@ -1,7 +1,8 @@
 """Word-level, character-level and BPE tokenizers built with the `tokenizers` library.
 
 Each builder returns a `PreTrainedTokenizerFast` that saves with `save_pretrained` and reloads with `AutoTokenizer`
-offline with identical ids. Special tokens are always `<unk>`, `<pad>`, `<bos>`, `<eos>` (ids 0-3 in that order), plus
+offline with identical ids. Word-level and BPE tokens decode with a leading space per word (GPT-2's convention), so
+text decoded piecewise (as pipelines do) joins with spaces; character-level tokens carry their own spaces. Special tokens are always `<unk>`, `<pad>`, `<bos>`, `<eos>` (ids 0-3 in that order), plus
 `<mask>` when asked for (word2vec's fill-mask head).
 """
 
@@ -77,7 +78,10 @@ def build_word_level_tokenizer(
     if split_punctuation:
         pre.append(pre_tokenizers.Punctuation())
     tok.pre_tokenizer = pre_tokenizers.Sequence(pre)
-    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with single spaces
+    # Every word decodes with a leading space, as GPT-2's byte-level tokens (and build_bpe_tokenizer) do: the
+    # text-generation pipeline decodes only the new tokens and appends them to the prompt, so "the time" + "was"
+    # must come out as " was" (issue 19, point 10). A whole decode therefore starts with a space; strip it if needed.
+    tok.decoder = decoders.Sequence([decoders.Replace(Regex("^"), " "), decoders.Fuse()])
     trainer = trainers.WordLevelTrainer(
         vocab_size=vocab_size if vocab_size is not None else 10**9,
         min_frequency=min_frequency,

@@ -18,7 +18,7 @@ from hf_seq.models.recurrent import (
     RNNForCausalLM,
     RNNModel,
 )
-from hf_seq.tokenization import build_char_level_tokenizer, build_word_level_tokenizer
+from hf_seq.tokenization import build_bpe_tokenizer, build_char_level_tokenizer, build_word_level_tokenizer
 
 VOCAB = 40
 
@@ -57,6 +57,7 @@ class TestLSTM(ModelTesterMixin, GenerationTesterMixin):
     all_model_classes = (LSTMModel, LSTMForCausalLM)
     generative_model_classes = (LSTMForCausalLM,)
     auto_classes = AUTO
+    heavy_checks_in_default_run = True  # the recurrent LMs' representative for torch.compile / torch.export
 
 
 class TestGRU(ModelTesterMixin, GenerationTesterMixin):
@@ -203,8 +204,91 @@ def test_word_and_char_tokenizers_round_trip(tmp_path):
         tok.save_pretrained(tmp_path / build.__name__)
         again = AutoTokenizer.from_pretrained(tmp_path / build.__name__)
         assert again("the time machine")["input_ids"] == ids
-        assert again.decode(ids) == "the time machine"
+        # word-level tokens decode with a leading space each (GPT-2's convention), so pieces join with spaces
+        want = " the time machine" if build is build_word_level_tokenizer else "the time machine"
+        assert again.decode(ids) == want
+        assert again.decode(ids[:2]) + again.decode(ids[2:]) == want
         assert tok("zebra")["input_ids"][0] == tok.unk_token_id
+
+
+def test_bpe_tokenizer_still_round_trips(tmp_path):
+    tok = build_bpe_tokenizer(["the time machine by h g wells"] * 3, vocab_size=300)
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    ids = again("the time machine")["input_ids"]
+    assert ids == tok("the time machine")["input_ids"]
+    assert again.decode(ids) == " the time machine"
+
+
+def test_text_generation_pipeline_keeps_spaces_between_words(tmp_path):
+    # issue 19 point 10: the pipeline decodes only the new tokens and appends them to the prompt
+    text = ["the time traveller was expounding a recondite matter to us"]
+    tok = build_word_level_tokenizer(text, padding_side="left")
+    torch.manual_seed(0)
+    model = LSTMForCausalLM(LSTMConfig(vocab_size=len(tok), hidden_size=16))
+    model.generation_config.eos_token_id = None
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    out = pipeline("text-generation", model=str(tmp_path))("the time", max_new_tokens=4, do_sample=False)
+    words = out[0]["generated_text"].split(" ")
+    assert words[:2] == ["the", "time"] and len(words) == 6, out
+    assert all(w in text[0].split() for w in words), out
+
+
+def test_generate_refuses_right_padding():
+    model = LSTMForCausalLM(LSTMConfig(vocab_size=VOCAB, hidden_size=8)).eval()
+    ids = torch.randint(4, VOCAB, (2, 5))
+    mask = torch.ones_like(ids)
+    mask[1, 3:] = 0
+    with pytest.raises(ValueError, match="attention_mask.*right-padded"):
+        model.generate(ids, attention_mask=mask, max_new_tokens=2)
+    model.generate(ids, attention_mask=mask.flip(1), max_new_tokens=2)  # left padding is fine
+
+
+@pytest.mark.parametrize("mask_value", [2, -1])
+def test_integer_mask_values_other_than_0_1_are_refused(mask_value):
+    model = GRUModel(GRUConfig(vocab_size=VOCAB, hidden_size=8)).eval()
+    with pytest.raises(ValueError, match=f"attention_mask.*only 0.*1.*{mask_value}"):
+        model(torch.ones(1, 3, dtype=torch.long), attention_mask=torch.tensor([[1, mask_value, 1]]))
+
+
+def test_input_checks_stay_on_in_eager_mode_only():
+    # eager: a data-dependent check raises; under torch.export the same model traces (no Python branch on values)
+    model = LSTMForCausalLM(LSTMConfig(vocab_size=VOCAB, hidden_size=8)).eval()
+    with pytest.raises(ValueError, match="token id"):
+        model(torch.tensor([[1, VOCAB]]))
+    program = torch.export.export(model, args=(), kwargs={"input_ids": torch.tensor([[1, 5, 7]])})
+    torch.testing.assert_close(program.module()(input_ids=torch.tensor([[1, 5, 7]]))["logits"],
+                               model(torch.tensor([[1, 5, 7]])).logits)
+
+
+def test_hidden_states_follow_the_gradient_with_padding_and_stacked_layers():
+    model = GRUModel(GRUConfig(vocab_size=VOCAB, hidden_size=8, num_hidden_layers=3, bidirectional=True))
+    ids = torch.randint(4, VOCAB, (2, 6))
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]])
+    out = model(ids, attention_mask=mask, output_hidden_states=True)
+    assert len(out.hidden_states) == 4
+    for h in out.hidden_states:
+        h.retain_grad()
+    out.last_hidden_state.sum().backward()
+    for h in out.hidden_states[:-1]:
+        assert h.grad is not None and h.grad[mask.bool()].abs().sum() > 0
+        assert (h.grad[~mask.bool()] == 0).all()  # padding never reaches the output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_class", [LSTMForCausalLM, GRUForCausalLM])
+def test_fullgraph_compile_with_dynamo_rnn_support(model_class):
+    # Dynamo refuses nn.LSTM/GRU/RNN objects unless `torch._dynamo.config.allow_rnn` is set; with it, the whole
+    # forward (masked recurrence included) is one graph
+    config_class = LSTMConfig if model_class is LSTMForCausalLM else GRUConfig
+    model = model_class(config_class(vocab_size=VOCAB, hidden_size=8, num_hidden_layers=1)).eval()
+    ids = torch.randint(4, VOCAB, (2, 4))
+    mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(allow_rnn=True), torch.no_grad():
+        got = torch.compile(model, fullgraph=True)(ids, attention_mask=mask).logits
+    torch.testing.assert_close(got, model(ids, attention_mask=mask).logits, atol=1e-5, rtol=0)
 
 
 def test_text_generation_pipeline_batched_equals_single(tmp_path):

@@ -1,12 +1,10 @@
 """Sequence and token classification heads on the recurrent encoders: the shared mixin plus the family's own checks
 (padding invariance, pooling, problem types, errors, word vectors, pipelines incl. remote code, Trainer, scripts)."""
 
-import importlib.util
 import itertools
 import json
 import os
 import random
-import sys
 
 import pytest
 import torch
@@ -102,6 +100,7 @@ class TestGRUForTokenClassification(ModelTesterMixin):
     model_tester = ClassifierTester(GRUConfig, "token", feature_vocab_size=5)
     all_model_classes = (GRUForTokenClassification,)
     auto_classes = AUTO
+    pipeline_model_classes = ()  # needs `feature_ids`, which the token-classification pipeline cannot pass
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
@@ -461,7 +460,8 @@ def test_pipelines_from_saved_folders_and_remote_code(trained_folders):
     assert local["cls_batched"] == local["cls_single"]
     # token-classification: IOB2 tags merged into chunks by aggregation_strategy
     assert local["tokens"][1] == ["B-NP", "I-NP", "B-VP"]
-    groups = [[(r["entity_group"], r["word"]) for r in rows] for rows in local["chunks"]]
+    # word-level tokens decode with a leading space (so that text-generation joins words, issue 19 point 10)
+    groups = [[(r["entity_group"], r["word"].strip()) for r in rows] for rows in local["chunks"]]
     assert groups == [[("NP", "the cat"), ("VP", "sat"), ("NP", "the dog"), ("VP", "ran")],
                       [("NP", "the bird"), ("VP", "ate")]]
     assert local["chunks"] == local["chunks_single"]
@@ -493,61 +493,10 @@ def test_remote_code_files_are_saved(trained_folders):
 
 # --- training scripts -----------------------------------------------------------------------------------------------
 
-def _load_script(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "training", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_train_classifier_smoke(tmp_path):
-    rng = random.Random(0)
-    data = tmp_path / "polarity"
-    data.mkdir()
-    for name, adjs in (("rt-polarity.pos", ["good", "great"]), ("rt-polarity.neg", ["bad", "awful"])):
-        (data / name).write_text("\n".join(f"the {rng.choice(NOUNS)} was {rng.choice(adjs)} ." for _ in range(60)))
-    results = _load_script("train_classifier").main([
-        os.path.join(ROOT, "configs", "classify_polarity_bilstm.yaml"), "--smoke", "--output_dir", str(tmp_path / "out"),
-        "--set", f"data.data_dir={data}", "--set", f"data.results_file={tmp_path / 'r.json'}",
-    ])
-    saved = json.loads((tmp_path / "r.json").read_text())
-    assert saved["sizes"] == {"train": 97, "dev": 11, "test": 12}  # 120 snippets: 90/10, then 10% of train as dev
-    assert 0.0 <= saved["test_accuracy"] <= 1.0 and saved["test_accuracy"] == results["test_accuracy"]
-    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out")
-    assert reloaded.config.id2label == {0: "negative", 1: "positive"}
-    assert "text-classification" in (tmp_path / "out" / "README.md").read_text()
-
-
 @pytest.mark.parametrize("use_crf", [False, True])
-def test_train_tagger_smoke_with_pos_features(tmp_path, use_crf):
-    rng = random.Random(0)
-    data = tmp_path / "conll"
-    data.mkdir()
-    pos = {"the": "DT", "and": "CC", **{n: "NN" for n in NOUNS}, **{v: "VBD" for v in VERBS}}
-    for name in ("train.txt", "test.txt"):
-        blocks = []
-        for _ in range(40):
-            words, tags = _chunk_sentence(rng)
-            blocks.append("\n".join(f"{w} {pos[w]} {t}" for w, t in zip(words, tags)))
-        (data / name).write_text("\n\n".join(blocks) + "\n")
-    results = _load_script("train_tagger").main([
-        os.path.join(ROOT, "configs", "tag_conll2000_bilstm_pos.yaml"), "--smoke", "--output_dir", str(tmp_path / "out"),
-        "--set", f"data.data_dir={data}", "--set", f"data.results_file={tmp_path / 'r.json'}",
-        "--set", f"model.use_crf={str(use_crf).lower()}",
-    ])
-    saved = json.loads((tmp_path / "r.json").read_text())
-    assert saved["features"].startswith("words + gold POS")
-    assert ("test_f1_viterbi" in saved) == use_crf
-    if use_crf:
-        assert 0.0 <= saved["test_f1_viterbi"] <= 1.0
-    card = (tmp_path / "out" / "README.md").read_text()
-    assert ("linear-chain CRF" in card) == use_crf
-    assert "model.decode(**enc, feature_ids=feature_ids)" in card  # a POS-feature model: not the stock pipeline
-    assert f"{saved['test_f1']:.4g}"[:4] in card  # the measured F1 is in the card's results table
-    assert saved["sizes"]["test"] == 40 and 0.0 <= saved["test_f1"] <= 1.0
-    reloaded = AutoModelForTokenClassification.from_pretrained(tmp_path / "out")
-    names = reloaded.config.feature_names
-    assert names[0] == "<unk>" and set(names[1:]) == {"DT", "CC", "NN", "VBD"}
-    assert reloaded.config.feature_vocab_size == len(names)
-    assert results["test_f1"] == saved["test_f1"]
+def test_token_labels_all_ignored_are_refused(use_crf):
+    # a mean over no labelled token is NaN (issue 20, point 6)
+    model = LSTMForTokenClassification(tiny_config(use_crf=use_crf)).eval()
+    ids = torch.randint(4, VOCAB, (2, 5))
+    with pytest.raises(ValueError, match="labels.*-100"):
+        model(ids, labels=torch.full_like(ids, -100))

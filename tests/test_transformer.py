@@ -1,9 +1,7 @@
 """Tests of the Transformer (Vaswani et al. 2017): encoder-decoder and decoder-only heads."""
 
-import importlib.util
 import json
 import math
-import os
 
 import pytest
 import torch
@@ -14,19 +12,21 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelF
 import hf_seq  # noqa: F401  (registers the Auto classes)
 from hf_seq.models.transformer import (
     TransformerConfig,
+    TransformerDecoderConfig,
+    TransformerDecoderModel,
     TransformerForCausalLM,
     TransformerForConditionalGeneration,
     TransformerModel,
     sinusoidal_position_encoding,
 )
 from hf_seq.pipelines import TRANSLATION_TASK, save_translation_pipeline
+from hf_seq.plotting import plot_translation_attention as cross_attention_heatmap
 from hf_seq.tokenization import build_bpe_tokenizer
-from hf_seq.transformer_utils import cross_attention_heatmap
 
 VOCAB = 40
 
 
-def tiny_config(**overrides) -> TransformerConfig:
+def tiny_config(config_class=TransformerConfig, **overrides) -> TransformerConfig:
     kwargs = dict(
         vocab_size=VOCAB,
         d_model=32,
@@ -38,7 +38,7 @@ def tiny_config(**overrides) -> TransformerConfig:
         dropout=0.1,
     )
     kwargs.update(overrides)
-    return TransformerConfig(**kwargs)
+    return config_class(**kwargs)
 
 
 def seq2seq(**overrides) -> TransformerForConditionalGeneration:
@@ -61,7 +61,7 @@ class TransformerModelTester:
         self.overrides = overrides
 
     def get_config(self):
-        return tiny_config(**self.overrides)
+        return tiny_config(TransformerConfig if self.encoder_decoder else TransformerDecoderConfig, **self.overrides)
 
     def prepare_inputs(self, config, with_labels=False, padded=True):
         g = torch.Generator().manual_seed(0)
@@ -86,6 +86,8 @@ class TestTransformerEncoderDecoder(ModelTesterMixin):
     model_tester = TransformerModelTester(encoder_decoder=True, norm_first=True)
     all_model_classes = (TransformerModel, TransformerForConditionalGeneration)
     auto_classes = {"TransformerModel": "AutoModel", "TransformerForConditionalGeneration": "AutoModelForSeq2SeqLM"}
+    # the encoder-decoder body needs decoder inputs (no pipeline task); the translation pipeline is checked below
+    pipeline_model_classes = ()
 
     def test_remote_code_in_clean_process(self, tmp_path):
         # the mixin starts one process per class; this family checks every class (and more) in a single one
@@ -94,9 +96,10 @@ class TestTransformerEncoderDecoder(ModelTesterMixin):
 
 class TestTransformerCausalLM(ModelTesterMixin, GenerationTesterMixin):
     model_tester = TransformerModelTester(encoder_decoder=False)
-    all_model_classes = (TransformerForCausalLM,)
+    all_model_classes = (TransformerForCausalLM, TransformerDecoderModel)
+    heavy_checks_in_default_run = True  # the family's torch.compile / torch.export run (first class) in the default run
     generative_model_classes = (TransformerForCausalLM,)
-    auto_classes = {"TransformerForCausalLM": "AutoModelForCausalLM"}
+    auto_classes = {"TransformerDecoderModel": "AutoModel", "TransformerForCausalLM": "AutoModelForCausalLM"}
 
 
 VARIANTS = [
@@ -382,7 +385,12 @@ def test_auto_classes():
     assert isinstance(config, TransformerConfig)
     assert type(AutoModel.from_config(config)) is TransformerModel
     assert type(AutoModelForSeq2SeqLM.from_config(config)) is TransformerForConditionalGeneration
+    with pytest.raises(ValueError, match="TransformerConfig"):  # an encoder-decoder config is no language model
+        AutoModelForCausalLM.from_config(config)
+    config = AutoConfig.for_model("hf_seq_transformer_lm", vocab_size=VOCAB, d_model=32, num_heads=4, d_ff=64)
+    assert type(config) is TransformerDecoderConfig and not config.is_encoder_decoder
     assert type(AutoModelForCausalLM.from_config(config)) is TransformerForCausalLM
+    assert type(AutoModel.from_config(config)) is TransformerDecoderModel
 
 
 def check_remote_code_and_translation_pipeline(tmp_path):
@@ -524,30 +532,6 @@ def test_clear_errors():
 
 
 # --- training script, heatmap --------------------------------------------------------------------------------------
-def test_training_script_smoke_run(tmp_path):
-    """configs/transformer_smoke.yaml: Seq2SeqTrainer with label smoothing and the inverse-sqrt schedule, BLEU/chrF
-    with signatures, a saved translation pipeline and a cross-attention heatmap."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location(
-        "train_transformer", os.path.join(repo, "training", "train_transformer.py")
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    results = script.main([os.path.join(repo, "configs", "transformer_smoke.yaml"), f"training.output_dir={tmp_path}"])
-    assert results["steps"] == 30 and results["train_loss_last_logged"] < results["train_loss_first_logged"]
-    assert results["train_pairs"] == 300 and results["direction"] == "en->fr"
-    assert results["test_bleu_signature"].startswith("nrefs:1|case:mixed") and 0 <= results["test_bleu"] <= 100
-    assert "chrf" in results["test_chrf_signature"] or "nc:6" in results["test_chrf_signature"]
-    assert (tmp_path / "cross_attention.png").stat().st_size > 1000
-    assert len((tmp_path / "test_hypotheses.txt").read_text().splitlines()) == results["test_pairs"]
-    pipe = pipeline(model=str(tmp_path / "model"), trust_remote_code=True)
-    assert isinstance(pipe("I am cold.")[0]["translation_text"], str)
-    with pytest.raises(ValueError, match="unknown model keys.*d_modle"):
-        bad = tmp_path / "bad.yaml"
-        bad.write_text("model:\n  d_modle: 8\n")
-        script.main([str(bad)])
-
-
 def test_cross_attention_heatmap(tmp_path):
     tok = build_bpe_tokenizer(["the cat sat on the mat", "a dog ran"] * 5, vocab_size=280, min_frequency=1)
     model = seq2seq(vocab_size=len(tok))
@@ -555,3 +539,299 @@ def test_cross_attention_heatmap(tmp_path):
     assert (tmp_path / "a.png").stat().st_size > 1000 and isinstance(out["translation"], str)
     out = cross_attention_heatmap(model, tok, "a dog", str(tmp_path / "b.png"), layer=0, head=1, max_new_tokens=3)
     assert (tmp_path / "b.png").exists()
+
+
+# --- behaving like a native transformers model (issue #19) ---------------------------------------------------------
+def _padded_batch():
+    """A (3, 9) batch whose first row is left-padded with 4 pads."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(4, VOCAB, (3, 9), generator=g)
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0
+    return ids.masked_fill(mask == 0, 1), mask
+
+
+def _every_class():
+    """(model, inputs) for each Transformer class, eval mode, on a left-padded batch."""
+    ids, mask = _padded_batch()
+    s2s_inputs = dict(input_ids=ids, attention_mask=mask, decoder_input_ids=ids[:, :5])
+    lm_inputs = dict(input_ids=ids, attention_mask=mask)
+    torch.manual_seed(0)
+    return [
+        (TransformerModel(tiny_config()).eval(), s2s_inputs),
+        (TransformerForConditionalGeneration(tiny_config()).eval(), s2s_inputs),
+        (TransformerDecoderModel(tiny_config(TransformerDecoderConfig)).eval(), lm_inputs),
+        (TransformerForCausalLM(tiny_config(TransformerDecoderConfig)).eval(), lm_inputs),
+    ]
+
+
+def test_return_dict_false_gives_the_output_as_a_tuple():
+    for model, inputs in _every_class():
+        name = type(model).__name__
+        kw = dict(inputs, use_cache=False, output_hidden_states=True)
+        with torch.no_grad():
+            as_dict, as_tuple = model(**kw), model(**kw, return_dict=False)
+        assert type(as_tuple) is tuple, name
+        torch.testing.assert_close(as_tuple, as_dict.to_tuple(), atol=0, rtol=0, msg=name)
+        model.config.return_dict = False  # the config's default is honoured too
+        with torch.no_grad():
+            assert type(model(**inputs)) is tuple, name
+    encoder = seq2seq().get_encoder()
+    out = encoder(input_ids=random_ids(2, 4), return_dict=False)
+    assert type(out) is tuple and out[0].shape == (2, 4, 32)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_sinusoidal_table_and_generation_follow_the_load_dtype(dtype, tmp_path):
+    # the table is a non-persistent buffer, which from_pretrained(dtype=...) does not cast (the mixin checks forward)
+    lm, model = causal_lm(), seq2seq()
+    lm.save_pretrained(tmp_path / "lm")
+    model.save_pretrained(tmp_path / "s2s")
+    lm = TransformerForCausalLM.from_pretrained(tmp_path / "lm", dtype=dtype).eval()
+    model = TransformerForConditionalGeneration.from_pretrained(tmp_path / "s2s", dtype=dtype).eval()
+    for table in (lm.model.embeddings.embed_positions.table, model.model.decoder.embeddings.embed_positions.table):
+        assert table.dtype == dtype
+        assert torch.equal(table, sinusoidal_position_encoding(64, 32).to(dtype))  # rebuilt, then rounded
+    ids, mask = _padded_batch()
+    assert lm.generate(ids, attention_mask=mask, max_new_tokens=3, do_sample=False).shape == (3, 12)
+    out = model.generate(ids, attention_mask=mask, max_new_tokens=3, min_new_tokens=3, num_beams=2, do_sample=False)
+    assert out.shape == (3, 4)
+
+
+def test_decoder_only_model_type_routes_auto_classes_and_pipelines(tmp_path):
+    tok = build_bpe_tokenizer(["the cat sat on the mat", "a dog ran"] * 5, vocab_size=280, min_frequency=1)
+    lm, model = causal_lm(vocab_size=len(tok)), seq2seq(vocab_size=len(tok))
+    assert type(lm.config) is TransformerDecoderConfig and lm.config.model_type == "hf_seq_transformer_lm"
+    for name, m in (("lm", lm), ("s2s", model)):
+        m.save_pretrained(tmp_path / name)
+        tok.save_pretrained(tmp_path / name)
+    saved = json.loads((tmp_path / "lm" / "config.json").read_text())
+    assert saved["model_type"] == "hf_seq_transformer_lm" and saved["is_encoder_decoder"] is False
+    # a decoder-only folder: AutoModel / feature extraction build the decoder body with the LM's weights
+    body = AutoModel.from_pretrained(tmp_path / "lm").eval()
+    assert type(body) is TransformerDecoderModel
+    ids = torch.tensor([tok("the cat sat")["input_ids"]])
+    with torch.no_grad():
+        hidden = lm.model(ids).last_hidden_state
+        assert torch.equal(body(ids).last_hidden_state, hidden)
+    features = pipeline("feature-extraction", model=str(tmp_path / "lm"))("the cat sat", return_tensors=True)
+    torch.testing.assert_close(features, hidden, atol=1e-6, rtol=0)
+    # a translation folder is no language model: refused instead of a random decoder
+    with pytest.raises(ValueError, match="AutoModelForCausalLM"):
+        pipeline("text-generation", model=str(tmp_path / "s2s"))
+    with pytest.raises(ValueError, match="TransformerConfig"):
+        AutoModelForCausalLM.from_pretrained(tmp_path / "s2s")
+
+
+@pytest.mark.parametrize("marker", ["both", "architectures", "is_encoder_decoder"])
+def test_decoder_only_folder_saved_before_its_model_type_still_loads(marker, tmp_path):
+    lm = causal_lm()
+    lm.save_pretrained(tmp_path)
+    # the config.json layout of hf-seq before issue #19: the encoder-decoder's model_type, the decoder-only model
+    # told apart by `architectures` and `is_encoder_decoder: false`
+    path = tmp_path / "config.json"
+    config = json.loads(path.read_text())
+    config["model_type"] = "hf_seq_transformer"
+    if marker == "architectures":
+        del config["is_encoder_decoder"]
+    elif marker == "is_encoder_decoder":
+        del config["architectures"]
+    path.write_text(json.dumps(config))
+    ids = random_ids(2, 6)
+    assert type(AutoConfig.from_pretrained(tmp_path)) is TransformerDecoderConfig
+    with torch.no_grad():
+        for loader in (AutoModelForCausalLM, TransformerForCausalLM):
+            loaded = loader.from_pretrained(tmp_path).eval()
+            assert type(loaded) is TransformerForCausalLM and loaded.config.model_type == "hf_seq_transformer_lm"
+            assert torch.equal(loaded(ids).logits, lm(ids).logits)
+        body = AutoModel.from_pretrained(tmp_path).eval()
+        assert type(body) is TransformerDecoderModel
+        assert torch.equal(body(ids).last_hidden_state, lm.model(ids).last_hidden_state)
+
+
+def _count_calls(module, counter: dict, key: str):
+    forward = module.forward
+
+    def counted(*args):
+        counter[key] = counter.get(key, 0) + 1
+        return forward(*args)
+
+    module.forward = counted
+
+
+def test_activation_checkpointing_recomputes_each_layer_with_equal_loss_and_gradients():
+    ids, mask = _padded_batch()
+    cases = [
+        (TransformerForConditionalGeneration, tiny_config(), dict(input_ids=ids, attention_mask=mask, labels=ids)),
+        (TransformerForCausalLM, tiny_config(TransformerDecoderConfig), dict(input_ids=ids, attention_mask=mask,
+                                                                              labels=ids.masked_fill(mask == 0, -100))),
+    ]  # fmt: skip
+    for cls, config, inputs in cases:
+        torch.manual_seed(0)
+        plain = cls(config).train()
+        torch.manual_seed(0)
+        checkpointed = cls(config).train()
+        checkpointed.activation_checkpointing_enable()
+        assert all(m.gradient_checkpointing for m in checkpointed.modules() if hasattr(m, "gradient_checkpointing"))
+        calls = {}
+        for tag, model in (("plain", plain), ("checkpointed", checkpointed)):
+            layers = [m for m in model.modules() if type(m).__name__.endswith("Layer")]
+            for layer in layers:
+                _count_calls(layer, calls, tag)
+            torch.manual_seed(1)  # the same dropout masks: checkpointing replays the RNG state when recomputing
+            loss = model(**inputs).loss
+            loss.backward()
+            calls[tag + "_loss"] = loss
+        assert calls["checkpointed"] == 2 * calls["plain"] == 2 * len(layers)  # recomputed once in backward
+        assert torch.equal(calls["plain_loss"], calls["checkpointed_loss"])
+        for (name, p), q in zip(plain.named_parameters(), checkpointed.parameters()):
+            torch.testing.assert_close(q.grad, p.grad, atol=1e-7, rtol=0, msg=f"{cls.__name__} {name}")
+
+
+def _compile_cases():
+    ids, mask = _padded_batch()
+    torch.manual_seed(0)
+    return {
+        "lm": (causal_lm(), dict(input_ids=ids, attention_mask=mask)),
+        "s2s": (seq2seq(), dict(input_ids=ids, attention_mask=mask, decoder_input_ids=ids[:, :5])),
+    }
+
+
+@pytest.mark.parametrize("case", ["lm", "s2s"])
+def test_compile_fullgraph_and_export_equal_eager(case):
+    """No graph break and no data-dependent branch while tracing (backend "eager" keeps this fast; inductor runs in
+    the mixin's compile check and the slow test below); the value checks still run in eager mode."""
+    model, inputs = _compile_cases()[case]
+    with torch.no_grad():
+        eager = model(**inputs)
+        compiled = torch.compile(model, fullgraph=True, backend="eager")(**inputs)
+    torch.testing.assert_close(compiled.logits, eager.logits, atol=1e-6, rtol=0)
+    assert compiled.cache.get_seq_length() == eager.cache.get_seq_length()
+    exported = torch.export.export(model, args=(), kwargs=inputs)
+    torch.testing.assert_close(exported.module()(**inputs).logits, eager.logits, atol=1e-6, rtol=0)
+    bad_ids = inputs["input_ids"].clone()
+    bad_ids[1, 2] = VOCAB
+    with pytest.raises(ValueError, match=r"\[0, 40\)"):
+        model(**dict(inputs, input_ids=bad_ids))
+    bad_mask = inputs["attention_mask"].clone()
+    bad_mask[1, 2] = 2
+    with pytest.raises(ValueError, match="attention_mask.*only 0"):
+        model(**dict(inputs, attention_mask=bad_mask))
+
+
+@pytest.mark.slow  # the default run compiles the causal LM with inductor through the mixin
+@pytest.mark.parametrize("case", ["lm", "s2s"])
+def test_torch_compile_equals_eager_on_a_padded_batch(case):
+    model, inputs = _compile_cases()[case]
+    with torch.no_grad():
+        eager = model(**inputs).logits
+        compiled = torch.compile(model)(**inputs).logits
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+
+
+def test_causal_lm_shift_labels_follow_the_transformers_convention():
+    lm = causal_lm()
+    ids, mask = _padded_batch()
+    labels = ids.masked_fill(mask == 0, -100)
+    logits = lm(ids, attention_mask=mask).logits
+    shifted = torch.cat([labels[:, 1:], torch.full((3, 1), -100)], 1)  # position t predicts token t + 1
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), shifted.flatten(), ignore_index=-100)
+    torch.testing.assert_close(lm(ids, attention_mask=mask, labels=labels).loss, expected)
+    torch.testing.assert_close(lm(ids, attention_mask=mask, shift_labels=shifted).loss, expected)
+    # given shift_labels are the targets as they are, also next to labels
+    direct = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+    torch.testing.assert_close(lm(ids, attention_mask=mask, labels=labels, shift_labels=labels).loss, direct)
+    # num_items_in_batch (gradient accumulation): the token sum divided by it
+    n = int((shifted != -100).sum())
+    torch.testing.assert_close(lm(ids, attention_mask=mask, labels=labels, num_items_in_batch=2 * n).loss, expected / 2)
+
+
+def test_inputs_embeds_equal_input_ids_in_forward_and_generate():
+    lm = causal_lm()
+    ids, mask = _padded_batch()
+    embeds = lm.get_input_embeddings()(ids)
+    torch.testing.assert_close(
+        lm(inputs_embeds=embeds, attention_mask=mask).logits, lm(ids, attention_mask=mask).logits
+    )
+    kw = dict(attention_mask=mask, max_new_tokens=6, min_new_tokens=6, do_sample=False)
+    assert torch.equal(lm.generate(inputs_embeds=embeds, **kw), lm.generate(ids, **kw)[:, ids.shape[1] :])
+    with pytest.raises(ValueError, match="exactly one of `input_ids`"):
+        lm(ids, inputs_embeds=embeds)
+    with pytest.raises(ValueError, match="`inputs_embeds` hold NaN"):
+        lm(inputs_embeds=embeds.masked_fill(mask[..., None] == 0, float("nan")), attention_mask=mask)
+    model = seq2seq()
+    embed = model.get_input_embeddings()
+    tgt = ids[:, :5]
+    torch.testing.assert_close(
+        model(inputs_embeds=embed(ids), attention_mask=mask, decoder_inputs_embeds=embed(tgt)).logits,
+        model(input_ids=ids, attention_mask=mask, decoder_input_ids=tgt).logits,
+    )
+    assert torch.equal(model.generate(inputs_embeds=embed(ids), **kw), model.generate(ids, **kw))
+    with pytest.raises(ValueError, match="exactly one of `decoder_input_ids`"):
+        model(input_ids=ids, decoder_input_ids=tgt, decoder_inputs_embeds=embed(tgt))
+
+
+def test_unknown_keyword_arguments_are_refused_by_name():
+    for model, inputs in _every_class():
+        with pytest.raises(TypeError, match="attention_maks"):
+            model(**inputs, attention_maks=inputs["attention_mask"])
+    lm = causal_lm()
+    ids, mask = _padded_batch()
+    cache = lm(ids[:, :5], use_cache=True).cache
+    with pytest.raises(TypeError, match=r"past_key_values.*`cache`"):  # the transformers 4 name of the cache
+        lm(ids[:, 5:6], past_key_values=cache)
+    with pytest.raises(TypeError, match="attention_maks"):
+        seq2seq().get_encoder()(input_ids=ids, attention_maks=mask)
+    # what generate() and Trainer pass is accepted
+    out = lm(ids, attention_mask=mask, labels=ids, position_ids=None, cache_position=torch.arange(9), use_cache=False,
+             num_items_in_batch=20, output_attentions=True, output_hidden_states=True)  # fmt: skip
+    assert torch.isfinite(out.loss) and len(out.attentions) == len(out.hidden_states) - 1 == 2
+
+
+# --- input checks (issue #20) ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", [2, 0.5, float("nan")])
+def test_masks_with_values_other_than_0_and_1_are_refused(value):
+    model, lm = seq2seq(), causal_lm()
+    ids, mask = _padded_batch()
+    bad = mask.clone() if isinstance(value, int) else mask.float()
+    bad[2, 3] = value
+    with pytest.raises(ValueError, match=r"`attention_mask` must hold only 0 \(padding\) and 1"):
+        model(input_ids=ids, attention_mask=bad, decoder_input_ids=ids)
+    with pytest.raises(ValueError, match=r"`decoder_attention_mask` must hold only 0"):
+        model(input_ids=ids, decoder_input_ids=ids, decoder_attention_mask=bad)
+    with pytest.raises(ValueError, match=r"`attention_mask` must hold only 0"):
+        lm(ids, attention_mask=bad)
+
+
+def test_a_fully_masked_row_is_refused():
+    model, lm = seq2seq(), causal_lm()
+    ids, mask = _padded_batch()
+    mask[1] = 0
+    with pytest.raises(ValueError, match=r"`attention_mask` masks every token of row\(s\) \[1\]"):
+        model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids)
+    with pytest.raises(ValueError, match=r"`attention_mask` masks every token of row\(s\) \[1\]"):
+        lm(ids, attention_mask=mask)
+
+
+def test_labels_that_are_all_ignored_are_refused():
+    model, lm = seq2seq(), causal_lm()
+    ids = random_ids(2, 5)
+    ignored = torch.full_like(ids, -100)
+    with pytest.raises(ValueError, match="labels are all -100"):
+        model(input_ids=ids, labels=ignored)
+    only_first = ignored.clone()
+    only_first[:, 0] = 7  # nothing predicts the first token: no target remains after the shift
+    with pytest.raises(ValueError, match="labels are all -100"):
+        lm(ids, labels=only_first)
+    # under gradient accumulation an all-ignored micro-batch adds nothing, which is well defined
+    assert lm(ids, labels=ignored, num_items_in_batch=4).loss.item() == 0.0
+
+
+def test_generate_refuses_right_padded_prompts():
+    lm = causal_lm()
+    ids, mask = _padded_batch()
+    right = torch.ones_like(mask)
+    right[0, -4:] = 0
+    with pytest.raises(ValueError, match=r"attention_mask ends with padding in row\(s\) \[0\].*padding_side='left'"):
+        lm.generate(ids, attention_mask=right, max_new_tokens=2)
+    assert lm.generate(ids, attention_mask=mask, max_new_tokens=2, do_sample=False).shape == (3, 11)

@@ -60,6 +60,11 @@ def _config_class_for(raw: dict, path: str, model_class) -> type:
             f"{path}: model_type {model_type!r} is not a registered model type (saved by another library or another "
             "version of hf-seq? `import hf_seq` registers hf-seq's types)"
         ) from e
+    try:  # a config class may map an older layout to another class (an old decoder-only Transformer folder)
+        config_cls = type(config_cls.from_dict(dict(raw)))
+        model_type = config_cls.model_type
+    except (ValueError, TypeError, KeyError, StrictDataclassError):
+        pass  # the checks below and the strict load name the problem
     if hasattr(model_class, "_model_mapping"):  # an Auto class
         mapping = model_class._model_mapping
         if config_cls not in mapping:

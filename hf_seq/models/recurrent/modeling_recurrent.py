@@ -1,12 +1,14 @@
 """Recurrent language models: vanilla RNN, GRU and LSTM on the fused PyTorch kernels (cuDNN on GPU).
 
-Reads leaf to root: input checks -> the recurrent state cache -> one recurrent layer -> the pre-trained base ->
-the base model (embeddings + stacked layers) -> the causal LM head -> one thin class per architecture.
+Reads leaf to root: input checks -> the masked recurrence used under torch.compile / torch.export -> the recurrent
+state cache -> one recurrent layer -> the pre-trained base -> the base model (embeddings + stacked layers) -> the
+causal LM head -> one thin class per architecture.
 """
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
@@ -21,6 +23,36 @@ logger = logging.get_logger(__name__)
 
 _CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 _INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+# Keyword arguments transformers itself passes to a causal LM (generate(), Trainer, pipelines) that a recurrent
+# model has no use for; anything else unknown is a typo and raises (issue 19, point 9).
+_IGNORED_KWARGS = frozenset({"position_ids", "cache_position", "output_attentions"})
+
+
+def is_tracing(*tensors) -> bool:
+    """True while torch.compile / torch.export / jit trace the model, or for tensors without values (fake, meta).
+
+    Checks on tensor values (`if ids.max() >= vocab_size`) are data-dependent Python branches: they break
+    `fullgraph=True` and `torch.export`, so they run in eager mode only.
+    """
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return True
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    if is_exporting is not None and is_exporting():
+        return True
+    return any(
+        isinstance(t, torch.Tensor)
+        and (t.device.type == "meta" or (type(t) is not torch.Tensor and not isinstance(t, nn.Parameter)))
+        for t in tensors
+    )
+
+
+def check_unused_kwargs(kwargs: dict, model_name: str, allowed=_IGNORED_KWARGS) -> None:
+    """Refuse keyword arguments the model does not know (a misspelt `attention_maks=` would otherwise be ignored)."""
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(f"{model_name}.forward() got unexpected keyword argument(s): {', '.join(map(repr, unknown))}.")
+    if kwargs.get("output_attentions"):
+        raise ValueError(f"`output_attentions=True`: {model_name} has no attention weights to return.")
 
 
 def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
@@ -33,6 +65,8 @@ def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
         raise ValueError(f"`input_ids` must have shape (batch, sequence_length), got {tuple(input_ids.shape)}.")
     if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
         raise ValueError(f"`input_ids` is empty (shape {tuple(input_ids.shape)}); need at least one token per row.")
+    if is_tracing(input_ids):
+        return
     low, high = torch.aminmax(input_ids)
     if low < 0 or high >= vocab_size:
         bad = int(low) if low < 0 else int(high)
@@ -51,11 +85,83 @@ def check_attention_mask(attention_mask: torch.Tensor, batch_size: int, seq_len:
             f"`attention_mask` has {attention_mask.shape[1]} columns; expected {' or '.join(map(str, allowed))} "
             f"(new tokens {seq_len}, cached tokens {past_len})."
         )
+    mask = attention_mask[:, -seq_len:]
+    if is_tracing(attention_mask):
+        return mask.bool()
     if attention_mask.is_floating_point() and not torch.isfinite(attention_mask).all():
         raise ValueError("`attention_mask` contains NaN or inf; it must hold 0 (padding) and 1 (token).")
     if ((attention_mask != 0) & (attention_mask != 1)).any():
-        raise ValueError("`attention_mask` must hold only 0 (padding) and 1 (token).")
-    return attention_mask[:, -seq_len:].bool()
+        bad = attention_mask[(attention_mask != 0) & (attention_mask != 1)][0].item()
+        raise ValueError(f"`attention_mask` must hold only 0 (padding) and 1 (token); it holds {bad}.")
+    mask = mask.bool()
+    empty = (~mask).all(dim=1)
+    if bool(empty.any()):
+        row = int(empty.nonzero()[0])
+        raise ValueError(f"row {row} of the batch has no real token (its attention_mask is all 0).")
+    return mask
+
+
+def _layer_weights(rnn: nn.RNNBase, layer: int) -> list[torch.Tensor]:
+    """Weights of one layer of a fused nn.RNN/GRU/LSTM, both directions, in the order torch's RNN ops take them."""
+    names = []
+    for suffix in ("", "_reverse")[: 2 if rnn.bidirectional else 1]:
+        names += [f"weight_ih_l{layer}{suffix}", f"weight_hh_l{layer}{suffix}"]
+        if rnn.bias:
+            names += [f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}"]
+    return [getattr(rnn, name) for name in names]
+
+
+def masked_rnn_layer(rnn: nn.RNNBase, layer: int, x: torch.Tensor, mask: torch.Tensor | None, state):
+    """Layer `layer` of `rnn` as a loop over time in plain tensor ops, for torch.compile and torch.export.
+
+    Dynamo does not trace nn.LSTM/GRU/RNN and packed sequences have data-dependent shapes, so a compiled or exported
+    graph runs this instead of the fused kernel. A padded step (mask 0) keeps the state and outputs zeros, so any
+    padding (left, right, holes) gives what the packed kernel gives; the right-to-left direction runs t = T-1 .. 0
+    under the same rule. The gate equations are PyTorch's (torch.nn.LSTM / GRU / RNN docs).
+
+    x: (B, T, C); mask: (B, T) bool or None; state: tuple ((D, B, H),) or ((D, B, H), (D, B, H)) for LSTM, or None.
+    Returns output (B, T, D * H) and the final state in the kernel's layout.
+    """
+    B, T, _ = x.shape
+    H, D, mode = rnn.hidden_size, 2 if rnn.bidirectional else 1, rnn.mode
+    weights = _layer_weights(rnn, layer)
+    per_dir = len(weights) // D
+    if state is None:
+        zeros = x.new_zeros(D, B, H)
+        state = (zeros, zeros) if mode == "LSTM" else (zeros,)
+    outputs, final_h, final_c = [], [], []
+    for d in range(D):
+        w_ih, w_hh, *biases = weights[d * per_dir : (d + 1) * per_dir]
+        b_ih, b_hh = biases if biases else (None, None)
+        gates_x = F.linear(x, w_ih, b_ih)  # (B, T, gates * H): input projections of every step in one matmul
+        h = state[0][d]
+        c = state[1][d] if mode == "LSTM" else None
+        steps = [None] * T
+        for t in range(T - 1, -1, -1) if d == 1 else range(T):
+            gx, gh = gates_x[:, t], F.linear(h, w_hh, b_hh)
+            if mode == "LSTM":
+                i, f, g, o = (gx + gh).chunk(4, dim=-1)
+                c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h_new = torch.sigmoid(o) * torch.tanh(c_new)
+            elif mode == "GRU":
+                x_r, x_z, x_n = gx.chunk(3, dim=-1)
+                h_r, h_z, h_n = gh.chunk(3, dim=-1)
+                r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+                h_new = (1 - z) * torch.tanh(x_n + r * h_n) + z * h
+            else:
+                h_new = torch.tanh(gx + gh) if mode == "RNN_TANH" else torch.relu(gx + gh)
+            if mask is None:
+                steps[t], h, c = h_new, h_new, (c_new if mode == "LSTM" else None)
+            else:
+                m = mask[:, t].unsqueeze(-1)  # (B, 1)
+                steps[t] = h_new.masked_fill(~m, 0.0)
+                h = torch.where(m, h_new, h)
+                c = torch.where(m, c_new, c) if mode == "LSTM" else None
+        outputs.append(torch.stack(steps, dim=1))
+        final_h.append(h)
+        final_c.append(c)
+    new_state = (torch.stack(final_h),) + ((torch.stack(final_c),) if mode == "LSTM" else ())
+    return torch.cat(outputs, dim=-1), new_state
 
 
 class RecurrentCache:
@@ -97,6 +203,24 @@ class RecurrentCache:
         return RecurrentCache([tuple(t.detach() for t in layer) for layer in self.states], self.seen_tokens)
 
 
+def _register_cache_pytree(cls) -> None:
+    """Let torch.export / torch.compile return a cache: they only pass registered containers of tensors through.
+    transformers registers its own caches with the same (private but stable) torch.utils._pytree call."""
+    try:
+        from torch.utils import _pytree
+    except ImportError:  # pragma: no cover - a torch without pytrees cannot export anyway
+        return
+    flatten = lambda cache: (list(cache.states), cache.seen_tokens)  # noqa: E731
+    unflatten = lambda states, seen: cls([tuple(s) for s in states], seen)  # noqa: E731
+    try:
+        _pytree.register_pytree_node(cls, flatten, unflatten, serialized_type_name=f"{cls.__module__}.{cls.__name__}")
+    except ValueError:  # already registered (module imported twice, e.g. as remote code)
+        pass
+
+
+_register_cache_pytree(RecurrentCache)
+
+
 @dataclass
 class RecurrentModelOutput(ModelOutput):
     """
@@ -125,7 +249,8 @@ class RecurrentCausalLMOutput(ModelOutput):
 
 class RecurrentLayer(nn.Module):
     """One (bi)directional layer of the fused kernel. Layers are separate modules so every layer's output can be
-    returned (`output_hidden_states`) and dropout sits between them as in Zaremba et al. 2014."""
+    returned (`output_hidden_states`), dropout sits between them as in Zaremba et al. 2014, and gradient
+    checkpointing recomputes one layer at a time."""
 
     def __init__(self, config: RecurrentConfig, input_size: int):
         super().__init__()
@@ -135,8 +260,7 @@ class RecurrentLayer(nn.Module):
             input_size, config.hidden_size, batch_first=True, bidirectional=config.bidirectional, **kwargs
         )
 
-    def forward(self, x, state: tuple[torch.Tensor, ...] | None):
-        # x: (B, T, C) tensor or a PackedSequence; state: tensors of (D, B, H), the kernel's layout
+    def _run(self, x, state):
         hx = state if state is None or self.cell_type == "lstm" else state[0]
         if self.cell_type == "lstm" and torch.is_autocast_enabled("cpu") and self.rnn.weight_hh_l0.device.type == "cpu":
             # torch's CPU (oneDNN) LSTM has no bf16/fp16 primitive on CPUs without native bf16: under CPU autocast
@@ -149,12 +273,30 @@ class RecurrentLayer(nn.Module):
             out, h_n = self.rnn(x, hx)
         return out, (h_n if isinstance(h_n, tuple) else (h_n,))
 
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None, state: tuple | None = None):
+        """hidden (B, T, C) at the caller's positions; mask (B, T) bool, None when nothing is padded; state: tensors
+        of (D, B, H), the kernel's layout. Returns outputs (B, T, D * H), zero at padding, and the final state."""
+        if is_tracing(hidden):
+            return masked_rnn_layer(self.rnn, 0, hidden, mask, state)
+        if mask is None:
+            return self._run(hidden, state)
+        # Keep padding out of the state: move each row's real tokens to the front (stable), pack, run, put back.
+        # Working on the unpacked tensor keeps every layer's input on the autograd graph (hidden_states[i].grad).
+        T = hidden.shape[1]
+        order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices  # (B, T): real positions first
+        x = hidden.gather(1, order.unsqueeze(-1).expand_as(hidden))
+        x = pack_padded_sequence(x, mask.sum(dim=1).cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self._run(x, state)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, D * H), zeros after each length
+        return torch.zeros_like(out).scatter(1, order.unsqueeze(-1).expand_as(out), out), state
+
 
 class RecurrentPreTrainedModel(PreTrainedModel):
     config_class = RecurrentConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
-    supports_gradient_checkpointing = False
+    # every layer is its own single-layer kernel, so checkpointing recomputes one layer at a time (issue 19)
+    supports_gradient_checkpointing = True
     _no_split_modules = ["RecurrentLayer"]
 
     @classmethod
@@ -191,6 +333,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         self.hidden_dropout = nn.Dropout(config.hidden_dropout)
         self.output_dropout = nn.Dropout(config.output_dropout)
+        self.gradient_checkpointing = False
         self.post_init()
 
     def get_input_embeddings(self):
@@ -208,11 +351,14 @@ class RecurrentModel(RecurrentPreTrainedModel):
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-    ) -> RecurrentModelOutput:
+        **kwargs,
+    ) -> RecurrentModelOutput | tuple:
+        check_unused_kwargs(kwargs, type(self).__name__)
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
         if cache is not None and not isinstance(cache, RecurrentCache):
@@ -230,7 +376,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
                 )
             if inputs_embeds.shape[0] == 0 or inputs_embeds.shape[1] == 0:
                 raise ValueError(f"`inputs_embeds` is empty (shape {tuple(inputs_embeds.shape)}).")
-            if not torch.isfinite(inputs_embeds).all():
+            if not is_tracing(inputs_embeds) and not torch.isfinite(inputs_embeds).all():
                 raise ValueError("`inputs_embeds` contains NaN or inf.")
         B, T, _ = inputs_embeds.shape
         past_len = cache.seen_tokens if cache is not None else 0
@@ -238,56 +384,59 @@ class RecurrentModel(RecurrentPreTrainedModel):
             raise ValueError(f"`cache` holds {cache.states[0][0].shape[1]} rows but the input has batch size {B}.")
         hidden = self.embedding_dropout(inputs_embeds)
 
-        # 2. keep padding out of the state: move each row's real tokens to the front (stable), then pack.
+        # 2. which positions are real; an all-real batch takes the unpacked fast path (eager only: data-dependent)
         mask = None
         if attention_mask is not None:
             mask = check_attention_mask(attention_mask, B, T, past_len)
-            if bool(mask.all()):
+            if not is_tracing(mask) and bool(mask.all()):
                 mask = None
-        order = None
         if mask is not None:
-            lengths = mask.sum(dim=1)
-            if bool((lengths == 0).any()):
-                row = int((lengths == 0).nonzero()[0])
-                raise ValueError(f"row {row} of the batch has no real token (its attention_mask is all 0).")
-            order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices  # (B, T): real positions first
-            hidden = hidden.gather(1, order.unsqueeze(-1).expand_as(hidden))
-            hidden = pack_padded_sequence(hidden, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            hidden = hidden.masked_fill(~mask.unsqueeze(-1), 0.0)  # (B, T, E), zeros at padding like every layer
 
-        def unpack(x):
-            # back to (B, T, C) at the original positions, zeros where the input was padding
-            if order is None:
-                return x
-            x, _ = pad_packed_sequence(x, batch_first=True, total_length=T)
-            return torch.zeros_like(x).scatter(1, order.unsqueeze(-1).expand_as(x), x)
-
-        def dropout(module, x):
-            if isinstance(x, PackedSequence):
-                return x._replace(data=module(x.data))
-            return module(x)
-
-        # 3. run the stack
-        all_hidden = (unpack(hidden),) if output_hidden_states else None
+        # 3. run the stack, one layer at a time; hidden_states[i] is the very tensor the next layer reads
+        all_hidden = (hidden,) if output_hidden_states else None
+        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         new_states = []
         for i, layer in enumerate(self.layers):
-            if i > 0:
-                hidden = dropout(self.hidden_dropout, hidden)
-            hidden, state = layer(hidden, cache.states[i] if cache is not None else None)
+            layer_input = self.hidden_dropout(hidden) if i > 0 else hidden
+            layer_state = cache.states[i] if cache is not None else None
+            if checkpointing:
+                # recompute this layer in backward instead of keeping its activations (transformers' own idiom)
+                hidden, state = self._gradient_checkpointing_func(layer.__call__, layer_input, mask, layer_state)
+            else:
+                hidden, state = layer(layer_input, mask, layer_state)
             new_states.append(state)
             if output_hidden_states:
-                all_hidden += (unpack(hidden),)
-        hidden = unpack(hidden)
+                all_hidden += (hidden,)
         last_hidden = self.output_dropout(hidden)
 
         # final state of the top layer, directions concatenated: (B, D * H)
         final_hidden = new_states[-1][0].transpose(0, 1).reshape(B, -1)
         new_cache = RecurrentCache(new_states, past_len + T) if use_cache else None
-        return RecurrentModelOutput(
+        output = RecurrentModelOutput(
             last_hidden_state=last_hidden,
             cache=new_cache,
             final_hidden_state=final_hidden,
             hidden_states=all_hidden,
         )
+        return output if return_dict is not False else output.to_tuple()
+
+
+def check_token_labels(labels: torch.Tensor, num_classes: int, name: str = "labels", scored=None) -> None:
+    """Labels in [0, num_classes) or -100, and at least one label the loss scores (`scored`, default all of them)
+    that is not -100: a mean over no token is NaN."""
+    if is_tracing(labels):
+        return
+    scored = labels if scored is None else scored
+    if not bool((scored != -100).any()):
+        raise ValueError(
+            f"`{name}` leave no token to score (every label the loss reads is -100); the loss would be NaN."
+        )
+    valid = labels[labels != -100]
+    low, high = torch.aminmax(valid)
+    if low < 0 or high >= num_classes:
+        bad = int(low) if low < 0 else int(high)
+        raise ValueError(f"label {bad} in `{name}` is outside [0, {num_classes}) (use -100 to ignore).")
 
 
 class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
@@ -318,6 +467,17 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
+    def prepare_inputs_for_generation(self, input_ids, cache=None, attention_mask=None, **kwargs):
+        # generate() appends new tokens after the last column: with right padding the first new token would be
+        # predicted from a pad position (transformers only logs a warning); refuse it (issue 20, point 6).
+        if cache is None and attention_mask is not None and attention_mask.ndim == 2 and not is_tracing(attention_mask):
+            if bool((attention_mask[:, -1] == 0).any()):
+                raise ValueError(
+                    "`attention_mask` is right-padded (a row ends with 0): a recurrent LM generates after the last "
+                    "column, so pad on the left (tokenizer padding_side='left')."
+                )
+        return super().prepare_inputs_for_generation(input_ids, cache=cache, attention_mask=attention_mask, **kwargs)
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -329,13 +489,21 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
+        shift_labels: torch.LongTensor | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
         **kwargs,
-    ) -> RecurrentCausalLMOutput:
+    ) -> RecurrentCausalLMOutput | tuple:
         r"""
         labels (`torch.LongTensor` of shape `(batch, seq_len)`): the input ids themselves (shifted inside); -100 is
             ignored.
+        shift_labels (`torch.LongTensor` of shape `(batch, seq_len)`): already shifted targets (position t predicts
+            `shift_labels[:, t]`), as transformers' Trainer passes them under context parallelism; used instead of
+            shifting `labels`.
         logits_to_keep (`int`): if > 0, compute logits for the last `logits_to_keep` positions only (generation).
+        num_items_in_batch: Trainer's count of labelled tokens over gradient-accumulation steps (loss normaliser).
         """
+        check_unused_kwargs(kwargs, type(self).__name__)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         # 1. encode
         outputs = self.model(
             input_ids=input_ids,
@@ -344,6 +512,7 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         hidden = outputs.last_hidden_state
         if logits_to_keep:
@@ -351,29 +520,31 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         # 2. project to the vocabulary
         if self.projection is not None:
             hidden = self.projection(hidden)
-        logits = self.lm_head(hidden)
+        logits = self.lm_head(hidden)  # (B, T, V)
 
         # 3. loss
         loss = None
-        if labels is not None:
-            if labels.shape != logits.shape[:2]:
+        if labels is not None or shift_labels is not None:
+            targets, name = (labels, "labels") if shift_labels is None else (shift_labels, "shift_labels")
+            if targets.shape != logits.shape[:2]:
                 raise ValueError(
-                    f"`labels` must have the shape of the inputs {tuple(logits.shape[:2])}, got {tuple(labels.shape)}."
+                    f"`{name}` must have the shape of the inputs {tuple(logits.shape[:2])}, got {tuple(targets.shape)}."
                 )
-            valid = labels[labels != -100]
-            if valid.numel() and (valid.min() < 0 or valid.max() >= self.config.vocab_size):
-                bad = int(valid.min()) if valid.min() < 0 else int(valid.max())
-                raise ValueError(f"label {bad} is outside [0, {self.config.vocab_size}) (use -100 to ignore).")
-            if not (labels[:, 1:] != -100).any():
-                raise ValueError(
-                    "`labels` leave no token to predict after the shift (every row has fewer than 2 labelled tokens); "
-                    "the loss would be NaN."
-                )
-            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+            # after the shift, position t predicts labels[:, t + 1]: the first column is never scored
+            scored = targets[:, 1:] if shift_labels is None else targets
+            check_token_labels(targets, self.config.vocab_size, name, scored=scored)
+            loss = self.loss_function(
+                logits=logits,
+                labels=labels,
+                vocab_size=self.config.vocab_size,
+                num_items_in_batch=num_items_in_batch,
+                shift_labels=shift_labels,
+            )
 
-        return RecurrentCausalLMOutput(
+        output = RecurrentCausalLMOutput(
             loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states
         )
+        return output if return_dict is not False else output.to_tuple()
 
 
 # One thin class per architecture: transformers' Auto classes map each config class to its own model class.

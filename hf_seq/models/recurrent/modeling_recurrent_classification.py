@@ -16,13 +16,24 @@ from transformers.utils import logging
 
 from .configuration_recurrent import GRUConfig, LSTMConfig, RecurrentConfig, RNNConfig
 from .crf import LinearChainCRF
-from .modeling_recurrent import RecurrentModel, RecurrentPreTrainedModel, check_input_ids
+from .modeling_recurrent import (
+    RecurrentModel,
+    RecurrentPreTrainedModel,
+    check_input_ids,
+    check_token_labels,
+    check_unused_kwargs,
+    is_tracing,
+)
 
 logger = logging.get_logger(__name__)
 
+# what transformers' Trainer and pipelines may pass that a recurrent classifier does not use
+_IGNORED_KWARGS = frozenset({"position_ids", "output_attentions", "num_items_in_batch"})
 _PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 
 
+# Inferred here rather than inside transformers' loss: labels are checked (shape, range) before the loss, so a
+# wrong label gives a ValueError naming it instead of a CUDA assert or a broadcast warning.
 def _problem_type(config: RecurrentConfig, labels: torch.Tensor) -> str:
     """The same inference as transformers' `ForSequenceClassificationLoss`, done here so labels can be checked first."""
     if config.problem_type is not None:
@@ -40,6 +51,8 @@ def _check_class_labels(labels: torch.Tensor, num_labels: int, ignore_index: int
     """Class ids must lie in [0, num_labels) (cross-entropy would fail with an opaque index error otherwise)."""
     if labels.is_floating_point():
         raise TypeError(f"class labels must be integer ids, got dtype {labels.dtype}.")
+    if is_tracing(labels):
+        return
     valid = labels if ignore_index is None else labels[labels != ignore_index]
     if valid.numel() == 0:
         return
@@ -119,7 +132,10 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
             real = attention_mask[:, -last_hidden_state.shape[1] :].bool()
         real = real.unsqueeze(-1)  # (B, T, 1)
         if pooling == "mean":
+            # the clamp only guards the division: every row has a real token (the encoder refuses empty rows)
+            # clamp: a row has at least one real token (checked by the encoder); the clamp only guards the division
             return (last_hidden_state * real).sum(1) / real.sum(1).clamp(min=1)
+        # -inf at padding so that a padded position can never be the maximum (InferSent max pooling)
         return last_hidden_state.masked_fill(~real, float("-inf")).amax(1)
 
     def forward(
@@ -137,6 +153,8 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
             0/1 floats (multi-label), or `(batch,)` / `(batch, num_labels)` floats (regression, `num_labels == 1` or
             `problem_type="regression"`). The problem type is inferred as transformers' heads do.
         """
+        check_unused_kwargs(kwargs, type(self).__name__, _IGNORED_KWARGS)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         # 1. encode (no cache: a classifier reads whole sequences)
         outputs = self.model(
             input_ids=input_ids,
@@ -144,10 +162,11 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
             inputs_embeds=inputs_embeds,
             use_cache=False,
             output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         # 2. pool over real tokens, 3. classify
         pooled = self.pool(outputs.last_hidden_state, outputs.final_hidden_state, attention_mask)
-        logits = self.classifier(self.dropout(pooled))
+        logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
 
         # 4. loss
         loss = None
@@ -179,7 +198,8 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
             self.config.problem_type = problem_type  # as transformers' loss does: later calls keep the same type
             loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
 
-        return RecurrentSequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        output = RecurrentSequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return output if return_dict is not False else output.to_tuple()
 
 
 class RecurrentForTokenClassification(RecurrentPreTrainedModel):
@@ -225,7 +245,13 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
         feature_ids: torch.LongTensor | None = None,
     ) -> torch.LongTensor:
         """The best tag sequence, (batch, seq_len) with -100 at padding: Viterbi with a CRF, else per-token arg-max."""
-        out = self(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, feature_ids=feature_ids)
+        out = self(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            feature_ids=feature_ids,
+            return_dict=True,
+        )
         mask = self._real_mask(out.logits, attention_mask)
         if self.crf is None:
             return out.logits.argmax(-1).masked_fill(~mask, -100)
@@ -257,6 +283,8 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
                 f"`feature_ids` must have the shape of the inputs {tuple(inputs_embeds.shape[:2])}, got "
                 f"{tuple(feature_ids.shape)}."
             )
+        if is_tracing(feature_ids):
+            return inputs_embeds + self.feature_embeddings(feature_ids)
         low, high = torch.aminmax(feature_ids)
         if low < 0 or high >= self.feature_vocab_size:
             bad = int(low) if low < 0 else int(high)
@@ -279,6 +307,8 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
         labels (`torch.LongTensor` of shape `(batch, seq_len)`): class ids in `[0, num_labels)`; -100 is ignored
             (padding, or sub-word pieces after the first).
         """
+        check_unused_kwargs(kwargs, type(self).__name__, _IGNORED_KWARGS)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         # 1. embed (+ feature embedding) and encode
         embeds = self._embed(input_ids, inputs_embeds, feature_ids)
         outputs = self.model(
@@ -287,14 +317,15 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
             inputs_embeds=embeds,
             use_cache=False,
             output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         # 2. score every position (and, with a CRF, turn the scores into marginals of the whole chain)
-        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
         emissions = None
         if self.crf is not None:
             emissions = logits
             mask = self._real_mask(logits, attention_mask)
-            logits = self.crf.marginals(emissions.float(), mask)
+            logits = self.crf.marginals(emissions.float(), mask).to(emissions.dtype)  # dynamic programme in fp32
 
         # 3. loss
         loss = None
@@ -306,16 +337,21 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
                     f"got {tuple(labels.shape)}."
                 )
             _check_class_labels(labels, self.num_labels, ignore_index=-100)
+            # a mean over no labelled token is NaN (issue 20, point 6)
+            check_token_labels(labels, self.num_labels, scored=None if self.crf is None else labels.masked_fill(~mask, -100))
             if self.crf is None:
+                # token-mean cross-entropy over labelled positions (transformers' ForTokenClassification loss)
                 loss = self.loss_function(logits=logits, labels=labels, config=self.config)
             else:
                 labelled = (labels != -100) & mask
                 nll = self.crf.neg_log_likelihood(emissions.float(), labels.masked_fill(~mask, -100), mask)
+                # per labelled token, so the loss has the scale of the cross-entropy head's (learning rates carry over)
                 loss = nll / labelled.sum().clamp(min=1)
 
-        return RecurrentTokenClassifierOutput(
+        output = RecurrentTokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, emissions=emissions
         )
+        return output if return_dict is not False else output.to_tuple()
 
 
 # One thin class per architecture: transformers' Auto classes map each config class to its own model class.

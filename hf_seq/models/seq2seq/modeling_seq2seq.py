@@ -14,6 +14,7 @@ Layout: batch-first everywhere. The decoder state is the generation cache (`RNNS
 O(1) in the target length.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -30,12 +31,45 @@ logger = logging.get_logger(__name__)
 _RNN_CLASSES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
+# Keyword arguments transformers' generate() may pass that this model has no use for; anything else unknown raises.
+_IGNORED_KWARGS = frozenset({"position_ids", "decoder_position_ids", "cache_position", "num_items_in_batch"})
+_RNN_OPS = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
+
+
+# Copied from hf_seq.models.recurrent.modeling_recurrent.is_tracing
+def is_tracing(*tensors) -> bool:
+    """True while torch.compile / torch.export / jit trace the model, or for tensors without values (fake, meta).
+
+    Checks on tensor values (`if ids.max() >= vocab_size`) are data-dependent Python branches: they break
+    `fullgraph=True` and `torch.export`, so they run in eager mode only.
+    """
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return True
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    if is_exporting is not None and is_exporting():
+        return True
+    return any(
+        isinstance(t, torch.Tensor)
+        and (t.device.type == "meta" or (type(t) is not torch.Tensor and not isinstance(t, nn.Parameter)))
+        for t in tensors
+    )
+
+
+def check_unused_kwargs(kwargs: dict, model_name: str, allowed=_IGNORED_KWARGS) -> None:
+    """Refuse keyword arguments the model does not know (a misspelt `attention_maks=` would otherwise be ignored)."""
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(f"{model_name}.forward() got unexpected keyword argument(s): {', '.join(map(repr, unknown))}.")
+
+
 def _check_token_ids(ids: torch.Tensor | None, vocab_size: int, name: str, ignore_index: int | None = None):
     """One min/max reduction; raises before an embedding lookup fails with an opaque index error."""
     if ids is None or ids.numel() == 0:
         return
     if ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
         raise TypeError(f"{name} must be an integer tensor of token ids, got dtype {ids.dtype}.")
+    if is_tracing(ids):
+        return
     checked = ids.masked_fill(ids == ignore_index, 0) if ignore_index is not None else ids
     low, high = torch.aminmax(checked)
     low, high = int(low), int(high)
@@ -56,6 +90,102 @@ def _run_rnn(rnn: nn.RNNBase, x, state):
     return rnn(x, state)
 
 
+# Copied from hf_seq.models.recurrent.modeling_recurrent._layer_weights
+def _layer_weights(rnn: nn.RNNBase, layer: int) -> list[torch.Tensor]:
+    """Weights of one layer of a fused nn.RNN/GRU/LSTM, both directions, in the order torch's RNN ops take them."""
+    names = []
+    for suffix in ("", "_reverse")[: 2 if rnn.bidirectional else 1]:
+        names += [f"weight_ih_l{layer}{suffix}", f"weight_hh_l{layer}{suffix}"]
+        if rnn.bias:
+            names += [f"bias_ih_l{layer}{suffix}", f"bias_hh_l{layer}{suffix}"]
+    return [getattr(rnn, name) for name in names]
+
+
+def _run_rnn_layer(rnn: nn.RNNBase, layer: int, x, state):
+    """Layer `layer` of the fused `rnn` alone, through the torch op nn.LSTM/GRU/RNN call themselves, so per-layer
+    outputs (hidden states, per-layer checkpointing) need no second copy of the weights and keep the saved names.
+
+    x: (B, T, C) or a PackedSequence; state: h (D, B, H) or (h, c), or None. Returns (output like x, state).
+    """
+    lstm, packed = rnn.mode == "LSTM", isinstance(x, PackedSequence)
+    data = x.data if packed else x
+    autocast_cpu = lstm and torch.is_autocast_enabled("cpu") and data.device.type == "cpu"
+    if autocast_cpu:  # see _run_rnn: no low-precision oneDNN LSTM on every CPU
+        data = data.float()
+        state = None if state is None else tuple(t.float() for t in state)
+    if state is None:
+        zeros = data.new_zeros(2 if rnn.bidirectional else 1, int(x.batch_sizes[0]) if packed else x.shape[0], rnn.hidden_size)
+        state = (zeros, zeros) if lstm else zeros
+    elif packed and x.sorted_indices is not None:  # the packed kernel wants rows in length order
+        state = tuple(t.index_select(1, x.sorted_indices) for t in state) if lstm else state.index_select(1, x.sorted_indices)
+    weights = _layer_weights(rnn, layer)
+    with torch.autocast("cpu", enabled=False) if autocast_cpu else contextlib.nullcontext():
+        if packed:
+            result = _RNN_OPS[rnn.mode](data, x.batch_sizes, state, weights, rnn.bias, 1, 0.0, rnn.training, rnn.bidirectional)
+        else:
+            result = _RNN_OPS[rnn.mode](data, state, weights, rnn.bias, 1, 0.0, rnn.training, rnn.bidirectional, True)
+    out, state = result[0], (tuple(result[1:3]) if lstm else result[1])
+    if packed:
+        if x.unsorted_indices is not None:
+            state = tuple(t.index_select(1, x.unsorted_indices) for t in state) if lstm else state.index_select(1, x.unsorted_indices)
+        out = PackedSequence(out, x.batch_sizes, x.sorted_indices, x.unsorted_indices)
+    return out, state
+
+
+# Copied from hf_seq.models.recurrent.modeling_recurrent.masked_rnn_layer
+def masked_rnn_layer(rnn: nn.RNNBase, layer: int, x: torch.Tensor, mask: torch.Tensor | None, state):
+    """Layer `layer` of `rnn` as a loop over time in plain tensor ops, for torch.compile and torch.export.
+
+    Dynamo does not trace nn.LSTM/GRU/RNN and packed sequences have data-dependent shapes, so a compiled or exported
+    graph runs this instead of the fused kernel. A padded step (mask 0) keeps the state and outputs zeros, so any
+    padding (left, right, holes) gives what the packed kernel gives; the right-to-left direction runs t = T-1 .. 0
+    under the same rule. The gate equations are PyTorch's (torch.nn.LSTM / GRU / RNN docs).
+
+    x: (B, T, C); mask: (B, T) bool or None; state: tuple ((D, B, H),) or ((D, B, H), (D, B, H)) for LSTM, or None.
+    Returns output (B, T, D * H) and the final state in the kernel's layout.
+    """
+    B, T, _ = x.shape
+    H, D, mode = rnn.hidden_size, 2 if rnn.bidirectional else 1, rnn.mode
+    weights = _layer_weights(rnn, layer)
+    per_dir = len(weights) // D
+    if state is None:
+        zeros = x.new_zeros(D, B, H)
+        state = (zeros, zeros) if mode == "LSTM" else (zeros,)
+    outputs, final_h, final_c = [], [], []
+    for d in range(D):
+        w_ih, w_hh, *biases = weights[d * per_dir : (d + 1) * per_dir]
+        b_ih, b_hh = biases if biases else (None, None)
+        gates_x = F.linear(x, w_ih, b_ih)  # (B, T, gates * H): input projections of every step in one matmul
+        h = state[0][d]
+        c = state[1][d] if mode == "LSTM" else None
+        steps = [None] * T
+        for t in range(T - 1, -1, -1) if d == 1 else range(T):
+            gx, gh = gates_x[:, t], F.linear(h, w_hh, b_hh)
+            if mode == "LSTM":
+                i, f, g, o = (gx + gh).chunk(4, dim=-1)
+                c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h_new = torch.sigmoid(o) * torch.tanh(c_new)
+            elif mode == "GRU":
+                x_r, x_z, x_n = gx.chunk(3, dim=-1)
+                h_r, h_z, h_n = gh.chunk(3, dim=-1)
+                r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+                h_new = (1 - z) * torch.tanh(x_n + r * h_n) + z * h
+            else:
+                h_new = torch.tanh(gx + gh) if mode == "RNN_TANH" else torch.relu(gx + gh)
+            if mask is None:
+                steps[t], h, c = h_new, h_new, (c_new if mode == "LSTM" else None)
+            else:
+                m = mask[:, t].unsqueeze(-1)  # (B, 1)
+                steps[t] = h_new.masked_fill(~m, 0.0)
+                h = torch.where(m, h_new, h)
+                c = torch.where(m, c_new, c) if mode == "LSTM" else None
+        outputs.append(torch.stack(steps, dim=1))
+        final_h.append(h)
+        final_c.append(c)
+    new_state = (torch.stack(final_h),) + ((torch.stack(final_c),) if mode == "LSTM" else ())
+    return torch.cat(outputs, dim=-1), new_state
+
+
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
     """Teacher forcing inputs: `[start, y_1, ..., y_{T-1}]` from labels `[y_1, ..., y_T]` (-100 becomes pad)."""
     shifted = labels.new_empty(labels.shape)
@@ -74,7 +204,8 @@ class RNNSeq2SeqEncoderOutput(ModelOutput):
         final_hidden_state (`(batch, encoder_layers * directions, hidden_size)`): final state per layer/direction.
         final_cell_state (`(batch, encoder_layers * directions, hidden_size)`): LSTM cell state (None otherwise).
         source_mask (`(batch, src_len)`): 1 on real source tokens, 0 on padding.
-        hidden_states (`tuple`): (embeddings, last_hidden_state) when `output_hidden_states=True`.
+        hidden_states (`tuple`): the embeddings (after dropout, zero on padding) and each layer's outputs
+            (`encoder_layers + 1` tensors), when `output_hidden_states=True`.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -92,6 +223,8 @@ class RNNSeq2SeqModelOutput(ModelOutput):
         last_hidden_state (`(batch, tgt_len, hidden_size)`): decoder output vectors before the vocabulary projection.
         cache (`RNNSeq2SeqCache`): decoder state after the last input token.
         cross_attentions (`tuple` of one `(batch, tgt_len, src_len)` tensor): attention weights over the source.
+        decoder_hidden_states (`tuple`): the target embeddings and each decoder layer's recurrent outputs
+            (`decoder_layers + 1` tensors); the pre-output `last_hidden_state` is computed from the last one.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -163,6 +296,24 @@ class RNNSeq2SeqCache:
         return f"RNNSeq2SeqCache(batch={self.hidden.shape[0]}, layers={self.hidden.shape[1]}, seen={self.seen_tokens})"
 
 
+def _register_cache_pytree(cls) -> None:
+    """Let torch.export / torch.compile return the cache: they only pass registered containers of tensors through.
+    transformers registers its own caches with the same (private but stable) torch.utils._pytree call."""
+    try:
+        from torch.utils import _pytree
+    except ImportError:  # pragma: no cover - a torch without pytrees cannot export anyway
+        return
+    flatten = lambda c: ([c.hidden, c.cell, c.feed, c.keys], c.seen_tokens)  # noqa: E731
+    unflatten = lambda fields, seen: cls(*fields, seen)  # noqa: E731
+    try:
+        _pytree.register_pytree_node(cls, flatten, unflatten, serialized_type_name=f"{cls.__module__}.{cls.__name__}")
+    except ValueError:  # already registered (module imported twice, e.g. as remote code)
+        pass
+
+
+_register_cache_pytree(RNNSeq2SeqCache)
+
+
 class RNNSeq2SeqAttention(nn.Module):
     """Attention of one decoder query over the encoder states.
 
@@ -219,6 +370,7 @@ class RNNSeq2SeqEncoder(nn.Module):
             bidirectional=config.bidirectional_encoder,
             batch_first=True,
         )
+        self.gradient_checkpointing = False
 
     def forward(
         self,
@@ -229,7 +381,9 @@ class RNNSeq2SeqEncoder(nn.Module):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
-    ) -> RNNSeq2SeqEncoderOutput:
+    ) -> RNNSeq2SeqEncoderOutput | tuple:
+        check_unused_kwargs(kwargs, type(self).__name__)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds to the encoder.")
         if input_ids is not None:
@@ -239,45 +393,84 @@ class RNNSeq2SeqEncoder(nn.Module):
             inputs_embeds = self.embed_tokens(input_ids)
         elif inputs_embeds.ndim != 3 or inputs_embeds.shape[0] == 0 or inputs_embeds.shape[1] == 0:
             raise ValueError(f"inputs_embeds must be a non-empty (batch, length, dim) tensor, got {tuple(inputs_embeds.shape)}.")
-        elif not torch.isfinite(inputs_embeds).all():
+        elif not is_tracing(inputs_embeds) and not torch.isfinite(inputs_embeds).all():
             raise ValueError("inputs_embeds contains NaN or inf.")
         B, S = inputs_embeds.shape[:2]
+        tracing = is_tracing(inputs_embeds, attention_mask)
         if attention_mask is None:
             attention_mask = torch.ones(B, S, dtype=torch.long, device=inputs_embeds.device)
         elif attention_mask.shape != (B, S):
             raise ValueError(
                 f"attention_mask has shape {tuple(attention_mask.shape)} but the source is {(B, S)} (batch, length)."
             )
-        elif ((attention_mask != 0) & (attention_mask != 1)).any():  # NaN compares unequal to both
-            raise ValueError("attention_mask must hold only 0 (padding) and 1 (token); it has other values (or NaN).")
+        elif not tracing and ((attention_mask != 0) & (attention_mask != 1)).any():  # NaN compares unequal to both
+            bad = attention_mask[(attention_mask != 0) & (attention_mask != 1)][0].item()
+            raise ValueError(f"attention_mask must hold only 0 (padding) and 1 (token); it holds {bad}.")
         mask = attention_mask.bool()
         lengths = mask.sum(dim=1)
-        if int(lengths.min()) == 0:
+        if not tracing and int(lengths.min()) == 0:
             raise ValueError("Every source sequence needs at least one real token (attention_mask has an all-zero row).")
 
-        # 1. embed; rows that are not right-padded (left padding, holes) get their real tokens moved to the front
         x = self.dropout(inputs_embeds)
-        order = None
-        if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
-            order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices  # real tokens first, in order
-            x = x.gather(1, order.unsqueeze(-1).expand_as(x))
-
-        # 2. encode the packed batch (fused kernel; the state stops at each row's last real token)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_out, state = _run_rnn(self.rnn, packed, None)
-        out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=S)  # (B, S, dirs * H), 0 on pads
-        if order is not None:  # back to the caller's positions
-            out = torch.zeros_like(out).scatter(1, order.unsqueeze(-1).expand_as(out), out)
-        hidden, cell = state if isinstance(state, tuple) else (state, None)
+        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        if tracing or output_hidden_states or checkpointing:
+            # layer by layer: one entry per layer in hidden_states, each the very tensor the next layer reads
+            out, hidden, cell, all_hidden = self._encode_per_layer(x, mask, tracing, checkpointing)
+        else:
+            # 1. rows that are not right-padded (left padding, holes) get their real tokens moved to the front
+            order = None
+            if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
+                order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices  # real tokens first, in order
+                x = x.gather(1, order.unsqueeze(-1).expand_as(x))
+            # 2. encode the packed batch (fused kernel; the state stops at each row's last real token)
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed_out, state = _run_rnn(self.rnn, packed, None)
+            out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=S)  # (B, S, dirs * H), 0 on pads
+            if order is not None:  # back to the caller's positions
+                out = torch.zeros_like(out).scatter(1, order.unsqueeze(-1).expand_as(out), out)
+            hidden, cell = state if isinstance(state, tuple) else (state, None)
+            all_hidden = None
 
         result = RNNSeq2SeqEncoderOutput(
             last_hidden_state=out,
             final_hidden_state=hidden.transpose(0, 1),  # (B, layers * dirs, H)
             final_cell_state=None if cell is None else cell.transpose(0, 1),
             source_mask=attention_mask.long(),
-            hidden_states=(inputs_embeds, out) if output_hidden_states else None,
+            hidden_states=all_hidden if output_hidden_states else None,
         )
         return result if return_dict is not False else result.to_tuple()
+
+    def _encode_layer(self, layer: int, x: torch.Tensor, mask: torch.Tensor, tracing: bool):
+        """One layer over (B, S, C) at the caller's positions; padding stays out of the state. Returns the outputs
+        (B, S, dirs * H), zero on padding, and the final state as a tuple of (dirs, B, H) tensors."""
+        if tracing:  # compile / export: the masked loop (no packing, no nn.RNNBase call)
+            return masked_rnn_layer(self.rnn, layer, x, mask, None)
+        S = x.shape[1]
+        order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices  # (B, S): real tokens first
+        packed = pack_padded_sequence(
+            x.gather(1, order.unsqueeze(-1).expand_as(x)), mask.sum(1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, state = _run_rnn_layer(self.rnn, layer, packed, None)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=S)
+        out = torch.zeros_like(out).scatter(1, order.unsqueeze(-1).expand_as(out), out)
+        return out, (state if isinstance(state, tuple) else (state,))
+
+    def _encode_per_layer(self, x, mask, tracing: bool, checkpointing: bool):
+        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)  # (B, S, E), zeros on padding like every layer's output
+        all_hidden, hiddens, cells = (x,), [], []
+        for layer in range(self.config.encoder_layers):
+            # the fused module's inter-layer dropout, applied here since each layer runs alone
+            inp = F.dropout(x, self.rnn.dropout, self.training) if layer > 0 else x
+            if checkpointing:
+                x, state = self._gradient_checkpointing_func(self._encode_layer, layer, inp, mask, tracing)
+            else:
+                x, state = self._encode_layer(layer, inp, mask, tracing)
+            all_hidden += (x,)
+            hiddens.append(state[0])
+            cells.append(state[1] if len(state) > 1 else None)
+        # (layers * dirs, B, H): the fused module's layout, layer-major
+        cell = torch.cat(cells) if cells[0] is not None else None
+        return x, torch.cat(hiddens), cell, all_hidden
 
 
 class RNNSeq2SeqDecoder(nn.Module):
@@ -321,6 +514,7 @@ class RNNSeq2SeqDecoder(nn.Module):
             self.output_layer = nn.Linear(H + config.encoder_output_size + E, H)
         elif config.attention == "luong":
             self.output_layer = nn.Linear(config.encoder_output_size + H, H, bias=False)  # W_c (Luong eq. 5)
+        self.gradient_checkpointing = False
 
     # -- state helpers ------------------------------------------------------------------------------------------
     def initial_cache(self, encoder_outputs: RNNSeq2SeqEncoderOutput) -> RNNSeq2SeqCache:
@@ -357,64 +551,100 @@ class RNNSeq2SeqDecoder(nn.Module):
             return state[0].transpose(0, 1), state[1].transpose(0, 1)
         return state.transpose(0, 1), None
 
+    def _rnn(self, x, state, per_layer: bool):
+        """The decoder stack on x (B, t, C) from `state` (the kernel's layout). With `per_layer`, the layers run one
+        at a time and each layer's outputs (B, t, H) come back too (for `output_hidden_states`)."""
+        if not per_layer:
+            out, state = _run_rnn(self.rnn, x, state)
+            return out, state, None
+        lstm = isinstance(state, tuple)
+        outs, hiddens, cells = [], [], []
+        for layer in range(self.rnn.num_layers):
+            inp = F.dropout(x, self.rnn.dropout, self.training) if layer > 0 else x
+            layer_state = (state[0][layer : layer + 1], state[1][layer : layer + 1]) if lstm else state[layer : layer + 1]
+            x, layer_state = _run_rnn_layer(self.rnn, layer, inp, layer_state)
+            outs.append(x)
+            hiddens.append(layer_state[0] if lstm else layer_state)
+            cells.append(layer_state[1] if lstm else None)
+        state = (torch.cat(hiddens), torch.cat(cells)) if lstm else torch.cat(hiddens)
+        return x, state, outs
+
     # -- forward ------------------------------------------------------------------------------------------------
-    def forward(self, inputs_embeds, memory, source_mask, cache: RNNSeq2SeqCache):
+    def forward(self, inputs_embeds, memory, source_mask, cache: RNNSeq2SeqCache, output_hidden_states: bool = False):
         """inputs_embeds `(B, T, E)` (target tokens y_{<t}), memory `(B, S, He)`, source_mask `(B, S)` bool.
 
-        Returns pre-output `(B, T, H)`, attention weights `(B, T, S)` or None, and the updated cache (new object).
+        Returns pre-output `(B, T, H)`, attention weights `(B, T, S)` or None, the updated cache (new object) and,
+        with `output_hidden_states`, (embeddings, layer 1 outputs, ..., top layer outputs), each `(B, T, *)`.
         """
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            # recompute the decoder in backward instead of keeping its per-step activations
+            return self._gradient_checkpointing_func(
+                self._forward, inputs_embeds, memory, source_mask, cache, output_hidden_states
+            )
+        return self._forward(inputs_embeds, memory, source_mask, cache, output_hidden_states)
+
+    def _forward(self, inputs_embeds, memory, source_mask, cache, output_hidden_states):
         cfg = self.config
         x = self.dropout(inputs_embeds)
         state = self._to_rnn_state(cache)
         T = x.shape[1]
         weights = feed = None
+        layer_outputs = None
 
-        if cfg.attention == "none":
-            # fused kernel over the whole target
-            out, state = _run_rnn(self.rnn, x, state)
+        if cfg.attention in ("none", "luong") and not cfg.input_feeding:
+            # fused kernel over the whole target (h_t does not depend on any attention output)
+            out, state, layer_outputs = self._rnn(x, state, output_hidden_states)
             pre = out
-        elif cfg.attention == "luong" and not cfg.input_feeding:
-            # fused kernel over the whole target, then every step attends in parallel (h_t does not depend on c_<t)
-            out, state = _run_rnn(self.rnn, x, state)
-            context, weights = self.attention(out, cache.keys, memory, source_mask)
-            pre = torch.tanh(self.output_layer(torch.cat([context, out], dim=-1)))
+            if cfg.attention == "luong":
+                # every step attends in parallel, then h~_t = tanh(W_c [c_t; h_t]) (Luong eq. 5)
+                context, weights = self.attention(out, cache.keys, memory, source_mask)
+                pre = torch.tanh(self.output_layer(torch.cat([context, out], dim=-1)))
         else:
             # Bahdanau (the query is s_{i-1} and c_i enters the step) and Luong input feeding (h~_{t-1} enters the
             # step) make step t depend on the attention output of step t-1: a loop over target time is inherent to
             # these models. Each step is still one fused multi-layer kernel call.
-            outs, contexts, all_weights = [], [], []
+            outs, contexts, all_weights, step_layers = [], [], [], []
             feed = cache.feed
             for t in range(T):
                 x_t = x[:, t : t + 1]  # (B, 1, E)
                 if cfg.attention == "bahdanau":
                     query = (state[0] if isinstance(state, tuple) else state)[-1].unsqueeze(1)  # s_{i-1}, (B, 1, H)
                     context, w = self.attention(query, cache.keys, memory, source_mask)
-                    out, state = _run_rnn(self.rnn, torch.cat([x_t, context], dim=-1), state)
+                    out, state, per_layer = self._rnn(torch.cat([x_t, context], dim=-1), state, output_hidden_states)
                     contexts.append(context)
                 else:
-                    out, state = _run_rnn(self.rnn, torch.cat([x_t, feed.unsqueeze(1)], dim=-1), state)
+                    out, state, per_layer = self._rnn(torch.cat([x_t, feed.unsqueeze(1)], dim=-1), state, output_hidden_states)
                     context, w = self.attention(out, cache.keys, memory, source_mask)
                     out = torch.tanh(self.output_layer(torch.cat([context, out], dim=-1)))  # h~_t
                     feed = out.squeeze(1)
                 outs.append(out)
                 all_weights.append(w)
+                step_layers.append(per_layer)
             weights = torch.cat(all_weights, dim=1)
+            if output_hidden_states:
+                # per layer, the steps joined along time: (B, T, H). The steps themselves fed the next step, so these
+                # joined copies are off the autograd graph, except the top layer of Bahdanau's, which the deep
+                # output reads below.
+                layer_outputs = [torch.cat(steps, dim=1) for steps in zip(*step_layers)]
             if cfg.attention == "bahdanau":
+                top = layer_outputs[-1] if output_hidden_states else torch.cat(outs, 1)  # s_i for all i, (B, T, H)
                 # the deep output does not feed back into the recurrence: one matmul over all steps after the loop
-                pre = torch.tanh(self.output_layer(torch.cat([torch.cat(outs, 1), torch.cat(contexts, 1), x], dim=-1)))
+                pre = torch.tanh(self.output_layer(torch.cat([top, torch.cat(contexts, 1), x], dim=-1)))
             else:
                 pre = torch.cat(outs, dim=1)
 
         hidden, cell = self._from_rnn_state(state)
         new_cache = RNNSeq2SeqCache(hidden, cell, feed, cache.keys, cache.seen_tokens + T)
-        return pre, weights, new_cache
+        hidden_states = (x, *layer_outputs) if output_hidden_states else None
+        return pre, weights, new_cache, hidden_states
 
 
 class RNNSeq2SeqPreTrainedModel(PreTrainedModel):
     config_class = RNNSeq2SeqConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
-    supports_gradient_checkpointing = False
+    # the encoder checkpoints layer by layer, the decoder as one block (issue 19)
+    supports_gradient_checkpointing = True
     _no_split_modules = ["RNNSeq2SeqEncoder", "RNNSeq2SeqDecoder"]
     _supports_sdpa = False
     _supports_flash_attn = False
@@ -524,6 +754,8 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
     ) -> RNNSeq2SeqModelOutput:
         """decoder_attention_mask is accepted for API compatibility: the decoder is causal and padded target
         positions only follow real ones, so they never influence real positions (mask them out of the loss)."""
+        check_unused_kwargs(kwargs, type(self).__name__)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
@@ -552,7 +784,7 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         if decoder_input_ids is not None:
             _check_token_ids(decoder_input_ids, self.config.decoder_vocab_size, "decoder_input_ids")
             decoder_inputs_embeds = self.get_decoder_input_embeddings()(decoder_input_ids)
-        elif not torch.isfinite(decoder_inputs_embeds).all():
+        elif not is_tracing(decoder_inputs_embeds) and not torch.isfinite(decoder_inputs_embeds).all():
             raise ValueError("decoder_inputs_embeds contains NaN or inf.")
         if decoder_inputs_embeds.shape[0] != memory.shape[0]:
             raise ValueError(
@@ -565,12 +797,14 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
             cache = self.decoder.initial_cache(encoder_outputs)
         elif not isinstance(cache, RNNSeq2SeqCache):
             raise TypeError(f"cache must be an RNNSeq2SeqCache returned by this model, got {type(cache)}.")
-        pre, weights, new_cache = self.decoder(decoder_inputs_embeds, memory, source_mask, cache)
+        pre, weights, new_cache, decoder_hidden_states = self.decoder(
+            decoder_inputs_embeds, memory, source_mask, cache, output_hidden_states=bool(output_hidden_states)
+        )
 
         result = RNNSeq2SeqModelOutput(
             last_hidden_state=pre,
             cache=new_cache if use_cache else None,
-            decoder_hidden_states=(decoder_inputs_embeds, pre) if output_hidden_states else None,
+            decoder_hidden_states=decoder_hidden_states,
             cross_attentions=(weights,) if output_attentions and weights is not None else None,
             encoder_last_hidden_state=memory,
             encoder_hidden_states=encoder_outputs.hidden_states,
@@ -641,8 +875,13 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
         input_ids `(B, S)` source ids; attention_mask `(B, S)`; decoder_input_ids `(B, T)` target prefix (built from
         `labels` by shifting right when absent); labels `(B, T)` target ids with -100 to ignore.
         """
+        check_unused_kwargs(kwargs, type(self).__name__)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if labels is not None:
             _check_token_ids(labels, self.config.decoder_vocab_size, "labels", ignore_index=-100)
+            if not is_tracing(labels) and labels.numel() and not bool((labels != -100).any()):
+                # a mean over no target token is NaN (issue 20, point 6)
+                raise ValueError("every entry of `labels` is -100 (ignored): there is no target token to score.")
             if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
         outputs = self.model(

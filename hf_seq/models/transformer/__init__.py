@@ -1,5 +1,6 @@
-from .configuration_transformer import TransformerConfig
+from .configuration_transformer import TransformerConfig, TransformerDecoderConfig
 from .modeling_transformer import (
+    TransformerDecoderModel,
     TransformerForCausalLM,
     TransformerForConditionalGeneration,
     TransformerModel,
@@ -9,8 +10,10 @@ from .modeling_transformer import (
 
 __all__ = [
     "TransformerConfig",
+    "TransformerDecoderConfig",
     "TransformerPreTrainedModel",
     "TransformerModel",
+    "TransformerDecoderModel",
     "TransformerForConditionalGeneration",
     "TransformerForCausalLM",
     "sinusoidal_position_encoding",

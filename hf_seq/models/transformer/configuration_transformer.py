@@ -7,9 +7,10 @@ from transformers import PreTrainedConfig
 @strict
 class TransformerConfig(PreTrainedConfig):
     r"""
-    Configuration of [`TransformerForConditionalGeneration`] (encoder-decoder) and [`TransformerForCausalLM`]
-    (decoder only). Defaults are the paper's base model (Table 3, row "base"): d_model 512, d_ff 2048, 8 heads,
-    6 + 6 layers, P_drop 0.1, shared source/target/output embeddings over a joint 37k BPE vocabulary.
+    Configuration of the encoder-decoder [`TransformerModel`] and [`TransformerForConditionalGeneration`]; the
+    decoder-only models use the subclass [`TransformerDecoderConfig`]. Defaults are the paper's base model (Table 3,
+    row "base"): d_model 512, d_ff 2048, 8 heads, 6 + 6 layers, P_drop 0.1, shared source/target/output embeddings
+    over a joint 37k BPE vocabulary.
 
     The paper's names are aliases (`attribute_map`): `d_model` → `hidden_size`, `d_ff` → `intermediate_size`,
     `num_heads` → `num_attention_heads`, `N` → `encoder_layers`.
@@ -20,7 +21,7 @@ class TransformerConfig(PreTrainedConfig):
         intermediate_size (`int`): d_ff, inner size of the position-wise feed-forward network.
         num_attention_heads (`int`): h, heads of every attention layer (d_k = d_v = d_model / h).
         encoder_layers (`int`), decoder_layers (`int`): N for the encoder and the decoder stacks. A decoder-only
-            [`TransformerForCausalLM`] uses `decoder_layers`.
+            [`TransformerForCausalLM`] uses `decoder_layers` only.
         dropout (`float`): P_drop, applied to each sub-layer output before the residual add and to the sums of the
             embeddings and the positional encodings (§5.4).
         attention_dropout (`float`): dropout on the attention weights (not in the paper; 0 by default).
@@ -73,6 +74,22 @@ class TransformerConfig(PreTrainedConfig):
     bos_token_id: int | None = 2
     eos_token_id: int | list[int] | None = 3
     decoder_start_token_id: int | None = 2
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """As `PreTrainedConfig.from_dict`, except that a decoder-only folder saved before the decoder-only model had
+        its own model_type (issue #19: `hf_seq_transformer` with `architectures: ["TransformerForCausalLM"]` or
+        `is_encoder_decoder: false`) loads as a [`TransformerDecoderConfig`], so the Auto classes build its LM."""
+        config_dict = _upgrade_decoder_only_layout(config_dict)
+        if cls is TransformerConfig and config_dict.get("model_type") == TransformerDecoderConfig.model_type:
+            return TransformerDecoderConfig.from_dict(config_dict, **kwargs)
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict, dict]:
+        # the same upgrade before `from_pretrained` compares model types (no "model of type ..." warning)
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        return _upgrade_decoder_only_layout(config_dict), kwargs
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)  # resolves the paper-name aliases (d_model=...) first
@@ -127,4 +144,42 @@ class TransformerConfig(PreTrainedConfig):
                 raise ValueError(f"`{name}`={value} is outside the vocabulary [0, {self.vocab_size}).")
 
 
-__all__ = ["TransformerConfig"]
+def _upgrade_decoder_only_layout(config_dict: dict) -> dict:
+    """An old decoder-only config.json (the encoder-decoder's model_type) with the decoder-only model_type."""
+    decoder_only = "TransformerForCausalLM" in (config_dict.get("architectures") or ()) or (
+        config_dict.get("is_encoder_decoder") is False
+    )
+    if decoder_only and config_dict.get("model_type") == TransformerConfig.model_type:
+        return {**config_dict, "model_type": TransformerDecoderConfig.model_type}
+    return config_dict
+
+
+@strict
+class TransformerDecoderConfig(TransformerConfig):
+    r"""
+    Configuration of the decoder-only [`TransformerForCausalLM`] and its body [`TransformerDecoderModel`]: the
+    fields of [`TransformerConfig`] with the encoder switched off (`is_encoder_decoder=False`, `encoder_layers=0`,
+    separate from any source embedding). A model type of its own (issue #19) so that the Auto classes and pipelines
+    never mistake a translation folder for a language model, or the reverse.
+    """
+
+    model_type = "hf_seq_transformer_lm"
+
+    encoder_layers: int = 0
+    share_embeddings: bool = False
+    is_encoder_decoder: bool = False
+
+    def to_diff_dict(self) -> dict:
+        # written although it is the base default: the key that tools (and hf-seq before #19) read for "decoder-only"
+        return {**super().to_diff_dict(), "is_encoder_decoder": False}
+
+    def _check_values(self):
+        super()._check_values()
+        if self.is_encoder_decoder:
+            raise ValueError(
+                "`TransformerDecoderConfig` is decoder-only: `is_encoder_decoder` must be False; use TransformerConfig "
+                "for the encoder-decoder."
+            )
+
+
+__all__ = ["TransformerConfig", "TransformerDecoderConfig"]

@@ -1,11 +1,14 @@
 """The Transformer of Vaswani et al. (2017), "Attention Is All You Need" (arXiv:1706.03762), batch-first.
 
-Read leaf to root, in the paper's order: positional encoding (§3.5) → scaled dot-product and multi-head attention
-(§3.2) → position-wise feed-forward (§3.3) → encoder / decoder layers with residual + LayerNorm (§3.1, Figure 1) →
-stacks with embeddings scaled by sqrt(d_model) (§3.4) → the encoder-decoder and decoder-only heads.
+Read leaf to root, in the paper's order: input checks → positional encoding (§3.5) → scaled dot-product and
+multi-head attention (§3.2) → position-wise feed-forward (§3.3) → encoder / decoder layers with residual + LayerNorm
+(§3.1, Figure 1) → stacks with embeddings scaled by sqrt(d_model) (§3.4) → the encoder-decoder and decoder-only heads.
 
 Attention runs through `torch.nn.functional.scaled_dot_product_attention`; an eager path (the formula written out)
 runs instead when `output_attentions=True` or `attn_implementation="eager"`, so attention weights can be returned.
+
+Input checks that read tensor values (id range, mask values) run in eager mode only: a Python `if` over a tensor value
+cannot be traced by `torch.compile(fullgraph=True)` or `torch.export` (issue #19), so they are skipped there.
 """
 
 import copy
@@ -26,9 +29,21 @@ from transformers.modeling_outputs import (
 )
 from transformers.utils import logging
 
-from .configuration_transformer import TransformerConfig
+from .configuration_transformer import TransformerConfig, TransformerDecoderConfig
+
+try:  # fake tensors (what torch.compile traces with) hold no values to check
+    from torch._subclasses.fake_tensor import is_fake as _is_fake
+except ImportError:  # pragma: no cover - older torch
+
+    def _is_fake(tensor) -> bool:
+        return False
+
 
 logger = logging.get_logger(__name__)
+
+# Keyword arguments a caller may legitimately pass that these models do not use: `cache_position` (transformers 4
+# generate, remote-code callers; positions here come from the mask and the cache). Anything else unknown is refused.
+_IGNORED_KWARGS = frozenset({"cache_position"})
 
 
 def sinusoidal_position_encoding(num_positions: int, d_model: int) -> torch.Tensor:
@@ -53,6 +68,99 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_to
     return shifted
 
 
+# --- input checks ----------------------------------------------------------------------------------------------------
+def _is_exporting() -> bool:
+    return getattr(torch.compiler, "is_exporting", lambda: False)()
+
+
+def _is_traced(*tensors: torch.Tensor | None) -> bool:
+    """True under torch.compile, torch.export or jit tracing, or for fake/meta tensors: no values to branch on."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() or _is_exporting():
+        return True
+    return any(t is not None and (t.device.type == "meta" or _is_fake(t)) for t in tensors)
+
+
+def _refuse_unknown_kwargs(model: nn.Module, kwargs: dict) -> None:
+    """A misspelt argument (`attention_maks=`) or a transformers-4 name (`past_key_values=`) must not run as if absent."""
+    unknown = sorted(set(kwargs) - _IGNORED_KWARGS)
+    if unknown:
+        hint = " (the generation state is called `cache` in transformers 5)" if "past_key_values" in unknown else ""
+        raise TypeError(f"{type(model).__name__}.forward() got unexpected keyword argument(s) {unknown}{hint}.")
+
+
+def _check_inputs(input_ids, inputs_embeds, d_model: int, prefix: str = "") -> tuple[int, int]:
+    """Exactly one of ids (B, T) or embeddings (B, T, d_model); returns (B, T). Only shapes and dtypes: traceable.
+    `prefix` is "decoder_" for the decoder of the encoder-decoder, whose arguments carry that name there."""
+    ids_name, embeds_name = f"{prefix}input_ids", f"{prefix}inputs_embeds"
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError(
+            f"Give exactly one of `{ids_name}` (batch, length) and `{embeds_name}` (batch, length, d_model)."
+        )
+    if input_ids is not None:
+        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+            raise TypeError(f"`{ids_name}` must be an integer tensor, got dtype {input_ids.dtype}.")
+        if input_ids.dim() != 2 or input_ids.numel() == 0:
+            raise ValueError(
+                f"`{ids_name}` must be (batch, length) with at least one token, got shape {tuple(input_ids.shape)}."
+            )
+        return input_ids.shape
+    if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != d_model or inputs_embeds.shape[1] == 0:
+        raise ValueError(
+            f"`{embeds_name}` must be (batch, length, d_model={d_model}), got shape {tuple(inputs_embeds.shape)}."
+        )
+    return inputs_embeds.shape[:2]
+
+
+def _check_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
+    if _is_traced(input_ids):
+        return
+    low, high = torch.aminmax(input_ids)
+    if low < 0 or high >= vocab_size:
+        raise ValueError(
+            f"input ids must lie in [0, {vocab_size}) (vocab_size), got ids from {int(low)} to {int(high)}."
+        )
+
+
+def _check_mask(attention_mask: torch.Tensor | None, name: str = "attention_mask") -> None:
+    """Only 0 (padding) and 1 (token), whatever the dtype (issue #20: a 2 or a NaN would silently reweight
+    attention), and at least one token per row (attention over no key at all is undefined)."""
+    if attention_mask is None or _is_traced(attention_mask):
+        return
+    if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+        bad = attention_mask[(attention_mask != 0) & (attention_mask != 1)].flatten()[:3].tolist()
+        raise ValueError(f"`{name}` must hold only 0 (padding) and 1 (token); got other values such as {bad}.")
+    empty = ~attention_mask.bool().any(-1)
+    if bool(empty.any()):
+        raise ValueError(
+            f"`{name}` masks every token of row(s) {empty.nonzero().flatten().tolist()}: each row needs at least one "
+            "real token."
+        )
+
+
+def _lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int, num_items_in_batch=None) -> torch.Tensor:
+    """Token-level cross-entropy over labels != -100, in float32. logits (B, T, V), labels (B, T). With
+    `num_items_in_batch` (gradient accumulation) the sum is divided by it instead of averaged over this batch."""
+    if labels.shape != logits.shape[:2]:
+        raise ValueError(f"labels shape {tuple(labels.shape)} must be (batch, length) = {tuple(logits.shape[:2])}.")
+    if not _is_traced(labels):
+        valid = (labels == -100) | ((labels >= 0) & (labels < vocab_size))
+        if not bool(valid.all()):
+            bad = labels[~valid]
+            raise ValueError(
+                f"labels must lie in [0, {vocab_size}) or be -100 (ignored); got {bad.numel()} other value(s), "
+                f"e.g. {int(bad[0])}."
+            )
+        if num_items_in_batch is None and not bool((labels != -100).any()):
+            # the mean over zero tokens is NaN (issue #20)
+            raise ValueError("labels are all -100 (ignored): there is no token to compute the loss on.")
+    reduction = "mean" if num_items_in_batch is None else "sum"
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100, reduction=reduction
+    )
+    return loss if num_items_in_batch is None else loss / num_items_in_batch
+
+
+# --- masks -----------------------------------------------------------------------------------------------------------
 def _positions_from_mask(attention_mask: torch.Tensor | None, past_length: int, length: int, device) -> torch.Tensor:
     """Position of each of the last `length` tokens: count of real tokens before it, so left padding does not shift
     positions. attention_mask: (B, past_length + length) or None. Returns (B or 1, length)."""
@@ -62,16 +170,10 @@ def _positions_from_mask(attention_mask: torch.Tensor | None, past_length: int, 
     return positions.clamp(min=0)[:, -length:]
 
 
-def _check_mask(attention_mask: torch.Tensor | None, name: str = "attention_mask") -> None:
-    """A float mask must hold only 0 and 1 (NaN or fractional values would silently change attention)."""
-    if attention_mask is not None and attention_mask.is_floating_point():
-        if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
-            raise ValueError(f"{name} must hold only 0 (padding) and 1 (token); got other values such as NaN.")
-
-
 def _key_padding_bias(attention_mask: torch.Tensor | None, dtype) -> torch.Tensor | None:
-    """(B, S) 1/0 mask → additive (B, 1, 1, S) bias, or None when nothing is masked (lets SDPA use its fast path)."""
-    if attention_mask is None or bool(attention_mask.all()):
+    """(B, S) 1/0 mask → additive (B, 1, 1, S) bias, or None when nothing is masked (lets SDPA use its fast path;
+    when traced the bias is always built, since whether anything is masked is a tensor value)."""
+    if attention_mask is None or (not _is_traced(attention_mask) and bool(attention_mask.all())):
         return None
     bias = torch.zeros(attention_mask.shape, dtype=dtype, device=attention_mask.device)
     bias.masked_fill_(attention_mask == 0, torch.finfo(dtype).min)
@@ -82,10 +184,9 @@ def _causal_bias(
     attention_mask: torch.Tensor | None, query_length: int, past_length: int, dtype, device
 ) -> tuple[torch.Tensor | None, bool]:
     """Bias for masked (causal) self-attention over `past_length + query_length` keys, plus whether SDPA's own
-    `is_causal` flag can replace it (no padding and no cache). A row with every key masked (a left-pad query) gets a
-    uniform distribution instead of NaN, and its output is never read."""
+    `is_causal` flag can replace it (no padding and no cache). Returns (B or 1, 1, T, past + T) or None."""
     key_length = past_length + query_length
-    has_padding = attention_mask is not None and not bool(attention_mask.all())
+    has_padding = attention_mask is not None and (_is_traced(attention_mask) or not bool(attention_mask.all()))
     if not has_padding:
         if past_length == 0 and query_length > 1:
             return None, True
@@ -95,6 +196,9 @@ def _causal_bias(
     allowed = (torch.arange(key_length, device=device)[None, :] <= query_pos)[None, None]  # (1, 1, T, K)
     if has_padding:
         allowed = allowed & attention_mask[:, None, None, -key_length:].bool()  # (B, 1, T, K)
+        # a left-pad query sees no key; its row is unmasked so that softmax stays finite and equal in every dtype (a
+        # row of finfo.min is uniform in float32, not in float16); its output is never read
+        allowed = allowed | ~allowed.any(-1, keepdim=True)
     bias = torch.zeros(allowed.shape, dtype=dtype, device=device)
     bias.masked_fill_(~allowed, torch.finfo(dtype).min)
     return bias, False
@@ -107,7 +211,10 @@ class TransformerSinusoidalPositionalEncoding(nn.Module):
     def __init__(self, num_positions: int, d_model: int):
         super().__init__()
         self.num_positions, self.d_model = num_positions, d_model
-        self.register_buffer("table", sinusoidal_position_encoding(num_positions, d_model), persistent=False)
+        # in the default dtype, which from_pretrained(dtype=...) sets while building the model: loading does not cast
+        # non-persistent buffers, and a float32 table would break bfloat16 / float16 forwards (issue #19)
+        table = sinusoidal_position_encoding(num_positions, d_model).to(torch.get_default_dtype())
+        self.register_buffer("table", table, persistent=False)
 
     def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
         return F.embedding(position_ids, self.table)
@@ -129,26 +236,26 @@ class TransformerEmbeddings(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.max_positions = config.max_position_embeddings
 
-    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, total_length: int) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        position_ids: torch.Tensor,
+        total_length: int,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`inputs_embeds` (B, T, d_model) stand for `embed_tokens(input_ids)` (what `get_input_embeddings()` gives),
+        so they are scaled like the ids' rows and `generate(inputs_embeds=...)` equals `generate(input_ids)`."""
         if total_length > self.max_positions:
             raise ValueError(
                 f"Sequence length {total_length} (cached + new tokens) exceeds max_position_embeddings="
                 f"{self.max_positions}; shorten the input or build the model with a larger max_position_embeddings."
             )
-        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
-            raise TypeError(f"input ids must be an integer tensor, got dtype {input_ids.dtype}.")
-        if input_ids.numel() == 0:
-            raise ValueError(
-                f"input ids are empty (shape {tuple(input_ids.shape)}): give at least one row with at least one token."
-            )
-        vocab_size = self.embed_tokens.num_embeddings  # follows resize_token_embeddings
-        low, high = torch.aminmax(input_ids)
-        if low < 0 or high >= vocab_size:
-            raise ValueError(
-                f"input ids must lie in [0, {vocab_size}) (vocab_size), got ids from {int(low)} to {int(high)}."
-            )
-        hidden = self.embed_tokens(input_ids) * self.scale + self.embed_positions(position_ids)
-        return self.dropout(hidden)
+        if inputs_embeds is None:
+            _check_ids(input_ids, self.embed_tokens.num_embeddings)  # follows resize_token_embeddings
+            inputs_embeds = self.embed_tokens(input_ids)
+        elif not _is_traced(inputs_embeds) and not bool(torch.isfinite(inputs_embeds).all()):
+            raise ValueError("`inputs_embeds` hold NaN or infinite values.")
+        return self.dropout(inputs_embeds * self.scale + self.embed_positions(position_ids))
 
 
 # §3.2 Attention
@@ -184,8 +291,8 @@ class TransformerAttention(nn.Module):
         cache: Cache | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, T, C = hidden_states.shape
-        query = self._split_heads(self.q_proj(hidden_states))
+        B, T, C = hidden_states.shape  # T new queries; keys may also cover the cache or the source (K)
+        query = self._split_heads(self.q_proj(hidden_states))  # (B, h, T, d_k)
 
         # keys/values: encoder-decoder attention reads the encoder output once and keeps it in the cross cache
         if self.is_cross_attention:
@@ -202,11 +309,13 @@ class TransformerAttention(nn.Module):
             key = self._split_heads(self.k_proj(hidden_states))
             value = self._split_heads(self.v_proj(hidden_states))
             if cache is not None:
+                # the cache appends this step's keys/values and returns all of them: (B, h, past + T, d_k)
                 self_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
                 key, value = self_cache.update(key, value, self.layer_idx)
 
         dropout = self.dropout if self.training else 0.0
         if output_attentions or self.config._attn_implementation == "eager":
+            # eq. 1 written out; scaling by 1/sqrt(d_k) keeps the softmax out of its flat regions (§3.2.1)
             scores = torch.matmul(query, key.transpose(-1, -2)) * self.scaling  # (B, h, T, K)
             if is_causal:
                 scores = scores.masked_fill(
@@ -214,7 +323,7 @@ class TransformerAttention(nn.Module):
                     torch.finfo(scores.dtype).min,
                 )
             if attention_bias is not None:
-                scores = scores + attention_bias
+                scores = scores + attention_bias  # (B or 1, 1, T or 1, K): padding / causal, finfo.min where masked
             weights = F.dropout(torch.softmax(scores, dim=-1), p=dropout, training=self.training)
             context = torch.matmul(weights, value)
         else:
@@ -238,6 +347,7 @@ class TransformerFeedForward(nn.Module):
         self.dropout = nn.Dropout(config.activation_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # applied to each position separately and identically: (B, T, d_model) → (B, T, d_ff) → (B, T, d_model)
         return self.fc2(self.dropout(self.activation(self.fc1(x))))
 
 
@@ -253,8 +363,8 @@ class TransformerEncoderLayer(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, hidden_states, attention_bias=None, output_attentions=False):
-        x = hidden_states
-        if self.norm_first:
+        x = hidden_states  # (B, S, d_model)
+        if self.norm_first:  # pre-LN (Xiong et al. 2020, not in the paper): less dependent on warm-up
             attn, weights = self.self_attn(
                 self.self_attn_layer_norm(x), attention_bias=attention_bias, output_attentions=output_attentions
             )
@@ -285,6 +395,7 @@ class TransformerDecoderLayer(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def _sublayer(self, x, norm, fn):
+        # the residual connection of §3.1 around `fn`, with the norm before (pre-LN) or after (post-LN, the paper)
         if self.norm_first:
             out, weights = fn(norm(x))
             return x + self.dropout(out), weights
@@ -313,7 +424,7 @@ class TransformerDecoderLayer(nn.Module):
             ),
         )
         cross_weights = None
-        if self.encoder_attn is not None:
+        if self.encoder_attn is not None:  # §3.2.3: queries from the decoder, keys/values from the encoder output
             x, cross_weights = self._sublayer(
                 x,
                 self.encoder_attn_layer_norm,
@@ -335,7 +446,8 @@ class TransformerDecoderLayer(nn.Module):
 class TransformerPreTrainedModel(PreTrainedModel):
     config_class = TransformerConfig
     base_model_prefix = "model"
-    supports_gradient_checkpointing = False
+    # per-layer activation checkpointing: each stack recomputes one layer at a time in the backward pass
+    supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ["TransformerEncoderLayer", "TransformerDecoderLayer"]
     accepts_loss_kwargs = False
@@ -359,89 +471,148 @@ class TransformerPreTrainedModel(PreTrainedModel):
         elif isinstance(module, TransformerSinusoidalPositionalEncoding):
             init.copy_(module.table, sinusoidal_position_encoding(module.num_positions, module.d_model))
 
+    def _run_layer(self, layer: nn.Module, *args):
+        """One layer, recomputed in the backward pass when activation checkpointing is on (positional arguments:
+        reentrant checkpointing passes no keywords)."""
+        if self.gradient_checkpointing and self.training:
+            return self._gradient_checkpointing_func(layer.__call__, *args)
+        return layer(*args)
 
-class TransformerEncoder(nn.Module):
+
+def _convert_config(config: TransformerConfig, config_class: type, is_encoder_decoder: bool) -> TransformerConfig:
+    """A copy of `config` as `config_class` (the encoder-decoder or the decoder-only configuration)."""
+    if type(config) is config_class and config.is_encoder_decoder == is_encoder_decoder:
+        return config
+    if isinstance(config, config_class) and not isinstance(config, TransformerDecoderConfig):
+        config = copy.deepcopy(config)  # a TransformerConfig with is_encoder_decoder=False, as hf-seq < #19 built
+        config.is_encoder_decoder = is_encoder_decoder
+        return config
+    skip = ("model_type", "transformers_version", "architectures", "auto_map")
+    values = {k: v for k, v in config.to_dict().items() if k not in skip}
+    converted = config_class.from_dict({**values, "is_encoder_decoder": is_encoder_decoder})
+    converted._attn_implementation = config._attn_implementation
+    return converted
+
+
+class TransformerEncoder(TransformerPreTrainedModel):
     """N identical layers of self-attention + FFN over the source (§3.1). Returns `BaseModelOutput`."""
 
     def __init__(self, config: TransformerConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.embeddings = TransformerEmbeddings(config)
         self.layers = nn.ModuleList([TransformerEncoderLayer(config, i) for i in range(config.encoder_layers)])
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.norm_first else None
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.embeddings.embed_tokens = value
 
     def forward(
         self,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-        return_dict: bool = True,
-        **kwargs,
-    ) -> BaseModelOutput:
-        """input_ids: (B, S); attention_mask: (B, S), 1 for real tokens. Returns last_hidden_state (B, S, d_model)."""
-        if input_ids is None:
-            raise ValueError("The encoder needs `input_ids` of shape (batch, source_length).")
-        if attention_mask is not None and attention_mask.shape != input_ids.shape:
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutput | tuple:
+        """input_ids: (B, S) or inputs_embeds: (B, S, d_model); attention_mask: (B, S), 1 for real tokens.
+        Returns last_hidden_state (B, S, d_model). No `**kwargs`: generate() passes only the arguments named here."""
+        B, S = _check_inputs(input_ids, inputs_embeds, self.config.hidden_size)
+        if attention_mask is not None and attention_mask.shape != (B, S):
             raise ValueError(
-                f"attention_mask shape {tuple(attention_mask.shape)} does not match input_ids shape "
-                f"{tuple(input_ids.shape)}."
+                f"attention_mask shape {tuple(attention_mask.shape)} does not match the input's (batch, length) "
+                f"{(B, S)}."
             )
         _check_mask(attention_mask)
-        B, S = input_ids.shape
-        # 1. embed
-        hidden = self.embeddings(input_ids, _positions_from_mask(attention_mask, 0, S, input_ids.device), S)
-        bias = _key_padding_bias(attention_mask, hidden.dtype)
-        # 2. encode
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        device = (input_ids if input_ids is not None else inputs_embeds).device
+        # 1. embed (§3.4, §3.5)
+        positions = _positions_from_mask(attention_mask, 0, S, device)
+        hidden = self.embeddings(input_ids, positions, S, inputs_embeds=inputs_embeds)
+        bias = _key_padding_bias(attention_mask, hidden.dtype)  # (B, 1, 1, S) or None
+        # 2. encode: every position attends to every real source token (§3.2.3)
         all_hidden, all_attn = (), ()
         for layer in self.layers:
             if output_hidden_states:
                 all_hidden += (hidden,)
-            hidden, weights = layer(hidden, attention_bias=bias, output_attentions=output_attentions)
+            hidden, weights = self._run_layer(layer, hidden, bias, output_attentions)
             if output_attentions:
                 all_attn += (weights,)
-        if self.layer_norm is not None:
+        if self.layer_norm is not None:  # pre-LN leaves the residual stream unnormalized: one final LayerNorm
             hidden = self.layer_norm(hidden)
         if output_hidden_states:
             all_hidden += (hidden,)
-        return BaseModelOutput(
+        output = BaseModelOutput(
             last_hidden_state=hidden,
             hidden_states=all_hidden if output_hidden_states else None,
             attentions=all_attn if output_attentions else None,
         )
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
-class TransformerDecoder(nn.Module):
+class TransformerDecoderModel(TransformerPreTrainedModel):
     """N layers of masked self-attention (+ encoder-decoder attention when `config.is_encoder_decoder`) + FFN.
 
-    The key/value cache is a transformers `EncoderDecoderCache` (encoder-decoder) or `DynamicCache` (decoder only).
+    Built from a [`TransformerDecoderConfig`] it is the decoder-only body (`AutoModel`, feature extraction) of
+    [`TransformerForCausalLM`]; inside [`TransformerModel`] it is the decoder stack. The key/value cache is a
+    transformers `EncoderDecoderCache` (encoder-decoder) or `DynamicCache` (decoder only).
     """
 
+    config_class = TransformerDecoderConfig
+
     def __init__(self, config: TransformerConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.embeddings = TransformerEmbeddings(config)
         self.layers = nn.ModuleList([TransformerDecoderLayer(config, i) for i in range(config.decoder_layers)])
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.norm_first else None
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.embeddings.embed_tokens = value
 
     def forward(
         self,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
-        cache: Cache | None = None,
-        use_cache: bool = False,
-        position_ids: torch.LongTensor | None = None,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-    ) -> BaseModelOutputWithPastAndCrossAttentions:
-        """input_ids: (B, T) new tokens; attention_mask: (B, past + T) or (B, T) without a cache, 1 = real token;
-        encoder_hidden_states: (B, S, d_model); encoder_attention_mask: (B, S)."""
-        _check_mask(attention_mask)
-        _check_mask(encoder_attention_mask, "encoder attention_mask")
-        B, T = input_ids.shape
-        if use_cache and cache is None:
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPastAndCrossAttentions | tuple:
+        """input_ids: (B, T) new tokens (or inputs_embeds: (B, T, d_model)); attention_mask: (B, past + T) or (B, T),
+        1 = real token; encoder_hidden_states: (B, S, d_model); encoder_attention_mask: (B, S)."""
+        _refuse_unknown_kwargs(self, kwargs)
+        prefix = "decoder_" if self.config.is_encoder_decoder else ""  # the argument names of the encoder-decoder
+        B, T = _check_inputs(input_ids, inputs_embeds, self.config.hidden_size, prefix)
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        if use_cache is None:
+            # an exported graph cannot return a cache object it created: export traces the uncached forward
+            use_cache = self.config.use_cache and not self.training and not _is_exporting()
+        if self.gradient_checkpointing and self.training and use_cache:
+            logger.warning_once("use_cache=True is incompatible with activation checkpointing; using use_cache=False.")
+            use_cache = False
+        if use_cache and cache is None:  # the first step of incremental decoding
             cache = (
                 EncoderDecoderCache(DynamicCache(), DynamicCache())
                 if self.config.is_encoder_decoder
@@ -450,36 +621,36 @@ class TransformerDecoder(nn.Module):
         past_length = cache.get_seq_length() if cache is not None else 0
         if attention_mask is not None and attention_mask.shape not in ((B, past_length + T), (B, T)):
             raise ValueError(
-                f"attention_mask shape {tuple(attention_mask.shape)} should be (batch, cached + new tokens) = "
+                f"{prefix}attention_mask shape {tuple(attention_mask.shape)} should be (batch, cached + new tokens) = "
                 f"{(B, past_length + T)}."
             )
         if attention_mask is not None and attention_mask.shape[1] != past_length + T:
+            # a mask for the new tokens only: the cached ones were real
             attention_mask = torch.cat([attention_mask.new_ones(B, past_length), attention_mask], dim=1)
-        if self.config.is_encoder_decoder and encoder_hidden_states is None:
-            raise ValueError("The encoder-decoder decoder needs `encoder_hidden_states` (run the encoder first).")
+        _check_mask(attention_mask, f"{prefix}attention_mask")
+        if self.config.is_encoder_decoder:
+            if encoder_hidden_states is None:
+                raise ValueError("The encoder-decoder decoder needs `encoder_hidden_states` (run the encoder first).")
+            if past_length == 0:  # the same mask comes back at every generation step
+                _check_mask(encoder_attention_mask)  # the source mask, `attention_mask` of the encoder-decoder
 
         # 1. embed: positions count real tokens, so left padding keeps them equal to the unpadded sequence
+        device = (input_ids if input_ids is not None else inputs_embeds).device
         if position_ids is None:
-            position_ids = _positions_from_mask(attention_mask, past_length, T, input_ids.device)
-        hidden = self.embeddings(input_ids, position_ids, past_length + T)
+            position_ids = _positions_from_mask(attention_mask, past_length, T, device)
+        hidden = self.embeddings(input_ids, position_ids, past_length + T, inputs_embeds=inputs_embeds)
 
         # 2. masks, built once for all layers
         self_bias, is_causal = _causal_bias(attention_mask, T, past_length, hidden.dtype, hidden.device)
         cross_bias = _key_padding_bias(encoder_attention_mask, hidden.dtype) if self.config.is_encoder_decoder else None
 
-        # 3. decode
+        # 3. decode: each layer writes its keys/values into `cache` (None under checkpointing and training)
         all_hidden, all_self, all_cross = (), (), ()
         for layer in self.layers:
             if output_hidden_states:
                 all_hidden += (hidden,)
-            hidden, self_w, cross_w = layer(
-                hidden,
-                self_attention_bias=self_bias,
-                is_causal=is_causal,
-                encoder_hidden_states=encoder_hidden_states,
-                encoder_attention_bias=cross_bias,
-                cache=cache,
-                output_attentions=output_attentions,
+            hidden, self_w, cross_w = self._run_layer(
+                layer, hidden, self_bias, is_causal, encoder_hidden_states, cross_bias, cache, output_attentions
             )
             if output_attentions:
                 all_self += (self_w,)
@@ -488,31 +659,24 @@ class TransformerDecoder(nn.Module):
             hidden = self.layer_norm(hidden)
         if output_hidden_states:
             all_hidden += (hidden,)
-        return BaseModelOutputWithPastAndCrossAttentions(
+        output = BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden,
             cache=cache if use_cache else None,
             hidden_states=all_hidden if output_hidden_states else None,
             attentions=all_self if output_attentions else None,
             cross_attentions=all_cross if output_attentions and self.config.is_encoder_decoder else None,
         )
-
-
-def _as_encoder_decoder(config: TransformerConfig, is_encoder_decoder: bool) -> TransformerConfig:
-    if config.is_encoder_decoder == is_encoder_decoder:
-        return config
-    config = copy.deepcopy(config)
-    config.is_encoder_decoder = is_encoder_decoder
-    return config
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
 class TransformerModel(TransformerPreTrainedModel):
     """Encoder + decoder without the output projection. Returns `Seq2SeqModelOutput`."""
 
     def __init__(self, config: TransformerConfig):
-        config = _as_encoder_decoder(config, True)
+        config = _convert_config(config, TransformerConfig, is_encoder_decoder=True)
         super().__init__(config)
         self.encoder = TransformerEncoder(config)
-        self.decoder = TransformerDecoder(config)
+        self.decoder = TransformerDecoderModel(config)
         # §3.4: one embedding matrix for both languages (joint BPE); tied through transformers' mechanism
         self._tied_weights_keys = (
             {"decoder.embeddings.embed_tokens.weight": "encoder.embeddings.embed_tokens.weight"}
@@ -544,25 +708,25 @@ class TransformerModel(TransformerPreTrainedModel):
         decoder_position_ids: torch.LongTensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
         cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
-    ) -> Seq2SeqModelOutput:
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
-        use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
-        if decoder_input_ids is None:
+    ) -> Seq2SeqModelOutput | tuple:
+        _refuse_unknown_kwargs(self, kwargs)
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
             raise ValueError("`decoder_input_ids` (or `labels`) are required for the encoder-decoder forward pass.")
-        if encoder_outputs is None:
+        if encoder_outputs is None:  # generate() runs the encoder once and passes its output at every step
             encoder_outputs = self.encoder(
                 input_ids,
                 attention_mask,
+                inputs_embeds=inputs_embeds,
                 output_attentions=output_attentions,
                 output_hidden_states=output_hidden_states,
+                return_dict=True,
             )
         elif isinstance(encoder_outputs, tuple):
             encoder_outputs = BaseModelOutput(*encoder_outputs)
@@ -571,15 +735,17 @@ class TransformerModel(TransformerPreTrainedModel):
         decoder_outputs = self.decoder(
             decoder_input_ids,
             attention_mask=decoder_attention_mask,
+            position_ids=decoder_position_ids,
+            cache=cache,
+            inputs_embeds=decoder_inputs_embeds,
             encoder_hidden_states=encoder_outputs.last_hidden_state,
             encoder_attention_mask=attention_mask,
-            cache=cache,
             use_cache=use_cache,
-            position_ids=decoder_position_ids,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
-        return Seq2SeqModelOutput(
+        output = Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
             cache=decoder_outputs.cache,
             decoder_hidden_states=decoder_outputs.hidden_states,
@@ -589,17 +755,7 @@ class TransformerModel(TransformerPreTrainedModel):
             encoder_hidden_states=encoder_outputs.hidden_states,
             encoder_attentions=encoder_outputs.attentions,
         )
-
-
-def _lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    valid = (labels == -100) | ((labels >= 0) & (labels < vocab_size))
-    if not bool(valid.all()):
-        bad = labels[~valid]
-        raise ValueError(
-            f"labels must lie in [0, {vocab_size}) or be -100 (ignored); got {bad.numel()} other value(s), "
-            f"e.g. {int(bad[0])}."
-        )
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
 class TransformerForConditionalGeneration(TransformerPreTrainedModel, GenerationMixin):
@@ -610,7 +766,7 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
     """
 
     def __init__(self, config: TransformerConfig):
-        config = _as_encoder_decoder(config, True)
+        config = _convert_config(config, TransformerConfig, is_encoder_decoder=True)
         super().__init__(config)
         self.model = TransformerModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
@@ -649,19 +805,23 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
         decoder_position_ids: torch.LongTensor | None = None,
         encoder_outputs: BaseModelOutput | tuple | None = None,
         cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
+        num_items_in_batch: int | torch.Tensor | None = None,
         **kwargs,
-    ) -> Seq2SeqLMOutput:
+    ) -> Seq2SeqLMOutput | tuple:
         """input_ids/attention_mask: source (B, S); decoder_input_ids: (B, T); labels: (B, T) with -100 ignored.
         Returns logits (B, T, vocab_size) (only the last `logits_to_keep` positions when it is > 0)."""
-        if labels is not None:
+        _refuse_unknown_kwargs(self, kwargs)
+        if labels is not None:  # training: teacher forcing over the whole target, nothing to cache
             use_cache = False
-            if decoder_input_ids is None:
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
         outputs = self.model(
             input_ids=input_ids,
@@ -671,16 +831,19 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
             decoder_position_ids=decoder_position_ids,
             encoder_outputs=encoder_outputs,
             cache=cache,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
-        hidden = outputs.last_hidden_state
-        if logits_to_keep:
+        hidden = outputs.last_hidden_state  # (B, T, d_model)
+        if logits_to_keep:  # generate() needs only the last position's distribution
             hidden = hidden[:, -logits_to_keep:]
-        logits = self.lm_head(hidden)
-        loss = _lm_loss(logits, labels, self.config.vocab_size) if labels is not None else None
-        return Seq2SeqLMOutput(
+        logits = self.lm_head(hidden)  # (B, T, vocab_size): the pre-softmax linear transformation of §3.4
+        loss = _lm_loss(logits, labels, self.config.vocab_size, num_items_in_batch) if labels is not None else None
+        output = Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
             cache=outputs.cache,
@@ -691,19 +854,24 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
             encoder_hidden_states=outputs.encoder_hidden_states,
             encoder_attentions=outputs.encoder_attentions,
         )
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
 class TransformerForCausalLM(TransformerPreTrainedModel, GenerationMixin):
     """Decoder-only Transformer language model: the decoder stack without encoder-decoder attention.
 
-    `labels` are the input ids (shifted inside, as in GPT-2); positions follow `attention_mask`, so left-padded
-    prompts generate as they would alone. Registered with `AutoModelForCausalLM`.
+    Loss as in transformers: `labels` (B, T) are shifted inside (position t predicts labels[t + 1]) unless
+    `shift_labels` (already aligned with the positions) are given. Positions follow `attention_mask`, so left-padded
+    prompts generate as they would alone. Registered with `AutoModelForCausalLM` for [`TransformerDecoderConfig`];
+    an encoder-decoder [`TransformerConfig`] given here is converted to it.
     """
 
+    config_class = TransformerDecoderConfig
+
     def __init__(self, config: TransformerConfig):
-        config = _as_encoder_decoder(config, False)
+        config = _convert_config(config, TransformerDecoderConfig, is_encoder_decoder=False)
         super().__init__(config)
-        self.model = TransformerDecoder(config)
+        self.model = TransformerDecoderModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self._tied_weights_keys = {"lm_head.weight": "model.embeddings.embed_tokens.weight"}
         self.post_init()
@@ -723,62 +891,88 @@ class TransformerForCausalLM(TransformerPreTrainedModel, GenerationMixin):
     def get_decoder(self, modality=None):
         return self.model
 
+    def prepare_inputs_for_generation(
+        self, input_ids, attention_mask=None, inputs_embeds=None, is_first_iteration=False, **kwargs
+    ):
+        # Right padding puts pad tokens between the prompt and the new tokens: continuations then differ from the
+        # prompt alone (issue #20), so it is refused once, on the prompt, instead of warned about.
+        if is_first_iteration and attention_mask is not None and not _is_traced(attention_mask):
+            right_padded = attention_mask[:, -1] == 0
+            if bool(right_padded.any()):
+                raise ValueError(
+                    f"attention_mask ends with padding in row(s) {right_padded.nonzero().flatten().tolist()}: a "
+                    "decoder-only model generates from left-padded prompts; use a tokenizer with padding_side='left'."
+                )
+        return super().prepare_inputs_for_generation(
+            input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            is_first_iteration=is_first_iteration,
+            **kwargs,
+        )
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        shift_labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
+        num_items_in_batch: int | torch.Tensor | None = None,
         **kwargs,
-    ) -> CausalLMOutputWithCrossAttentions:
-        """input_ids: (B, T); attention_mask: (B, past + T), 1 = real token; labels: (B, T), -100 ignored.
-        Returns logits (B, T, vocab_size); the loss predicts token t+1 from tokens <= t."""
-        if input_ids is None:
-            raise ValueError("`input_ids` of shape (batch, length) are required.")
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
-        use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
-        if labels is not None:
+    ) -> CausalLMOutputWithCrossAttentions | tuple:
+        """input_ids: (B, T) (or inputs_embeds: (B, T, d_model)); attention_mask: (B, past + T), 1 = real token;
+        labels: (B, T), -100 ignored; shift_labels: (B, T), the target of each position. Returns logits
+        (B, T, vocab_size) (only the last `logits_to_keep` positions when it is > 0)."""
+        _refuse_unknown_kwargs(self, kwargs)
+        if labels is not None or shift_labels is not None:
             use_cache = False
         outputs = self.model(
             input_ids,
             attention_mask=attention_mask,
-            cache=cache,
-            use_cache=use_cache,
             position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
-        hidden = outputs.last_hidden_state
+        hidden = outputs.last_hidden_state  # (B, T, d_model)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
-        logits = self.lm_head(hidden)
+        logits = self.lm_head(hidden)  # (B, T, vocab_size), tied to the token embedding (§3.4)
         loss = None
-        if labels is not None:
-            if labels.shape != input_ids.shape:
-                raise ValueError(
-                    f"labels shape {tuple(labels.shape)} must equal input_ids shape {tuple(input_ids.shape)}."
-                )
-            loss = _lm_loss(logits[:, :-1], labels[:, 1:], self.config.vocab_size)
-        return CausalLMOutputWithCrossAttentions(
+        if labels is not None or shift_labels is not None:
+            if shift_labels is None:
+                if labels.shape != hidden.shape[:2]:
+                    raise ValueError(
+                        f"labels shape {tuple(labels.shape)} must be the input's (batch, length) "
+                        f"{tuple(hidden.shape[:2])}."
+                    )
+                shift_labels = F.pad(labels, (0, 1), value=-100)[:, 1:]  # (B, T): the last position has no target
+            loss = _lm_loss(logits, shift_labels, self.config.vocab_size, num_items_in_batch)
+        output = CausalLMOutputWithCrossAttentions(
             loss=loss,
             logits=logits,
             cache=outputs.cache,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
 __all__ = [
     "TransformerPreTrainedModel",
+    "TransformerEncoder",
+    "TransformerDecoderModel",
     "TransformerModel",
     "TransformerForConditionalGeneration",
     "TransformerForCausalLM",

@@ -30,9 +30,13 @@ class Word2VecConfig(PreTrainedConfig):
         mask_token_id (`int`, *optional*): id of `<mask>`, never predicted by the fill-mask head.
         initializer_range (`float`): input vectors start uniform in [-r/vector_size, r/vector_size]; 1.0 is gensim 4's
             draw, 0.5 word2vec.c's. The output side starts at zero.
+        num_hidden_layers (`int`): always 1, the projection layer of the paper (the input vectors); there for tools
+            that read the standard name. `hidden_size` is an alias of `vector_size`.
     """
 
     model_type = "hf_seq_word2vec"
+    # the standard transformers names, so generic tools (PEFT, pipelines, model cards) find the width
+    attribute_map = {"hidden_size": "vector_size"}
 
     vocab_size: int = 100
     vector_size: int = 100
@@ -49,6 +53,7 @@ class Word2VecConfig(PreTrainedConfig):
     mask_token_id: int | None = None
     initializer_range: float = 1.0
     tie_word_embeddings: bool = False
+    num_hidden_layers: int = 1
 
     def __post_init__(self, **kwargs):
         # plain dataclass (no @strict): accept ints for floats and numpy ints for counts, then validate with
@@ -62,6 +67,8 @@ class Word2VecConfig(PreTrainedConfig):
             raise ValueError(
                 f"vocab_size ({self.vocab_size}) and vector_size ({self.vector_size}) must both be positive"
             )
+        if self.num_hidden_layers != 1:
+            raise ValueError(f"num_hidden_layers={self.num_hidden_layers}: word2vec has exactly one (projection) layer")
         if self.window < 1:
             raise ValueError(f"window={self.window} must be >= 1")
         if self.objective == "negative_sampling" and self.negative < 1:

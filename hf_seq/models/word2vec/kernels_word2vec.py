@@ -8,13 +8,15 @@ path) followed by the input step, each reading the vectors as the previous pair 
 (`nogil=True`), several Python threads run them at once on the shared vectors without locks (Hogwild), as
 word2vec.c's threads do.
 
-Exactly word2vec.c's arithmetic: the sigmoid from a 1000-entry table over [-6, 6), read at word2vec.c's integer
-index factor 83 (`TABLE_SCALE`); with negative sampling a score beyond +-6 saturates the sigmoid (the update is then
-zero and skipped), with hierarchical softmax a node whose |score| >= 6 is skipped; noise words are drawn from the
-unigram^0.75 distribution (an alias table read with word2vec.c's linear congruential generator; a draw equal to the
-centre word is skipped); CBOW's error is added whole to every context word (mean or sum). The reported loss is the
-loss of the scores the update used: -log sigmoid of the score from a table (the middle of the scores each entry
-covers), its asymptotes beyond +-6, summed over pairs (skip-gram) or centre words (CBOW).
+gensim's `word2vec_inner` arithmetic (word2vec.c's but for one rule): the sigmoid from a 1000-entry table over
+[-6, 6), read at the integer index factor 83 (`TABLE_SCALE`); a score with |f| >= 6 is skipped for both objectives
+(word2vec.c saturates the sigmoid there with negative sampling; measured on WikiText-2 CBOW: 1e-4 of the output steps
+are such wrong-side scores); noise words are drawn from the unigram^0.75 distribution (an alias table read with
+word2vec.c's linear congruential generator; a draw equal to the centre word is skipped), a fresh draw per pair or
+CBOW example, or one draw shared by the examples of `shared_by` consecutive centre words (Ji et al. 2016; see
+`train_span`); CBOW's error is added whole to every context word (mean or sum). The reported loss is the loss of the
+scores the update used: -log sigmoid of the score from a table (the middle of the scores each entry covers), its
+asymptotes beyond +-6, summed over pairs (skip-gram) or centre words (CBOW).
 """
 
 from __future__ import annotations
@@ -114,10 +116,24 @@ def _njit(**kwargs):
 
 
 @_njit(inline="always")
-def _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, alias_prob, alias, negative,
-                 state, sig_table, logsig_table):
-    """word2vec.c's output side for hidden vector `h` predicting `target`: moves the output rows, accumulates the
-    error of h into `neu1e`, returns the loss. `state` is the one-element generator state (updated in place)."""
+def _draw_noise(state, alias_prob, alias, noise):
+    """Fills `noise` with words of the noise distribution: Walker's alias method (a bucket, then a coin) read with
+    word2vec.c's linear congruential generator; `state` is the one-element generator state (updated in place)."""
+    vocab = alias_prob.shape[0]
+    for k in range(noise.shape[0]):
+        state[0] = state[0] * _LCG_MUL + _LCG_ADD
+        u = np.float64(state[0] >> _SHIFT) * _UNIT * vocab
+        bucket = min(int(u), vocab - 1)
+        noise[k] = bucket if u - bucket < alias_prob[bucket] else alias[bucket]
+
+
+@_njit(inline="always")
+def _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, noise, sig_table, logsig_table):
+    """The output side for hidden vector `h` predicting `target`: moves the output rows (the target and the words of
+    `noise`, or the nodes of the target's Huffman path), accumulates the error of h into `neu1e`, returns the loss.
+    A score with |f| >= 6 is skipped, as gensim's `word2vec_inner` does for both objectives (word2vec.c skips it with
+    hierarchical softmax only and with negative sampling saturates the sigmoid instead: a full-rate step for a noise
+    word above +6 or the target below -6); the loss takes the asymptote of -log sigmoid there."""
     dim = h.shape[0]
     loss = 0.0
     if hs:
@@ -128,10 +144,9 @@ def _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, alia
             for d in range(dim):
                 f += h[d] * row[d]
             code = codes[target, n]
-            if f <= -MAX_EXP or f >= MAX_EXP:  # skipped, as word2vec.c; the loss takes the asymptote of -log sig
-                if (f > 0.0) == (code == 0):
-                    continue
-                loss += f if f > 0.0 else -f
+            if f <= -MAX_EXP or f >= MAX_EXP:
+                if (f > 0.0) != (code == 0):
+                    loss += f if f > 0.0 else -f
                 continue
             idx = int((f + MAX_EXP) * TABLE_SCALE)
             loss += logsig_table[1 - code, idx]  # the branch probability is sig (code 0) or 1 - sig (code 1)
@@ -141,37 +156,24 @@ def _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, alia
                 neu1e[d] += g * v
                 row[d] = v + g * h[d]
         return loss
-    vocab = alias_prob.shape[0]
-    for k in range(negative + 1):
+    for k in range(noise.shape[0] + 1):
         if k == 0:
-            word, label = target, 1.0
+            word, label = target, 1
         else:
-            state[0] = state[0] * _LCG_MUL + _LCG_ADD
-            u = np.float64(state[0] >> _SHIFT) * _UNIT * vocab  # Walker's alias method: a bucket, then a coin
-            bucket = min(int(u), vocab - 1)
-            word = bucket if u - bucket < alias_prob[bucket] else alias[bucket]
-            label = 0.0
-            if word == target:
+            word, label = noise[k - 1], 0
+            if word == target:  # a noise word equal to the target is skipped
                 continue
         row = syn1[word]
         f = np.float32(0.0)
         for d in range(dim):
             f += h[d] * row[d]
-        if f > MAX_EXP:
-            sig = 1.0
-            if label == 0.0:
-                loss += f  # -log(1 - sigmoid(f)) -> f
-        elif f < -MAX_EXP:
-            sig = 0.0
-            if label > 0.0:
-                loss -= f  # -log sigmoid(f) -> -f
-        else:
-            idx = int((f + MAX_EXP) * TABLE_SCALE)
-            sig = sig_table[idx]
-            loss += logsig_table[int(label), idx]
-        g = np.float32((label - sig) * alpha)
-        if g == 0.0:  # a saturated score (the target above +6, a noise word below -6): word2vec.c adds zeros
+        if f <= -MAX_EXP or f >= MAX_EXP:
+            if (f > 0.0) != (label == 1):
+                loss += f if f > 0.0 else -f
             continue
+        idx = int((f + MAX_EXP) * TABLE_SCALE)
+        loss += logsig_table[label, idx]
+        g = np.float32((label - sig_table[idx]) * alpha)
         for d in range(dim):  # one pass: the error reads the output vector before it moves
             v = row[d]
             neu1e[d] += g * v
@@ -182,27 +184,41 @@ def _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, alia
 @_njit()
 def train_span(syn0, syn1, ids, windows, left_room, right_room, start, stop, alpha_start, alpha_end,
                cbow, cbow_mean, hs, points, codes, lengths, alias_prob, alias, negative, seed,
-               sig_table, logsig_table):
+               sig_table, logsig_table, shared_by=0):
     """Train on the centre words at kept positions [start, stop) of an epoch (`_EpochData`'s arrays), in place.
 
     The learning rate falls linearly from `alpha_start` at `start` to `alpha_end` at `stop`. Skip-gram: for each
     context word c of centre w (word2vec.c's order), c's input vector predicts w. CBOW: the (mean or sum of the)
-    context vectors predict w. Returns (summed loss, examples), examples = pairs (skip-gram) or centre words with at
-    least one context word (CBOW)."""
+    context vectors predict w. Negative sampling draws `negative` noise words for every pair (skip-gram) or centre
+    word (CBOW) when `shared_by` is 0, as word2vec.c and gensim do; with `shared_by` = n >= 1 one draw serves the
+    examples of n consecutive centre words (those with a context), so that for skip-gram the pairs of a window share
+    their noise words (Ji et al. 2016, "Parallelizing Word2Vec in Shared and Distributed Memory"): every example
+    still sees `negative` words of the noise distribution, the draws and the noise rows' cache misses are shared.
+    Returns (summed loss, examples), examples = pairs (skip-gram) or centre words with at least one context word
+    (CBOW)."""
     dim = syn0.shape[1]
     neu1 = np.empty(dim, dtype=np.float32)
     neu1e = np.empty(dim, dtype=np.float32)
+    noise = np.empty(0 if hs else negative, dtype=np.int64)
     state = np.empty(1, dtype=np.uint64)
     state[0] = np.uint64(seed)
     loss = 0.0
     examples = 0
     span = max(stop - start, 1)
+    since = shared_by  # centre words served by the current draw
     for i in range(start, stop):
         alpha = alpha_start + (alpha_end - alpha_start) * ((i - start) / span)
         reach = windows[i]
         lo = i - min(reach, left_room[i])
         hi = i + min(reach, right_room[i])
+        if hi == lo:  # word2vec.c skips a centre word left without context (no pair, no draw)
+            continue
         centre = ids[i]
+        if shared_by > 0:
+            if since >= shared_by:
+                _draw_noise(state, alias_prob, alias, noise)
+                since = 0
+            since += 1
         if cbow:
             count = 0
             for d in range(dim):
@@ -213,19 +229,19 @@ def train_span(syn0, syn1, ids, windows, left_room, right_room, start, stop, alp
                     for d in range(dim):
                         neu1[d] += row[d]
                     count += 1
-            if count == 0:  # word2vec.c skips a centre word left without context
-                continue
             if cbow_mean:
                 inv = np.float32(1.0 / count)
                 for d in range(dim):
                     neu1[d] *= inv
             for d in range(dim):
                 neu1e[d] = 0.0
-            loss += _output_step(neu1, neu1e, centre, alpha, syn1, hs, points, codes, lengths, alias_prob, alias,
-                                 negative, state, sig_table, logsig_table)
+            if shared_by == 0:
+                _draw_noise(state, alias_prob, alias, noise)
+            loss += _output_step(neu1, neu1e, centre, alpha, syn1, hs, points, codes, lengths, noise, sig_table,
+                                 logsig_table)
             examples += 1
             for j in range(lo, hi + 1):
-                if j != i:
+                if j != i:  # every context word gets the whole error (word2vec.c and gensim, for the mean too)
                     row = syn0[ids[j]]
                     for d in range(dim):
                         row[d] += neu1e[d]
@@ -236,8 +252,10 @@ def train_span(syn0, syn1, ids, windows, left_room, right_room, start, stop, alp
                 row = syn0[ids[j]]
                 for d in range(dim):
                     neu1e[d] = 0.0
-                loss += _output_step(row, neu1e, centre, alpha, syn1, hs, points, codes, lengths, alias_prob, alias,
-                                     negative, state, sig_table, logsig_table)
+                if shared_by == 0:
+                    _draw_noise(state, alias_prob, alias, noise)
+                loss += _output_step(row, neu1e, centre, alpha, syn1, hs, points, codes, lengths, noise, sig_table,
+                                     logsig_table)
                 examples += 1
                 for d in range(dim):
                     row[d] += neu1e[d]
@@ -261,7 +279,8 @@ def warm_up() -> float:
     ones, room = np.ones(3, dtype=np.int64), np.array([0, 1, 2], dtype=np.int64)
     paths = np.zeros((3, 1), dtype=np.int64)
     sig, logsig = sigmoid_tables()
-    train_span(syn, syn, ids, ones, room, room[::-1].copy(), 0, 3, 0.0, 0.0, False, True, False, paths, paths,
-               ones, np.ones(3, dtype=np.float64), ids, 1, 1, sig, logsig)
+    for shared_by in (0, 1):  # numba compiles one specialisation for both values
+        train_span(syn, syn, ids, ones, room, room[::-1].copy(), 0, 3, 0.0, 0.0, False, True, False, paths, paths,
+                   ones, np.ones(3, dtype=np.float64), ids, 1, 1, sig, logsig, shared_by)
     _WARM = True
     return time.perf_counter() - t0

@@ -130,9 +130,41 @@ def keep_probabilities(word_counts, sample: float) -> np.ndarray:
     return np.where(counts > 0, np.minimum(keep, 1.0), 0.0)
 
 
+# Keyword arguments transformers' Trainer and pipelines may pass that word2vec has no use for; others raise.
+_IGNORED_KWARGS = frozenset({"position_ids", "num_items_in_batch", "output_attentions"})
+
+
+# Copied from hf_seq.models.recurrent.modeling_recurrent.is_tracing
+def is_tracing(*tensors) -> bool:
+    """True while torch.compile / torch.export / jit trace the model, or for tensors without values (fake, meta).
+
+    Checks on tensor values (`if ids.max() >= vocab_size`) are data-dependent Python branches: they break
+    `fullgraph=True` and `torch.export`, so they run in eager mode only.
+    """
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return True
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    if is_exporting is not None and is_exporting():
+        return True
+    return any(
+        isinstance(t, torch.Tensor)
+        and (t.device.type == "meta" or (type(t) is not torch.Tensor and not isinstance(t, nn.Parameter)))
+        for t in tensors
+    )
+
+
+def _check_kwargs(kwargs: dict, model_name: str) -> None:
+    """Refuse keyword arguments the model does not know (a misspelt `attention_maks=` would otherwise be ignored)."""
+    unknown = sorted(set(kwargs) - _IGNORED_KWARGS)
+    if unknown:
+        raise TypeError(f"{model_name}.forward() got unexpected keyword argument(s): {', '.join(map(repr, unknown))}.")
+
+
 def _check_ids(ids: torch.Tensor, vocab_size: int, name: str, ignore_index: int | None = None) -> None:
     if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+    if is_tracing(ids):
+        return
     if ignore_index is not None:
         ids = ids[ids != ignore_index]
     if ids.numel() == 0:
@@ -152,7 +184,7 @@ def _check_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor | None, 
             raise ValueError(
                 f"attention_mask shape {tuple(attention_mask.shape)} != input_ids shape {tuple(input_ids.shape)}"
             )
-        if ((attention_mask != 0) & (attention_mask != 1)).any():  # NaN is neither
+        if not is_tracing(attention_mask) and ((attention_mask != 0) & (attention_mask != 1)).any():  # NaN is neither
             raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
 
 
@@ -291,11 +323,25 @@ class Word2VecModel(Word2VecPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embeddings = value
 
-    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, **kwargs):
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutput | tuple:
         r"""input_ids `[B, T]` (any shape) → `BaseModelOutput(last_hidden_state=[B, T, d])`; padding is not special:
-        a word vector does not depend on its neighbours."""
+        a word vector does not depend on its neighbours. `hidden_states` is `(vectors,)`: the one projection layer."""
+        _check_kwargs(kwargs, type(self).__name__)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         _check_inputs(input_ids, attention_mask, self.config.vocab_size)
-        return BaseModelOutput(last_hidden_state=self.embeddings(input_ids))
+        vectors = self.embeddings(input_ids)
+        output = BaseModelOutput(last_hidden_state=vectors, hidden_states=(vectors,) if output_hidden_states else None)
+        return output if return_dict is not False else output.to_tuple()
 
 
 class Word2VecForPreTraining(Word2VecPreTrainedModel):
@@ -343,14 +389,17 @@ class Word2VecForPreTraining(Word2VecPreTrainedModel):
         labels: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         negative_ids: torch.LongTensor | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> Word2VecPreTrainingOutput:
+    ) -> Word2VecPreTrainingOutput | tuple:
         r"""
         input_ids (`[B]` or `[B, C]`): skip-gram: the word whose input vector predicts `labels` (word2vec.c feeds the
             context word and predicts the centre word); CBOW: the context window, padded, with `attention_mask`.
         labels (`[B]`): the predicted word.
         negative_ids (`[B, k]`, *optional*): noise words; drawn from `noise_distribution` when not given.
         """
+        _check_kwargs(kwargs, type(self).__name__)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         vocab_size = self.config.vocab_size
         _check_inputs(input_ids, attention_mask if input_ids.dim() == 2 else None, vocab_size)
         if input_ids.dim() not in (1, 2):
@@ -358,7 +407,8 @@ class Word2VecForPreTraining(Word2VecPreTrainedModel):
         # 1. hidden vector: one input vector (skip-gram) or the context mean/sum (CBOW)
         hidden = self.hidden_vectors(input_ids, attention_mask)  # [B, d]
         if labels is None:
-            return Word2VecPreTrainingOutput(hidden_states=hidden)
+            output = Word2VecPreTrainingOutput(hidden_states=hidden)
+            return output if return_dict is not False else output.to_tuple()
         if labels.shape != hidden.shape[:1]:
             raise ValueError(f"labels must have shape [{hidden.shape[0]}], got {tuple(labels.shape)}")
         _check_ids(labels, vocab_size, "labels")
@@ -371,7 +421,8 @@ class Word2VecForPreTraining(Word2VecPreTrainedModel):
             _check_ids(negative_ids, vocab_size, "negative_ids")
         # 3. objective
         loss, logits = self.output_layer.loss_and_logits(hidden, labels, negative_ids)
-        return Word2VecPreTrainingOutput(loss=loss.mean(), logits=logits, hidden_states=hidden)
+        output = Word2VecPreTrainingOutput(loss=loss.mean(), logits=logits, hidden_states=hidden)
+        return output if return_dict is not False else output.to_tuple()
 
 
 class Word2VecForMaskedLM(Word2VecPreTrainedModel):
@@ -395,14 +446,24 @@ class Word2VecForMaskedLM(Word2VecPreTrainedModel):
         input_ids: torch.LongTensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
         **kwargs,
-    ) -> MaskedLMOutput:
-        r"""input_ids `[B, T]` → logits `[B, T, V]`; `labels` `[B, T]` (-100 = ignore) gives a cross-entropy loss."""
+    ) -> MaskedLMOutput | tuple:
+        r"""input_ids `[B, T]` → logits `[B, T, V]`; `labels` `[B, T]` (-100 = ignore) gives a cross-entropy loss.
+        `hidden_states` is `(input vectors, CBOW context vectors)`, each `[B, T, d]`."""
+        _check_kwargs(kwargs, type(self).__name__)
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be [B, T], got shape {tuple(input_ids.shape)}")
         _check_inputs(input_ids, attention_mask, self.config.vocab_size)
         if labels is not None:
             _check_ids(labels, self.config.vocab_size, "labels", ignore_index=-100)
+            if not is_tracing(labels) and not bool((labels != -100).any()):
+                raise ValueError("every entry of `labels` is -100 (ignored): there is no masked word to score.")
         batch, length = input_ids.shape
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -431,7 +492,10 @@ class Word2VecForMaskedLM(Word2VecPreTrainedModel):
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
-        return MaskedLMOutput(loss=loss, logits=logits)
+        output = MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=(vectors, hidden) if output_hidden_states else None
+        )
+        return output if return_dict is not False else output.to_tuple()
 
 
 __all__ = [

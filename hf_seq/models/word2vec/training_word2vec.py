@@ -11,7 +11,9 @@ Per epoch, frequent words are sub-sampled with word2vec.c's keep-probability and
 
 - `compiled` (the default on CPU): word2vec.c's loop, pair by pair, compiled with numba (`word2vec_kernels`); the
   kernels release the GIL, so `workers` Python threads run them at once on the shared vectors (Hogwild, as
-  word2vec.c's and gensim's threads). Exactly word2vec.c's updates (tested against a transcription of its loop).
+  word2vec.c's and gensim's threads). Exactly gensim's updates (tested against a transcription of gensim's
+  `word2vec_inner` loop), except that by default the pairs of a skip-gram window share one draw of noise words
+  (`negatives_shared_by`, Ji et al. 2016).
 - `triton` (the default on a CUDA GPU, `word2vec_triton`): the same per-pair loop as a Triton kernel; each launch
   hands `gpu_programs` Hogwild workers (one warp each, the vector across its lanes) a contiguous span of centre words.
   Equal to the compiled kernel for one worker (tested with Triton's interpreter on CPU).
@@ -48,9 +50,6 @@ from . import (
 )
 from . import kernels_word2vec as word2vec_kernels
 from . import triton_word2vec as word2vec_triton
-
-logger = logging.get_logger(__name__)
-
 from .conversion_word2vec import model_from_keyed_vectors, prepare_remote_code
 from .corpus_word2vec import (
     MAX_SENTENCE_LENGTH,
@@ -60,6 +59,8 @@ from .corpus_word2vec import (
     prepare_word2vec,
     word_level_tokenizer_from_vocab,
 )
+
+logger = logging.get_logger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -435,9 +436,12 @@ class Word2VecTrainingArguments:
                           "skip-gram (~6k pairs), 4096 for CBOW with one worker (one example per centre word), 1024 "
                           "with several"},
     )
-    negatives_shared_by: int = field(
-        default=32, metadata={"help": "torch backend: consecutive pairs sharing one draw of noise words (1 = "
-                                      "word2vec.c; the compiled backend always draws per pair)"}
+    negatives_shared_by: int | None = field(
+        default=None,
+        metadata={"help": "negative sampling: how many examples share one draw of noise words. torch backend: "
+                          "consecutive pairs (1 = word2vec.c); compiled and triton backends: consecutive centre words, "
+                          "all of their pairs (skip-gram) or examples (CBOW), 0 = a fresh draw for every pair or "
+                          "CBOW example (word2vec.c, gensim). None = `default_negatives_shared_by`"},
     )
     max_row_updates: float | None = field(
         default=64.0,
@@ -512,6 +516,17 @@ def default_batch_words(config: Word2VecConfig, workers: int = 1, backend: str =
     return 4096 if config.architecture == "cbow" and workers <= 1 else 1024
 
 
+def default_negatives_shared_by(config: Word2VecConfig, backend: str) -> int:
+    """`negatives_shared_by` when None. torch: 32 consecutive pairs share a draw (one small matrix product per group).
+    compiled / triton, skip-gram: 1, the pairs of one window share the draw of their centre word (Ji et al. 2016,
+    "Parallelizing Word2Vec in Shared and Distributed Memory"): on WikiText-2 1.5-1.6x the words/s of a draw per pair
+    at equal quality (benchmarks/results/word2vec_vs_gensim_wikitext2_2threads_issue24.md). CBOW: 0, a fresh draw
+    per centre word, gensim's updates exactly."""
+    if backend == "torch":
+        return 32
+    return 1 if config.architecture == "skipgram" else 0
+
+
 def resolve_parallel(args: Word2VecTrainingArguments, backend: str) -> str:
     """'thread' or 'process' for several CPU workers: `args.parallel`, with 'auto' = threads for the compiled kernels
     (they release the GIL), forked processes for the torch backend."""
@@ -527,10 +542,13 @@ class CompiledWord2Vec:
     that they follow the tables into shared memory when the workers are processes. Holds no per-worker state: one
     object serves every thread."""
 
-    def __init__(self, model: Word2VecForPreTraining):
+    def __init__(self, model: Word2VecForPreTraining, negatives_shared_by: int = 0):
         self.model = model
         config = model.config
         self.config = config
+        if negatives_shared_by < 0:
+            raise ValueError(f"negatives_shared_by must be >= 0, got {negatives_shared_by}")
+        self.shared_by = int(negatives_shared_by)  # `word2vec_kernels.train_span`'s shared_by
         if self.syn0.dtype != np.float32 or self.syn1.dtype != np.float32:
             raise TypeError(f"the compiled word2vec kernels train float32 vectors, got {self.syn0.dtype}: use "
                             "backend='torch' for another dtype")
@@ -550,7 +568,7 @@ class CompiledWord2Vec:
         loss, examples = word2vec_kernels.train_span(
             self.syn0, self.syn1, data.ids, data.windows, data.left_room, data.right_room, int(start), int(stop),
             float(lr_start), float(lr_end), c.architecture == "cbow", bool(c.cbow_mean), t.hs, t.points, t.codes,
-            t.lengths, t.alias_prob, t.alias, int(c.negative or 0), seed, t.sig_table, t.logsig_table)
+            t.lengths, t.alias_prob, t.alias, int(c.negative or 0), seed, t.sig_table, t.logsig_table, self.shared_by)
         return float(loss), int(examples)
 
 
@@ -578,14 +596,19 @@ def train_word2vec(
         raise ValueError(f"need 0 <= first_epoch ({first_epoch}) <= last_epoch ({last_epoch}) <= epochs ({args.epochs})")
     alpha = default_alpha(config) if args.alpha is None else args.alpha
     backend = resolve_backend(args)
+    shared_by = (default_negatives_shared_by(config, backend) if args.negatives_shared_by is None
+                 else int(args.negatives_shared_by))
+    if shared_by < (1 if backend == "torch" else 0):
+        raise ValueError(f"negatives_shared_by must be >= {1 if backend == 'torch' else 0} for the {backend} backend, "
+                         f"got {args.negatives_shared_by}")
     compiled = None
     if backend == "compiled":
         word2vec_kernels.warm_up()  # compiled (or loaded from numba's cache) once per process, before any timing
-        compiled = CompiledWord2Vec(model)
+        compiled = CompiledWord2Vec(model, shared_by)
     device = torch.device(args.device)
     model.to(device)
     if backend == "triton":
-        compiled = word2vec_triton.TritonWord2Vec(model, args.gpu_programs)
+        compiled = word2vec_triton.TritonWord2Vec(model, args.gpu_programs, shared_by)
     workers = max(1, int(args.workers))
     history = []
     bar = None
@@ -644,7 +667,9 @@ class _Epoch:
         if self.compiled is not None:
             return self.compiled
         seed = int(np.random.default_rng([self.args.seed, self.epoch, worker_id]).integers(2**62))
-        return Word2VecSGD(self.model, self.args.negatives_shared_by, seed, self.args.max_row_updates)
+        shared_by = self.args.negatives_shared_by
+        shared_by = default_negatives_shared_by(self.model.config, "torch") if shared_by is None else shared_by
+        return Word2VecSGD(self.model, shared_by, seed, self.args.max_row_updates)
 
     def train_batch(self, kernel: Word2VecSGD, i: int) -> tuple[float, int, float, float]:
         """Batch i: the pairs of the centre words at kept positions [i*chunk, (i+1)*chunk). Returns (summed loss,
@@ -862,6 +887,7 @@ __all__ = [
     "check_trainable",
     "default_alpha",
     "default_batch_words",
+    "default_negatives_shared_by",
     "device_window_pairs",
     "encode_corpus",
     "model_from_keyed_vectors",

@@ -10,9 +10,10 @@ vectors as the previous pair left them, Hogwild with the other programs (plain l
 BlazingText (Gupta and Khare, 2017) runs word2vec on a GPU.
 
 The arithmetic is `word2vec_kernels.train_span`'s, line for line: word2vec.c's sigmoid table read at its integer
-index factor 83, saturation (negative sampling) and skipping (hierarchical softmax) at |score| >= 6, noise words from
-the alias table read with word2vec.c's linear congruential generator (one generator per program, seeded with
-`seed + program id`), CBOW mean or sum with the whole error given to every context word, the learning rate falling
+index factor 83, a score with |f| >= 6 skipped (gensim's rule, both objectives), noise words from the alias table read
+with word2vec.c's linear congruential generator (one generator per program, seeded with `seed + program id`), drawn
+per example or shared by `negatives_shared_by` consecutive centre words, CBOW mean or sum with the whole error given
+to every context word, the learning rate falling
 linearly along the launch. A single program over a span gives `train_span`'s result on the same span and seed (up to
 float rounding: the dot products are summed in a different order); tested with Triton's interpreter on CPU
 (`TRITON_INTERPRET=1`).
@@ -63,10 +64,24 @@ if triton is not None:
     _UNIT_C = tl.constexpr(_UNIT)
 
     @triton.jit
+    def _draw_noise(state, alias_prob, alias, vocab, NEG_BLOCK: tl.constexpr, NEGATIVE: tl.constexpr):
+        """`word2vec_kernels._draw_noise`: NEGATIVE words of the noise distribution in lanes 0..NEGATIVE-1."""
+        lanes = tl.arange(0, NEG_BLOCK)
+        noise = tl.zeros((NEG_BLOCK,), dtype=tl.int64)
+        for k in range(0, NEGATIVE):
+            state = state * 25214903917 + 11
+            u = (state >> 11).to(tl.float64) * _UNIT_C * vocab  # Walker's alias method: a bucket, then a coin
+            bucket = tl.minimum(u.to(tl.int64), vocab - 1)
+            keep = (u - bucket.to(tl.float64)) < tl.load(alias_prob + bucket)
+            noise = tl.where(lanes == k, tl.where(keep, bucket, tl.load(alias + bucket)), noise)
+        return noise, state
+
+    @triton.jit
     def _output_step(h, neu1e, target, alpha, syn1, offs, mask, HS: tl.constexpr, points, codes, lengths,
-                     max_depth, alias_prob, alias, vocab, NEGATIVE: tl.constexpr, state, sig_table, logsig_table,
+                     max_depth, noise, NEG_BLOCK: tl.constexpr, NEGATIVE: tl.constexpr, sig_table, logsig_table,
                      DIM: tl.constexpr):
-        """`word2vec_kernels._output_step`: moves the output rows, returns (error of h, loss, generator state)."""
+        """`word2vec_kernels._output_step`: moves the output rows, returns (error of h, loss). A score with
+        |f| >= 6 is skipped for both objectives (gensim's rule); the loss takes the asymptote of -log sig there."""
         loss = tl.zeros((), dtype=tl.float32)
         if HS:
             length = tl.load(lengths + target).to(tl.int32)
@@ -78,7 +93,6 @@ if triton is not None:
                 inside = (f > -_MAX_EXP_C) & (f < _MAX_EXP_C)
                 idx = tl.minimum(tl.maximum(((f + _MAX_EXP_C) * _TABLE_SCALE_C).to(tl.int32), 0), _TABLE_SIZE_C - 1)
                 table_loss = tl.load(logsig_table + (1 - code) * _TABLE_SIZE_C + idx)
-                # skipped beyond +-6; the loss takes the asymptote of -log sig there (0 on the right side)
                 wrong_side = (f > 0.0) != (code == 0)
                 loss += tl.where(inside, table_loss, tl.where(wrong_side, tl.abs(f), 0.0))
                 if inside:
@@ -86,37 +100,35 @@ if triton is not None:
                     neu1e += g * row  # the error reads the node vector before it moves
                     tl.store(syn1 + node * DIM + offs, row + g * h, mask=mask)
         else:
+            lanes = tl.arange(0, NEG_BLOCK)
             for k in range(0, NEGATIVE + 1):
                 word = target
                 label = 1.0
                 if k > 0:
-                    state = state * 25214903917 + 11
-                    u = (state >> 11).to(tl.float64) * _UNIT_C * vocab  # Walker's alias method: a bucket, then a coin
-                    bucket = tl.minimum(u.to(tl.int64), vocab - 1)
-                    keep = (u - bucket.to(tl.float64)) < tl.load(alias_prob + bucket)
-                    word = tl.where(keep, bucket, tl.load(alias + bucket))
+                    word = tl.sum(tl.where(lanes == k - 1, noise, 0), axis=0)
                     label = 0.0
                 if (k == 0) | (word != target):  # a noise word equal to the target is skipped
                     row = tl.load(syn1 + word * DIM + offs, mask=mask, other=0.0)
                     f = tl.sum(h * row, axis=0)
+                    inside = (f > -_MAX_EXP_C) & (f < _MAX_EXP_C)
                     idx = tl.minimum(tl.maximum(((f + _MAX_EXP_C) * _TABLE_SCALE_C).to(tl.int32), 0), _TABLE_SIZE_C - 1)
-                    sig = tl.where(f > _MAX_EXP_C, 1.0, tl.where(f < -_MAX_EXP_C, 0.0, tl.load(sig_table + idx)))
                     table_loss = tl.load(logsig_table + label.to(tl.int32) * _TABLE_SIZE_C + idx)
-                    loss += tl.where(f > _MAX_EXP_C, tl.where(label == 0.0, f, 0.0),
-                                     tl.where(f < -_MAX_EXP_C, tl.where(label > 0.0, -f, 0.0), table_loss))
-                    g = (label - sig) * alpha
-                    if g != 0.0:  # a saturated score: word2vec.c adds zeros
+                    wrong_side = (f > 0.0) != (label > 0.0)
+                    loss += tl.where(inside, table_loss, tl.where(wrong_side, tl.abs(f), 0.0))
+                    if inside:
+                        g = (label - tl.load(sig_table + idx)) * alpha
                         neu1e += g * row  # the error reads the output vector before it moves
                         tl.store(syn1 + word * DIM + offs, row + g * h, mask=mask)
-        return neu1e, loss, state
+        return neu1e, loss
 
     # integer arguments that change from launch to launch are not specialised on (Triton compiles a variant for
     # values equal to 1 or divisible by 16): one compile per model shape, not one per batch size
-    @triton.jit(do_not_specialize=["base", "total", "span", "max_depth", "vocab", "seed"])
+    @triton.jit(do_not_specialize=["base", "total", "span", "max_depth", "vocab", "seed", "shared_by"])
     def _train_spans(syn0, syn1, ids, windows, left_room, right_room, base, total, span, alpha_start, alpha_end,
                      CBOW: tl.constexpr, CBOW_MEAN: tl.constexpr, HS: tl.constexpr, points, codes, lengths,
                      max_depth, alias_prob, alias, vocab, NEGATIVE: tl.constexpr, seed, sig_table, logsig_table,
-                     loss_out, examples_out, DIM: tl.constexpr, BLOCK: tl.constexpr):
+                     loss_out, examples_out, shared_by, DIM: tl.constexpr, BLOCK: tl.constexpr,
+                     NEG_BLOCK: tl.constexpr):
         """Program p trains the kept centre words [base + p*span, base + (p+1)*span) of the launch [base, base+total)
         with `train_span`'s loop; the learning rate falls linearly from alpha_start at `base` to alpha_end at
         base+total. Writes the program's summed loss and its examples (pairs, or CBOW centres with a context)."""
@@ -128,12 +140,20 @@ if triton is not None:
         state = seed.to(tl.uint64) + pid.to(tl.uint64)
         loss = tl.zeros((), dtype=tl.float32)
         examples = tl.zeros((), dtype=tl.int32)
+        noise = tl.zeros((NEG_BLOCK,), dtype=tl.int64)
+        since = shared_by  # centre words served by the current draw (`train_span`)
         for i in range(start, stop):
             alpha = alpha_start + (alpha_end - alpha_start) * ((i - base).to(tl.float32) / total)
             reach = tl.load(windows + i)
             lo = i - tl.minimum(reach, tl.load(left_room + i))
             hi = i + tl.minimum(reach, tl.load(right_room + i))
             centre = tl.load(ids + i)
+            if not HS:
+                if (hi > lo) & (shared_by > 0):
+                    if since >= shared_by:
+                        noise, state = _draw_noise(state, alias_prob, alias, vocab, NEG_BLOCK, NEGATIVE)
+                        since = 0
+                    since += 1
             if CBOW:
                 neu1 = tl.zeros((BLOCK,), dtype=tl.float32)
                 count = tl.zeros((), dtype=tl.int32)
@@ -145,9 +165,12 @@ if triton is not None:
                     if CBOW_MEAN:
                         neu1 = neu1 / count.to(tl.float32)
                     neu1e = tl.zeros((BLOCK,), dtype=tl.float32)
-                    neu1e, step_loss, state = _output_step(neu1, neu1e, centre, alpha, syn1, offs, mask, HS, points,
-                                                           codes, lengths, max_depth, alias_prob, alias, vocab,
-                                                           NEGATIVE, state, sig_table, logsig_table, DIM)
+                    if not HS:
+                        if shared_by == 0:
+                            noise, state = _draw_noise(state, alias_prob, alias, vocab, NEG_BLOCK, NEGATIVE)
+                    neu1e, step_loss = _output_step(neu1, neu1e, centre, alpha, syn1, offs, mask, HS, points, codes,
+                                                    lengths, max_depth, noise, NEG_BLOCK, NEGATIVE, sig_table,
+                                                    logsig_table, DIM)
                     loss += step_loss
                     examples += 1
                     for j in range(lo, hi + 1):
@@ -160,9 +183,12 @@ if triton is not None:
                         where = syn0 + tl.load(ids + j) * DIM + offs
                         h = tl.load(where, mask=mask, other=0.0)
                         neu1e = tl.zeros((BLOCK,), dtype=tl.float32)
-                        neu1e, step_loss, state = _output_step(h, neu1e, centre, alpha, syn1, offs, mask, HS, points,
-                                                               codes, lengths, max_depth, alias_prob, alias, vocab,
-                                                               NEGATIVE, state, sig_table, logsig_table, DIM)
+                        if not HS:
+                            if shared_by == 0:
+                                noise, state = _draw_noise(state, alias_prob, alias, vocab, NEG_BLOCK, NEGATIVE)
+                        neu1e, step_loss = _output_step(h, neu1e, centre, alpha, syn1, offs, mask, HS, points, codes,
+                                                        lengths, max_depth, noise, NEG_BLOCK, NEGATIVE, sig_table,
+                                                        logsig_table, DIM)
                         loss += step_loss
                         examples += 1
                         tl.store(where, tl.load(where, mask=mask, other=0.0) + neu1e, mask=mask)
@@ -175,7 +201,7 @@ class TritonWord2Vec:
     the noise distribution, and word2vec.c's sigmoid tables, on the model's device, built once per training.
     `programs` Hogwild workers share each launch (`train`), one contiguous span of its centre words each."""
 
-    def __init__(self, model, programs: int = 2048):
+    def __init__(self, model, programs: int = 2048, negatives_shared_by: int = 0):
         if triton is None:
             raise ImportError("the Triton word2vec kernel needs triton (installed with PyTorch's CUDA wheels)")
         self.model = model
@@ -192,6 +218,9 @@ class TritonWord2Vec:
         if programs < 1:
             raise ValueError(f"programs must be >= 1, got {programs}")
         self.programs = int(programs)
+        if negatives_shared_by < 0:
+            raise ValueError(f"negatives_shared_by must be >= 0, got {negatives_shared_by}")
+        self.shared_by = int(negatives_shared_by)  # `word2vec_kernels.train_span`'s shared_by
         # the compiled kernel's tables, on the device
         tables = kernel_tables(model.output_layer, config.objective)
         self.tables = tables._replace(**{name: torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
@@ -238,5 +267,6 @@ class TritonWord2Vec:
             float(lr_start), float(lr_end), c.architecture == "cbow", bool(c.cbow_mean), t.hs, t.points, t.codes,
             t.lengths, t.points.shape[1], t.alias_prob, t.alias, t.alias_prob.shape[0],
             int(c.negative or 0) if not t.hs else 0, int(seed) % 2**63, t.sig_table, t.logsig_table, loss, examples,
-            DIM=c.vector_size, BLOCK=self.block, num_warps=1)
+            self.shared_by, DIM=c.vector_size, BLOCK=self.block,
+            NEG_BLOCK=triton.next_power_of_2(max(1, int(c.negative or 0) if not t.hs else 1)), num_warps=1)
         return loss.sum(), examples.sum()

@@ -1,0 +1,357 @@
+"""hf-seq Transformer → CTranslate2, through CTranslate2's public model-spec API.
+
+CTranslate2's converters pick a loader by `model_type` and do not know `hf_seq_transformer`; its specs do describe the
+model exactly (HF-NOTES: `TransformerSpec.from_config`): post-LN (`pre_norm=False`, LayerNorm after each residual add,
+as in the paper and Marian) or pre-LN with a final LayerNorm on each stack, ReLU or GELU, token embeddings scaled by
+sqrt(d_model) (§3.4), and a position table. hf-seq's sinusoidal table interleaves sin/cos (§3.5) while CTranslate2's
+built-in one concatenates them, so the table itself is written into the model (`position_encodings.encodings`), as
+CTranslate2's own Marian/M2M100 loaders do. Query/key/value projections are fused into one matrix for self-attention
+and key/value for encoder-decoder attention (CTranslate2's layout). The vocabulary is the tokenizer's tokens by id.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.utils import logging
+
+from ._common import (
+    default_max_new_tokens,
+    load_model_and_tokenizer,
+    model_family,
+    prepare_output_dir,
+    read_marker,
+    require,
+    save_tokenizer,
+    task_of,
+    write_marker,
+    write_readme,
+)
+
+logger = logging.get_logger(__name__)
+
+CT2_QUANTIZATIONS = (None, "int8", "int8_float32", "float16")
+UNUSED_TOKEN = "<hf_seq_unused_{}>"
+
+
+def _array(t: torch.Tensor) -> np.ndarray:
+    # a copy: `spec.optimize(quantization=...)` rewrites the spec's arrays, which would otherwise be the model's own
+    # parameter memory (a float32 CPU tensor's .numpy() shares it)
+    return t.detach().to(torch.float32).cpu().numpy().copy()
+
+
+def _set_linear(spec, module: nn.Linear) -> None:
+    spec.weight = _array(module.weight)
+    if module.bias is not None:
+        spec.bias = _array(module.bias)
+
+
+def _set_fused_linear(spec, modules: list[nn.Linear]) -> None:
+    """Concatenate several projections along the output dimension (q|k|v or k|v)."""
+    spec.weight = np.concatenate([_array(m.weight) for m in modules])
+    if any(m.bias is not None for m in modules):
+        spec.bias = np.concatenate(
+            [_array(m.bias) if m.bias is not None else np.zeros(m.out_features, np.float32) for m in modules]
+        )
+
+
+def _projections(attention: nn.Module, names: tuple[str, ...]) -> list[nn.Linear]:
+    """The attention's projections by name; also accepts a fused `qkv_proj` / `kv_proj` should the model fuse them."""
+    if all(isinstance(getattr(attention, n, None), nn.Linear) for n in names):
+        return [getattr(attention, n) for n in names]
+    fused = "qkv_proj" if names == ("q_proj", "k_proj", "v_proj") else "kv_proj"
+    if isinstance(getattr(attention, fused, None), nn.Linear):
+        return [getattr(attention, fused)]
+    raise TypeError(
+        f"cannot read the projections {names} of {type(attention).__name__}: the Transformer's attention layout "
+        "changed; update hf_seq/export/ctranslate2_export.py"
+    )
+
+
+def _set_attention(spec, attention: nn.Module, self_attention: bool) -> None:
+    if self_attention:
+        _set_fused_linear(spec.linear[0], _projections(attention, ("q_proj", "k_proj", "v_proj")))
+    else:
+        _set_linear(spec.linear[0], _projections(attention, ("q_proj",))[0])
+        _set_fused_linear(spec.linear[1], _projections(attention, ("k_proj", "v_proj")))
+    _set_linear(spec.linear[-1], attention.out_proj)
+
+
+def _set_layer_norm(spec, norm: nn.LayerNorm) -> None:
+    spec.gamma = _array(norm.weight)
+    spec.beta = _array(norm.bias)
+
+
+def _set_ffn(spec, layer) -> None:
+    _set_linear(spec.linear_0, layer.ffn.fc1)
+    _set_linear(spec.linear_1, layer.ffn.fc2)
+    _set_layer_norm(spec.layer_norm, layer.final_layer_norm)
+
+
+def _set_embeddings(spec, stack, config, embedding_weight: np.ndarray) -> None:
+    emb = stack.embeddings
+    spec.scale_embeddings = math.sqrt(config.hidden_size) if config.scale_embedding else 1.0
+    positions = emb.embed_positions
+    table = positions.table if hasattr(positions, "table") else positions.weight  # sinusoidal buffer or learned rows
+    spec.position_encodings.encodings = _array(table)
+    target = spec.embeddings[0] if isinstance(spec.embeddings, list) else spec.embeddings
+    target.weight = embedding_weight
+    if getattr(stack, "layer_norm", None) is not None:
+        _set_layer_norm(spec.layer_norm, stack.layer_norm)
+
+
+def _set_encoder(spec, encoder, config, embedding_weight) -> None:
+    _set_embeddings(spec, encoder, config, embedding_weight)
+    for layer_spec, layer in zip(spec.layer, encoder.layers):
+        _set_attention(layer_spec.self_attention, layer.self_attn, self_attention=True)
+        _set_layer_norm(layer_spec.self_attention.layer_norm, layer.self_attn_layer_norm)
+        _set_ffn(layer_spec.ffn, layer)
+
+
+def _set_decoder(spec, decoder, config, embedding_weight, lm_head: nn.Linear, output_weight) -> None:
+    _set_embeddings(spec, decoder, config, embedding_weight)
+    for layer_spec, layer in zip(spec.layer, decoder.layers):
+        _set_attention(layer_spec.self_attention, layer.self_attn, self_attention=True)
+        _set_layer_norm(layer_spec.self_attention.layer_norm, layer.self_attn_layer_norm)
+        if getattr(layer, "encoder_attn", None) is not None:
+            _set_attention(layer_spec.attention, layer.encoder_attn, self_attention=False)
+            _set_layer_norm(layer_spec.attention.layer_norm, layer.encoder_attn_layer_norm)
+        _set_ffn(layer_spec.ffn, layer)
+    spec.projection.weight = output_weight
+    if lm_head.bias is not None:
+        spec.projection.bias = _array(lm_head.bias)
+
+
+def vocabulary_tokens(tokenizer, vocab_size: int) -> list[str]:
+    """Token strings by id, one per embedding row. Without a tokenizer the tokens are the ids themselves ("17");
+    rows the tokenizer does not use get unique placeholder names."""
+    if tokenizer is None:
+        return [str(i) for i in range(vocab_size)]
+    if len(tokenizer) > vocab_size:
+        raise ValueError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary has {vocab_size} rows; they do not "
+            "belong together"
+        )
+    tokens = [UNUSED_TOKEN.format(i) for i in range(vocab_size)]
+    for token, i in tokenizer.get_vocab().items():
+        tokens[i] = token
+    if len(set(tokens)) != len(tokens):
+        raise ValueError("the tokenizer maps two ids to the same token string; CTranslate2 needs unique tokens")
+    return tokens
+
+
+def _token(tokens: list[str], token_id, name: str) -> str:
+    if isinstance(token_id, (list, tuple)):
+        token_id = token_id[0]
+    if token_id is None or not 0 <= token_id < len(tokens):
+        raise ValueError(f"the model config's {name}={token_id!r} is not an id of the vocabulary [0, {len(tokens)})")
+    return tokens[token_id]
+
+
+def build_spec(model, tokenizer=None):
+    """The CTranslate2 `TransformerSpec` (encoder-decoder) or `TransformerDecoderModelSpec` (decoder-only)."""
+    require("ctranslate2")
+    from ctranslate2.specs import common_spec, transformer_spec
+
+    if model_family(model) != "transformer":
+        raise TypeError(
+            f"CTranslate2 export covers the Transformer only, got {type(model).__name__}; use to_onnx for the "
+            "recurrent models"
+        )
+    config = model.config
+    activation = {"relu": common_spec.Activation.RELU, "gelu": common_spec.Activation.GELU}[config.activation_function]
+    output_weight = _array(model.get_output_embeddings().weight)
+    decoder = model.get_decoder()
+    # a tied output shares the decoder embedding's array, so CTranslate2 stores it once
+    decoder_embedding = _array(decoder.embeddings.embed_tokens.weight)
+    if model.get_output_embeddings().weight is decoder.embeddings.embed_tokens.weight:
+        output_weight = decoder_embedding
+    if config.is_encoder_decoder:
+        spec = transformer_spec.TransformerSpec.from_config(
+            (config.encoder_layers, config.decoder_layers),
+            config.num_attention_heads,
+            pre_norm=config.norm_first,
+            activation=activation,
+        )
+        encoder = model.get_encoder()
+        encoder_embedding = (
+            decoder_embedding
+            if encoder.embeddings.embed_tokens.weight is decoder.embeddings.embed_tokens.weight
+            else _array(encoder.embeddings.embed_tokens.weight)
+        )
+        _set_encoder(spec.encoder, encoder, config, encoder_embedding)
+        _set_decoder(spec.decoder, decoder, config, decoder_embedding, model.get_output_embeddings(), output_weight)
+    else:
+        spec = transformer_spec.TransformerDecoderModelSpec.from_config(
+            config.decoder_layers, config.num_attention_heads, pre_norm=config.norm_first, activation=activation
+        )
+        _set_decoder(spec.decoder, decoder, config, decoder_embedding, model.get_output_embeddings(), output_weight)
+
+    tokens = vocabulary_tokens(tokenizer, config.vocab_size)
+    spec.config.layer_norm_epsilon = config.layer_norm_eps
+    spec.config.unk_token = tokenizer.unk_token if tokenizer is not None and tokenizer.unk_token else tokens[0]
+    spec.config.bos_token = _token(tokens, config.bos_token_id, "bos_token_id")
+    spec.config.eos_token = _token(tokens, config.eos_token_id, "eos_token_id")
+    if config.is_encoder_decoder:
+        spec.config.decoder_start_token = _token(tokens, config.decoder_start_token_id, "decoder_start_token_id")
+        spec.register_source_vocabulary(tokens)
+        spec.register_target_vocabulary(tokens)
+    else:
+        spec.register_vocabulary(tokens)
+    return spec
+
+
+def to_ctranslate2(folder_or_model, output_dir, quantization: str | None = None, tokenizer=None) -> str:
+    """Export a `TransformerForConditionalGeneration` / `TransformerForCausalLM` to a CTranslate2 folder.
+
+    Args:
+        folder_or_model: a saved model folder (its tokenizer is exported too) or a model object.
+        output_dir: new (or empty, or earlier-exported) folder.
+        quantization: None (float32), "int8", "int8_float32" or "float16" weights.
+        tokenizer: the tokenizer, when `folder_or_model` is a model object; without one the CTranslate2 vocabulary
+            is the ids as strings ("0", "1", ...) and only id-level calls work.
+
+    Returns the output folder. It holds CTranslate2's model.bin/config.json/vocabulary, the tokenizer files,
+    generation_config.json and `hf_seq_export.json` (format, task), so `load_runner(output_dir)` and
+    `hf-seq translate output_dir ...` can use it.
+    """
+    if quantization not in CT2_QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {CT2_QUANTIZATIONS}, got {quantization!r}")
+    model, tokenizer, source = load_model_and_tokenizer(folder_or_model, tokenizer)
+    with torch.no_grad():
+        spec = build_spec(model, tokenizer)
+    spec.validate()
+    spec.optimize(quantization=quantization)
+    output_dir = prepare_output_dir(output_dir)
+    spec.save(output_dir)
+    has_tokenizer = save_tokenizer(tokenizer, source, output_dir)
+    model.generation_config.save_pretrained(output_dir)
+    config = model.config
+    marker = write_marker(
+        output_dir,
+        format="ctranslate2",
+        task=task_of(model),
+        family="transformer",
+        model_type=config.model_type,
+        architecture=type(model).__name__,
+        quantization=quantization,
+        has_tokenizer=has_tokenizer,
+        eos_token_id=config.eos_token_id,
+        max_position_embeddings=config.max_position_embeddings,
+    )
+    write_readme(output_dir, marker)
+    logger.info(f"CTranslate2 model written to {output_dir} (quantization={quantization})")
+    return output_dir
+
+
+class _CTranslate2Runner:
+    """Shared loading: the CTranslate2 model, the tokenizer and the exported generation settings."""
+
+    def __init__(self, folder, device="cpu", compute_type="default", intra_threads=0, inter_threads=1):
+        self.folder = os.fspath(folder)
+        self.marker = read_marker(self.folder)
+        if self.marker is None or self.marker["format"] != "ctranslate2":
+            raise ValueError(f"{self.folder} is not a CTranslate2 export of hf-seq (no hf_seq_export.json)")
+        self._ct2 = require("ctranslate2")
+        self.options = dict(device=device, compute_type=compute_type, intra_threads=intra_threads,
+                            inter_threads=inter_threads)  # fmt: skip
+        self.tokenizer = self.target_tokenizer = None
+        if self.marker.get("has_tokenizer"):
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
+            target = os.path.join(self.folder, "target_tokenizer")
+            self.target_tokenizer = AutoTokenizer.from_pretrained(target) if os.path.isdir(target) else self.tokenizer
+
+    @classmethod
+    def from_folder(cls, folder, **kwargs):
+        return cls(folder, **kwargs)
+
+    def _tokens(self, ids: list[int]) -> list[str]:
+        if self.tokenizer is None:
+            return [str(i) for i in ids]
+        return self.tokenizer.convert_ids_to_tokens(ids)
+
+    def _ids(self, tokens: list[str], tokenizer) -> list[int]:
+        if tokenizer is None:
+            return [int(t) for t in tokens]
+        return tokenizer.convert_tokens_to_ids(tokens)
+
+    def _need_tokenizer(self):
+        if self.tokenizer is None:
+            raise ValueError(f"{self.folder} was exported without a tokenizer: use the *_ids methods")
+
+
+class CTranslate2Translator(_CTranslate2Runner):
+    """Translate with an exported encoder-decoder: `CTranslate2Translator.from_folder(out).translate([...])`."""
+
+    def __init__(self, folder, **kwargs):
+        super().__init__(folder, **kwargs)
+        if self.marker["task"] != "translation":
+            raise ValueError(f"{self.folder} holds a {self.marker['task']} model; use CTranslate2Generator")
+        self.translator = self._ct2.Translator(self.folder, **self.options)
+
+    def translate_ids(
+        self, sources: list[list[int]], num_beams: int | None = None, max_new_tokens: int | None = None, **kwargs
+    ) -> list[list[int]]:
+        """Source ids → generated target ids (without the start and end tokens)."""
+        if not sources or any(len(s) == 0 for s in sources):
+            raise ValueError("give at least one source, each with at least one token id")
+        max_len = max(len(s) for s in sources)
+        results = self.translator.translate_batch(
+            [self._tokens(s) for s in sources],
+            beam_size=num_beams or 1,
+            max_decoding_length=max_new_tokens or default_max_new_tokens(max_len),
+            min_decoding_length=0,
+            **kwargs,
+        )
+        return [self._ids(r.hypotheses[0], self.target_tokenizer) for r in results]
+
+    def translate(self, texts: list[str], num_beams: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        if isinstance(texts, str):
+            raise TypeError("translate takes a list of sentences; wrap one sentence in a list")
+        self._need_tokenizer()
+        sources = [self.tokenizer(t)["input_ids"] for t in texts]
+        out = self.translate_ids(sources, num_beams=num_beams, max_new_tokens=max_new_tokens)
+        return [self.target_tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]
+
+
+class CTranslate2Generator(_CTranslate2Runner):
+    """Continue prompts with an exported decoder-only Transformer LM."""
+
+    def __init__(self, folder, **kwargs):
+        super().__init__(folder, **kwargs)
+        if self.marker["task"] != "text-generation":
+            raise ValueError(f"{self.folder} holds a {self.marker['task']} model; use CTranslate2Translator")
+        self.generator = self._ct2.Generator(self.folder, **self.options)
+
+    def generate_ids(
+        self, prompts: list[list[int]], max_new_tokens: int = 32, num_beams: int | None = None, **kwargs
+    ) -> list[list[int]]:
+        """Prompt ids → prompt + generated ids (the end token is not returned)."""
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("give at least one prompt, each with at least one token id")
+        # CTranslate2's max_length counts every decoded position after the first prompt token, for the whole batch
+        longest = max(len(p) for p in prompts)
+        results = self.generator.generate_batch(
+            [self._tokens(p) for p in prompts],
+            max_length=longest - 1 + max_new_tokens,
+            beam_size=num_beams or 1,
+            min_length=0,
+            include_prompt_in_result=True,
+            **kwargs,
+        )
+        return [self._ids(r.sequences[0], self.tokenizer)[: len(p) + max_new_tokens] for r, p in zip(results, prompts)]
+
+    def generate_text(self, prompt: str, max_new_tokens: int = 32, num_beams: int | None = None) -> str:
+        self._need_tokenizer()
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        out = self.generate_ids([ids], max_new_tokens=max_new_tokens, num_beams=num_beams)[0]
+        return self.tokenizer.decode(out, skip_special_tokens=True)
+
+
+__all__ = ["to_ctranslate2", "build_spec", "CTranslate2Translator", "CTranslate2Generator", "CT2_QUANTIZATIONS"]

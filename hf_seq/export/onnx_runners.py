@@ -1,0 +1,389 @@
+"""ONNX Runtime runners for the graphs of `to_onnx`, with transformers' own `generate()`.
+
+optimum's `ORTModelFor…` classes have no notion of a recurrent state, so hf-seq ships its own: each runner is a
+`PreTrainedModel` + `GenerationMixin` without parameters whose `forward` calls ONNX Runtime sessions and whose
+generation state is an `ORTStateCache` (numpy arrays, reordered by beam search through `_reorder_cache`, the custom
+cache route of HF-NOTES). `generate()`, its logits processors, stopping criteria and beam search are transformers'.
+`runner.translate([...])` / `runner.generate_text(prompt)` are the text-level shortcuts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoTokenizer, GenerationConfig, GenerationMixin, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+from transformers.utils import ModelOutput, logging
+
+from ._common import default_max_new_tokens, read_marker, require
+
+logger = logging.get_logger(__name__)
+
+
+class ORTStateCache:
+    """Generation state held as numpy arrays for ONNX Runtime: `arrays[name]` with its batch dimension in
+    `batch_dims[name]`; `seen_tokens` target tokens consumed so far."""
+
+    is_compileable = False
+    is_croppable = False
+
+    def __init__(self, arrays: dict[str, np.ndarray], batch_dims: dict[str, int], num_layers: int, seen_tokens: int):
+        self.arrays, self.batch_dims, self.num_layers, self.seen_tokens = arrays, batch_dims, num_layers, seen_tokens
+
+    @property
+    def is_linear(self) -> list[bool]:
+        # like hf-seq's own caches: no compileable key/value layout for generate() to build 4-D masks for
+        return [True] * self.num_layers
+
+    def __len__(self) -> int:
+        return self.num_layers
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.seen_tokens
+
+    def _apply(self, fn) -> None:
+        self.arrays = {n: np.ascontiguousarray(fn(a, self.batch_dims[n])) for n, a in self.arrays.items()}
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> "ORTStateCache":
+        idx = beam_idx.cpu().numpy()
+        self._apply(lambda a, d: np.take(a, idx, axis=d))
+        return self
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._apply(lambda a, d: np.repeat(a, repeats, axis=d))
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        idx = indices.cpu().numpy()
+        self._apply(lambda a, d: np.take(a, idx, axis=d))
+
+
+def _session(path: str, num_threads: int | None):
+    ort = require("onnxruntime")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if num_threads:
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+@dataclass
+class RunnerCausalLMOutput(ModelOutput):
+    """logits (B, 1, V): the last position only; cache: the state after the input."""
+
+    logits: torch.FloatTensor | None = None
+    cache: ORTStateCache | None = None
+
+
+class _ORTRunner(PreTrainedModel, GenerationMixin):
+    """Shared plumbing: config, generation config, tokenizer and sessions of an exported folder."""
+
+    main_input_name = "input_ids"
+    _files: tuple[str, ...] = ()
+    accepts_loss_kwargs = False
+
+    def __init__(self, folder, num_threads: int | None = None):
+        folder = os.fspath(folder)
+        marker = read_marker(folder)
+        if marker is None or marker["format"] != "onnx":
+            raise ValueError(f"{folder} is not an ONNX export of hf-seq (no hf_seq_export.json with format 'onnx')")
+        from .. import register_auto_classes
+
+        register_auto_classes()
+        config = AutoConfig.from_pretrained(folder)
+        super().__init__(config)
+        self.folder, self.marker = folder, marker
+        if os.path.isfile(os.path.join(folder, "generation_config.json")):
+            self.generation_config = GenerationConfig.from_pretrained(folder)
+        self.sessions = {key: _session(os.path.join(folder, marker["files"][key]), num_threads) for key in self._files}
+        self._input_names: dict[str, set[str]] = {}
+        self.tokenizer = self.target_tokenizer = None
+        if marker.get("has_tokenizer"):
+            self.tokenizer = AutoTokenizer.from_pretrained(folder)
+            target = os.path.join(folder, "target_tokenizer")
+            self.target_tokenizer = AutoTokenizer.from_pretrained(target) if os.path.isdir(target) else self.tokenizer
+        self.post_init()
+
+    @classmethod
+    def from_folder(cls, folder, **kwargs):
+        return cls(folder, **kwargs)
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # the state is an ORTStateCache (HF-NOTES, route 2)
+
+    def _reorder_cache(self, cache: ORTStateCache, beam_idx: torch.LongTensor) -> ORTStateCache:
+        return cache.reorder_cache(beam_idx)
+
+    def _init_weights(self, module):
+        pass
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")  # ONNX Runtime's CPU provider; tensors cross as numpy arrays
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def _run(self, key: str, feeds: dict) -> list[np.ndarray]:
+        session = self.sessions[key]
+        if key not in self._input_names:
+            self._input_names[key] = {i.name for i in session.get_inputs()}
+        # the exporter drops inputs a graph does not read (the source, for an RNN seq2seq without attention)
+        return session.run(None, {k: v for k, v in feeds.items() if k in self._input_names[key]})
+
+    def _need_tokenizer(self):
+        if self.tokenizer is None:
+            raise ValueError(f"{self.folder} was exported without a tokenizer: call generate() with token ids")
+
+
+# --- recurrent language models ------------------------------------------------------------------------------------
+class ORTRecurrentForCausalLM(_ORTRunner):
+    """RNN/GRU/LSTM language model on ONNX Runtime: one single-step graph, for the prompt and each new token."""
+
+    _files = ("decoder",)
+
+    def __init__(self, folder, num_threads: int | None = None):
+        super().__init__(folder, num_threads)
+        layout = self.marker["state"]
+        self.layout = layout
+        self.state_names = [f"{i}.{n}" for i in range(layout["num_layers"]) for n in layout["per_layer"]]
+
+    def _zero_state(self, batch: int) -> dict[str, np.ndarray]:
+        return {n: np.zeros([batch if s == -1 else s for s in shape], np.float32)
+                for n, shape in zip(self.state_names, self.layout["shapes"])}  # fmt: skip
+
+    def _step(self, ids: np.ndarray, mask: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
+        feeds = {"input_ids": ids, "attention_mask": mask, **{f"past_state.{n}": a for n, a in state.items()}}
+        out = self._run("decoder", feeds)
+        return out[0], dict(zip(self.state_names, out[1:]))
+
+    def forward(self, input_ids=None, attention_mask=None, cache: ORTStateCache | None = None, **kwargs):
+        """input_ids (B, T); attention_mask (B, past + T) or (B, T). Returns logits (B, 1, V) of the last position.
+
+        The graph is one step, so a prompt runs token by token; a padded position (mask 0) leaves its row's state
+        as it was, which is what the eager model's packing does."""
+        ids = _np(input_ids).astype(np.int64)
+        B, T = ids.shape
+        state = cache.arrays if cache is not None else self._zero_state(B)
+        if attention_mask is None:
+            mask = np.ones((B, T), np.int64)
+        else:
+            mask = np.ascontiguousarray(_np(attention_mask)[:, -T:]).astype(np.int64)
+        logits = None
+        for t in range(T):
+            step_logits, state = self._step(np.ascontiguousarray(ids[:, t : t + 1]), mask[:, t : t + 1].copy(), state)
+            logits = step_logits if logits is None else np.where(mask[:, t : t + 1] > 0, step_logits, logits)
+        seen = (cache.seen_tokens if cache is not None else 0) + T
+        new_cache = ORTStateCache(state, {n: self.layout["batch_dim"] for n in state}, self.layout["num_layers"], seen)
+        return RunnerCausalLMOutput(logits=torch.from_numpy(logits).unsqueeze(1), cache=new_cache)
+
+    def generate_text(self, prompt: str, max_new_tokens: int = 32, num_beams: int | None = None, **kwargs) -> str:
+        self._need_tokenizer()
+        enc = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        out = self.generate(**enc, max_new_tokens=max_new_tokens, num_beams=num_beams or 1, do_sample=False, **kwargs)
+        return self.tokenizer.decode(out[0], skip_special_tokens=True)
+
+
+
+
+# --- encoder-decoders ---------------------------------------------------------------------------------------------
+@dataclass
+class RunnerEncoderOutput(ModelOutput):
+    """Encoder outputs; `init_*` are the RNN decoder's initial state (batch-first, so generate() repeats them for
+    beams like `last_hidden_state`)."""
+
+    last_hidden_state: torch.FloatTensor | None = None
+    init_hidden: torch.FloatTensor | None = None
+    init_cell: torch.FloatTensor | None = None
+    init_feed: torch.FloatTensor | None = None
+    init_keys: torch.FloatTensor | None = None
+
+
+class _ORTEncoder(torch.nn.Module):
+    """What `get_encoder()` returns: generate() calls it with the source ids and mask."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self, runner):
+        super().__init__()
+        self.runner = [runner]  # a list: not registered as a submodule (no cycle)
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        return self.runner[0]._encode(input_ids, attention_mask)
+
+
+class _ORTSeq2SeqRunner(_ORTRunner):
+    def get_encoder(self, modality=None):
+        return _ORTEncoder(self)
+
+    def _source_mask(self, input_ids, attention_mask, length: int | None = None) -> np.ndarray:
+        """(B, S) 1/0 mask, right-padded with 0 to `length` (the encoder graph's fixed source length) if given."""
+        ids = _np(input_ids)
+        mask = np.ones(ids.shape, np.int64) if attention_mask is None else _np(attention_mask).astype(np.int64)
+        if length is not None and mask.shape[1] < length:
+            mask = np.concatenate([mask, np.zeros((mask.shape[0], length - mask.shape[1]), np.int64)], 1)
+        return mask
+
+    def translate(self, texts: list[str], num_beams: int | None = None, max_new_tokens: int | None = None) -> list[str]:
+        """Sentences → translations, batched (the sources are right-padded, the layout the encoders were traced
+        with); without `max_new_tokens` a translation may be up to 2 * source length + 10 tokens long."""
+        if isinstance(texts, str):
+            raise TypeError("translate takes a list of sentences; wrap one sentence in a list")
+        self._need_tokenizer()
+        self.tokenizer.padding_side = "right"
+        enc = self.tokenizer(list(texts), return_tensors="pt", padding=True)
+        enc = {k: enc[k] for k in ("input_ids", "attention_mask")}
+        max_new = max_new_tokens or default_max_new_tokens(enc["input_ids"].shape[1])
+        out = self.generate(**enc, num_beams=num_beams or 1, max_new_tokens=max_new, do_sample=False)
+        return [self.target_tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]
+
+
+class ORTRNNSeq2SeqForConditionalGeneration(_ORTSeq2SeqRunner):
+    """The RNN encoder-decoder on ONNX Runtime: encoder graph (+ the decoder's initial state), decoder step graph."""
+
+    _files = ("encoder", "decoder")
+
+    def __init__(self, folder, num_threads: int | None = None):
+        super().__init__(folder, num_threads)
+        self.fields = self.marker["state_fields"]
+
+    def _encode(self, input_ids, attention_mask):
+        ids = _np(input_ids).astype(np.int64)
+        S = self.marker["max_source_length"]
+        if ids.shape[1] > S:
+            raise ValueError(
+                f"source length {ids.shape[1]} exceeds the exported encoder's max_source_length={S}; export again "
+                "with a larger to_onnx(..., max_source_length=...)"
+            )
+        mask = self._source_mask(ids, attention_mask, S)
+        ids = np.concatenate([ids, np.full((ids.shape[0], S - ids.shape[1]), self.config.pad_token_id or 0)], 1)
+        out = self._run("encoder", {"input_ids": ids.astype(np.int64), "attention_mask": mask})
+        fields = {f"init_{n}": torch.from_numpy(a) for n, a in zip(self.fields, out[1:])}
+        return RunnerEncoderOutput(last_hidden_state=torch.from_numpy(out[0]), **fields)
+
+    def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, encoder_outputs=None,
+                cache: ORTStateCache | None = None, **kwargs):  # fmt: skip
+        """decoder_input_ids (B, T) → logits (B, 1, V) of the last position and the new decoder state."""
+        if encoder_outputs is None:
+            encoder_outputs = self._encode(input_ids, attention_mask)
+        memory = _np(encoder_outputs.last_hidden_state)
+        mask = self._source_mask(memory[..., 0], attention_mask, memory.shape[1])
+        if cache is None:
+            state = {n: _np(getattr(encoder_outputs, f"init_{n}")) for n in self.fields}
+            seen = 0
+        else:
+            state, seen = dict(cache.arrays), cache.seen_tokens
+        ids = _np(decoder_input_ids).astype(np.int64)
+        for t in range(ids.shape[1]):  # the decoder graph takes one target token
+            feeds = {"decoder_input_ids": np.ascontiguousarray(ids[:, t : t + 1]), "encoder_hidden_states": memory,
+                     "encoder_attention_mask": mask, **{f"past_state.{n}": a for n, a in state.items()}}  # fmt: skip
+            out = self._run("decoder", feeds)
+            state.update(zip([n for n in self.fields if n != "keys"], out[1:]))
+        new_cache = ORTStateCache(state, {n: 0 for n in state}, self.config.decoder_layers, seen + ids.shape[1])
+        return Seq2SeqLMOutput(logits=torch.from_numpy(out[0]).unsqueeze(1), cache=new_cache)
+
+
+class ORTTransformerForConditionalGeneration(_ORTSeq2SeqRunner):
+    """The encoder-decoder Transformer on ONNX Runtime: encoder, decoder (first step), decoder with KV cache."""
+
+    _files = ("encoder", "decoder", "decoder_with_past")
+
+    def _encode(self, input_ids, attention_mask):
+        mask = self._source_mask(input_ids, attention_mask)
+        out = self._run("encoder", {"input_ids": _np(input_ids).astype(np.int64), "attention_mask": mask})
+        return BaseModelOutput(last_hidden_state=torch.from_numpy(out[0]))
+
+    def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, encoder_outputs=None,
+                cache: ORTStateCache | None = None, **kwargs):  # fmt: skip
+        if encoder_outputs is None:
+            encoder_outputs = self._encode(input_ids, attention_mask)
+        memory = _np(encoder_outputs.last_hidden_state)
+        mask = self._source_mask(memory[..., 0], attention_mask)
+        ids = _np(decoder_input_ids).astype(np.int64)
+        B, T = ids.shape
+        L = self.config.decoder_layers
+        if cache is None:
+            feeds = {"input_ids": ids, "position_ids": np.broadcast_to(np.arange(T), (B, T)).copy(),
+                     "encoder_hidden_states": memory, "encoder_attention_mask": mask}  # fmt: skip
+            out = self._run("decoder", feeds)
+            names = [f"{i}.{p}.{kv}" for i in range(L) for p in ("decoder", "encoder") for kv in ("key", "value")]
+            arrays, seen, logits = dict(zip(names, out[1:])), T, out[0]
+        else:
+            arrays, seen = dict(cache.arrays), cache.seen_tokens
+            for t in range(T):  # the with-past graph takes one new token
+                feeds = {"input_ids": np.ascontiguousarray(ids[:, t : t + 1]),
+                         "position_ids": np.full((B, 1), seen, np.int64), "encoder_attention_mask": mask,
+                         **{f"past_key_values.{n}": a for n, a in arrays.items()}}  # fmt: skip
+                out = self._run("decoder_with_past", feeds)
+                names = [f"{i}.decoder.{kv}" for i in range(L) for kv in ("key", "value")]
+                arrays.update(zip(names, out[1:]))
+                seen, logits = seen + 1, out[0]
+        new_cache = ORTStateCache(arrays, {n: 0 for n in arrays}, L, seen)
+        return Seq2SeqLMOutput(logits=torch.from_numpy(logits).unsqueeze(1), cache=new_cache)
+
+
+class ORTTransformerForCausalLM(_ORTRunner):
+    """The decoder-only Transformer on ONNX Runtime: decoder (prompt), decoder with KV cache (each new token)."""
+
+    _files = ("decoder", "decoder_with_past")
+
+    def forward(self, input_ids=None, attention_mask=None, cache: ORTStateCache | None = None, position_ids=None,
+                **kwargs):  # fmt: skip
+        """input_ids (B, T); attention_mask (B, past + T), 1 = real token (left padding allowed)."""
+        ids = _np(input_ids).astype(np.int64)
+        B, T = ids.shape
+        L = self.config.decoder_layers
+        past = cache.seen_tokens if cache is not None else 0
+        if attention_mask is None:
+            mask = np.ones((B, past + T), np.int64)
+        else:
+            mask = _np(attention_mask).astype(np.int64)
+            if mask.shape[1] == T and past:
+                mask = np.concatenate([np.ones((B, past), np.int64), mask], 1)
+        # positions count real tokens, as the eager model's (left padding keeps them equal to the unpadded prompt)
+        positions = np.clip(np.cumsum(mask, -1) - 1, 0, None)[:, -T:] if position_ids is None else _np(position_ids)
+        names = [f"{i}.decoder.{kv}" for i in range(L) for kv in ("key", "value")]
+        if cache is None:
+            out = self._run("decoder", {"input_ids": ids, "attention_mask": mask,
+                                        "position_ids": np.ascontiguousarray(positions, np.int64)})  # fmt: skip
+            arrays, logits = dict(zip(names, out[1:])), out[0]
+        else:
+            arrays = dict(cache.arrays)
+            for t in range(T):
+                width = past + t + 1
+                feeds = {"input_ids": np.ascontiguousarray(ids[:, t : t + 1]),
+                         "attention_mask": np.ascontiguousarray(mask[:, :width]),
+                         "position_ids": np.ascontiguousarray(positions[:, t : t + 1], np.int64),
+                         **{f"past_key_values.{n}": a for n, a in arrays.items()}}  # fmt: skip
+                out = self._run("decoder_with_past", feeds)
+                arrays, logits = dict(zip(names, out[1:])), out[0]
+        new_cache = ORTStateCache(arrays, {n: 0 for n in arrays}, L, past + T)
+        return RunnerCausalLMOutput(logits=torch.from_numpy(logits).unsqueeze(1), cache=new_cache)
+
+    generate_text = ORTRecurrentForCausalLM.generate_text
+
+
+ONNX_RUNNERS = {
+    ("recurrent", "text-generation"): ORTRecurrentForCausalLM,
+    ("seq2seq", "translation"): ORTRNNSeq2SeqForConditionalGeneration,
+    ("transformer", "translation"): ORTTransformerForConditionalGeneration,
+    ("transformer", "text-generation"): ORTTransformerForCausalLM,
+}
+
+__all__ = [
+    "ORTStateCache",
+    "ORTRecurrentForCausalLM",
+    "ORTRNNSeq2SeqForConditionalGeneration",
+    "ORTTransformerForConditionalGeneration",
+    "ORTTransformerForCausalLM",
+    "ONNX_RUNNERS",
+]

@@ -1,0 +1,316 @@
+"""Exported models equal the eager ones: CTranslate2 (the Transformer) and ONNX Runtime (every generative model).
+
+Tiny random models built here, CPU, offline. Equality is asserted on greedy tokens (identical to `model.generate()`),
+on beam search where the runner uses transformers' own `generate()`, and on logits / token log-probabilities
+(close). int8 paths must run and stay close to float32.
+"""
+
+import argparse
+import json
+import os
+
+import pytest
+import torch
+
+import hf_seq
+from hf_seq import export
+from hf_seq.models.transformer import TransformerDecoderConfig
+
+ct2 = pytest.importorskip("ctranslate2")
+ort = pytest.importorskip("onnxruntime")
+
+SENTENCES = ["a b c d", "b c a", "d d c b a a", "c a b", "a a a b b c c d", "b"]
+
+
+def _spread(model, scale=1.5):
+    """Wider random weights, so that greedy decoding of a random model does not collapse to one repeated token."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.copy_(torch.randn(p.shape, generator=g) * scale / p.shape[1] ** 0.5)
+    return model.eval()
+
+
+def _batch(vocab=40, B=4, S=7, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, vocab, (B, S), generator=g)
+    mask = torch.ones_like(ids)
+    for row in range(1, B):
+        mask[row, S - row :] = 0  # right padding of increasing length
+    return ids.masked_fill(mask == 0, 1), mask
+
+
+def _transformer(**overrides):
+    cfg = dict(vocab_size=40, hidden_size=32, intermediate_size=64, num_attention_heads=4, encoder_layers=2,
+               decoder_layers=2, dropout=0.0, max_position_embeddings=64)  # fmt: skip
+    cfg.update(overrides)
+    return _spread(hf_seq.TransformerForConditionalGeneration(hf_seq.TransformerConfig(**cfg)))
+
+
+def _transformer_lm(**overrides):
+    cfg = dict(vocab_size=40, hidden_size=32, intermediate_size=64, num_attention_heads=4, decoder_layers=2,
+               dropout=0.0, max_position_embeddings=64)  # fmt: skip
+    cfg.update(overrides)
+    return _spread(hf_seq.TransformerForCausalLM(TransformerDecoderConfig(**cfg)))
+
+
+def _generated(rows: torch.Tensor, eos=3, pad=1, start=1) -> list[list[int]]:
+    """generate() rows → the generated ids without the start token, the end token and padding."""
+    out = []
+    for row in rows[:, start:].tolist():
+        out.append(row[: row.index(eos)] if eos in row else [t for t in row if t != pad])
+    return out
+
+
+def _eager_log_probs(model, ids, mask, targets: list[list[int]]) -> list[list[float]]:
+    """Teacher-forced log p(target token) of every target token (and the end token) under the eager model."""
+    out = []
+    for i, target in enumerate(targets):
+        full = target + [model.config.eos_token_id]
+        dec = torch.tensor([[model.config.decoder_start_token_id] + full[:-1]])
+        row_mask = mask[i : i + 1]
+        src = ids[i : i + 1, : int(row_mask.sum())]
+        with torch.no_grad():
+            logits = model(input_ids=src, decoder_input_ids=dec).logits[0]
+        out.append(torch.log_softmax(logits, -1)[range(len(full)), full].tolist())
+    return out
+
+
+# --- CTranslate2 --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "norm_first,positions,share",
+    [(False, "sinusoidal", True), (True, "learned", False), (False, "learned", False), (True, "sinusoidal", True)],
+)
+def test_ctranslate2_seq2seq_equals_generate(tmp_path, norm_first, positions, share):
+    model = _transformer(norm_first=norm_first, position_embedding_type=positions, share_embeddings=share,
+                         tie_word_embeddings=True, activation_function="gelu" if share else "relu")  # fmt: skip
+    out = export.to_ctranslate2(model, tmp_path / "ct2")
+    runner = export.load_runner(out)
+    assert isinstance(runner, export.CTranslate2Translator)
+    ids, mask = _batch()
+    with torch.no_grad():
+        ref = _generated(model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False))
+    sources = [row[: int(m.sum())] for row, m in zip(ids.tolist(), mask)]
+    got = runner.translate_ids(sources, max_new_tokens=12)
+    assert got == ref
+    assert len({tuple(r) for r in ref}) > 1  # the rows differ: the comparison is not trivially one repeated token
+    # token log-probabilities of CTranslate2's own output, teacher-forced in both engines
+    scores = runner.translator.score_batch([runner._tokens(s) for s in sources], [runner._tokens(t) for t in got])
+    eager = _eager_log_probs(model, ids, mask, got)
+    for s, e in zip(scores, eager):
+        assert s.log_probs == pytest.approx(e, abs=2e-4)
+
+
+def test_ctranslate2_causal_lm_equals_generate(tmp_path):
+    model = _transformer_lm(norm_first=True, position_embedding_type="learned")
+    runner = export.load_runner(export.to_ctranslate2(model, tmp_path / "ct2"))
+    assert isinstance(runner, export.CTranslate2Generator)
+    prompts = [[5, 9, 11, 20], [7, 8]]
+    for prompt in prompts:  # one by one: CTranslate2 pads prompts on the right, generate() on the left
+        with torch.no_grad():
+            ref = model.generate(input_ids=torch.tensor([prompt]), max_new_tokens=10, do_sample=False)[0].tolist()
+        got = runner.generate_ids([prompt], max_new_tokens=10)[0]
+        ref = ref[: ref.index(3)] if 3 in ref[len(prompt) :] else ref
+        assert got == ref[: len(got)] and len(got) >= min(len(ref), len(prompt) + 1)
+    assert runner.generate_ids(prompts, max_new_tokens=10)[1][:2] == [7, 8]
+
+
+@pytest.mark.parametrize("quantization", ["int8", "int8_float32", "float16"])
+def test_ctranslate2_quantized_runs_and_stays_close(tmp_path, quantization):
+    model = _transformer(norm_first=True)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fp32 = export.load_runner(export.to_ctranslate2(model, tmp_path / "fp32"))
+    quant = export.load_runner(export.to_ctranslate2(model, tmp_path / "q", quantization=quantization))
+    for name, value in model.state_dict().items():  # quantizing the export leaves the model's weights alone
+        assert torch.equal(value, before[name]), name
+    assert export.read_marker(tmp_path / "q")["quantization"] == quantization
+    ids, mask = _batch()
+    sources = [row[: int(m.sum())] for row, m in zip(ids.tolist(), mask)]
+    targets = fp32.translate_ids(sources, max_new_tokens=8)
+    a = fp32.translator.score_batch([fp32._tokens(s) for s in sources], [fp32._tokens(t) for t in targets])
+    b = quant.translator.score_batch([quant._tokens(s) for s in sources], [quant._tokens(t) for t in targets])
+    diff = max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra.log_probs, rb.log_probs))
+    assert diff < 0.15, diff  # int8 weights: per-token log-prob within 0.15 nats on this random model
+    assert len(quant.translate_ids(sources, num_beams=2, max_new_tokens=8)) == len(sources)
+
+
+def _word_tokenizer():
+    return hf_seq.build_word_level_tokenizer(SENTENCES)
+
+
+def _saved_translation_folder(tmp_path):
+    tok = _word_tokenizer()
+    model = _transformer(vocab_size=len(tok))
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return model, tok, folder
+
+
+def test_ctranslate2_folder_export_translates_text(tmp_path):
+    model, tok, folder = _saved_translation_folder(tmp_path)
+    out = export.to_ctranslate2(folder, tmp_path / "ct2")
+    assert export.is_exported_folder(out)
+    marker = json.loads((tmp_path / "ct2" / export.MARKER_FILE).read_text())
+    assert marker["format"] == "ctranslate2" and marker["task"] == "translation"
+    assert (tmp_path / "ct2" / "tokenizer.json").is_file() and (tmp_path / "ct2" / "README.md").is_file()
+    runner = export.CTranslate2Translator.from_folder(out)
+    texts = SENTENCES[:3]
+    enc = tok(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        ref = model.generate(**enc, max_new_tokens=10, do_sample=False)
+    expected = [tok.decode(r, skip_special_tokens=True).strip() for r in ref]
+    assert runner.translate(texts, max_new_tokens=10) == expected
+    # an exported folder refuses a second export, a non-exported folder refuses load_runner
+    with pytest.raises(ValueError, match="already an exported folder"):
+        export.to_ctranslate2(out, tmp_path / "again")
+    with pytest.raises(ValueError, match="hf_seq_export.json"):
+        export.load_runner(folder)
+
+
+def test_export_refuses_bad_arguments(tmp_path):
+    lstm = hf_seq.LSTMForCausalLM(hf_seq.LSTMConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1))
+    with pytest.raises(TypeError, match="Transformer only"):
+        export.to_ctranslate2(lstm, tmp_path / "a")
+    with pytest.raises(ValueError, match="quantization"):
+        export.to_ctranslate2(_transformer(), tmp_path / "b", quantization="int4")
+    with pytest.raises(ValueError, match="quantize"):
+        export.to_onnx(lstm, tmp_path / "c", quantize="float16")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        export.to_onnx(lstm, tmp_path / "busy")
+    with pytest.raises(TypeError, match="saved model folder"):
+        export.to_onnx(42, tmp_path / "d")
+
+
+# --- ONNX Runtime -------------------------------------------------------------------------------------------------
+RECURRENT = {"lstm": (hf_seq.LSTMForCausalLM, hf_seq.LSTMConfig), "gru": (hf_seq.GRUForCausalLM, hf_seq.GRUConfig),
+             "rnn": (hf_seq.RNNForCausalLM, hf_seq.RNNConfig)}  # fmt: skip
+
+
+def _recurrent(kind, **overrides):
+    cls, config_cls = RECURRENT[kind]
+    cfg = dict(vocab_size=40, hidden_size=16, embedding_size=16, num_hidden_layers=2, initializer_range=0.5)
+    cfg.update(overrides)
+    return cls(config_cls(**cfg)).eval()
+
+
+def _left_padded(vocab=40, B=3, T=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, vocab, (B, T), generator=g)
+    mask = torch.ones_like(ids)
+    for row in range(1, B):
+        mask[row, :row] = 0
+    return ids.masked_fill(mask == 0, 1), mask
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_onnx_recurrent_lm_equals_generate(tmp_path, kind):
+    model = _recurrent(kind)
+    runner = export.load_runner(export.to_onnx(model, tmp_path / "onnx"))
+    assert isinstance(runner, export.ORTRecurrentForCausalLM)
+    assert not model.training  # the exporter leaves the model's mode as it was
+    ids, mask = _left_padded()
+    with torch.no_grad():
+        for beams in (1, 3):
+            kwargs = dict(max_new_tokens=10, do_sample=False, num_beams=beams)
+            ref = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            assert torch.equal(runner.generate(input_ids=ids, attention_mask=mask, **kwargs), ref)
+        eager = model(input_ids=ids, attention_mask=mask).logits[:, -1]
+    torch.testing.assert_close(runner(input_ids=ids, attention_mask=mask).logits[:, -1], eager, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_recurrent_int8_paths_run_and_stay_close(tmp_path, kind):
+    model = _recurrent(kind, initializer_range=0.1)
+    ids, mask = _left_padded()
+    with torch.no_grad():
+        eager = torch.log_softmax(model(input_ids=ids).logits[:, -1], -1)
+    runner = export.load_runner(export.to_onnx(model, tmp_path / "onnx", quantize="int8"))
+    assert export.read_marker(tmp_path / "onnx")["quantization"] == "int8"
+    onnx_int8 = torch.log_softmax(runner(input_ids=ids).logits[:, -1], -1)
+    torch_int8 = export.quantize_dynamic_int8(model)
+    assert type(model.model.layers[0].rnn) is not type(torch_int8.model.layers[0].rnn)  # the copy is quantized
+    with torch.no_grad():
+        torch_q = torch.log_softmax(torch_int8(input_ids=ids).logits[:, -1], -1)
+    for quantized in (onnx_int8, torch_q):
+        assert (quantized - eager).abs().max() < 0.05
+    assert runner.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5).shape == (3, 11)
+
+
+@pytest.mark.parametrize("cell,attention", [("lstm", "bahdanau"), ("gru", "luong"), ("lstm", "none")])
+def test_onnx_rnn_seq2seq_equals_generate(tmp_path, cell, attention):
+    cfg = hf_seq.RNNSeq2SeqConfig(vocab_size=40, hidden_size=16, encoder_embedding_size=16, decoder_embedding_size=16,
+                                  encoder_layers=2, decoder_layers=2, cell_type=cell, attention=attention, dropout=0.0)  # fmt: skip
+    model = _spread(hf_seq.RNNSeq2SeqForConditionalGeneration(cfg))
+    runner = export.load_runner(export.to_onnx(model, tmp_path / "onnx", max_source_length=9))
+    assert isinstance(runner, export.ORTRNNSeq2SeqForConditionalGeneration)
+    ids, mask = _batch()
+    with torch.no_grad():
+        for beams in (1, 3):
+            kwargs = dict(max_new_tokens=10, do_sample=False, num_beams=beams)
+            ref = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            assert torch.equal(runner.generate(input_ids=ids, attention_mask=mask, **kwargs), ref)
+        dec = torch.full((4, 1), cfg.decoder_start_token_id)
+        eager = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits[:, -1]
+    got = runner(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits[:, -1]
+    torch.testing.assert_close(got, eager, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="max_source_length=9"):
+        runner.generate(input_ids=torch.ones(1, 10, dtype=torch.long), max_new_tokens=2)
+
+
+def test_onnx_transformer_seq2seq_equals_generate(tmp_path):
+    model = _transformer(norm_first=True, position_embedding_type="learned", share_embeddings=False)
+    runner = export.load_runner(export.to_onnx(model, tmp_path / "onnx"))
+    assert isinstance(runner, export.ORTTransformerForConditionalGeneration)
+    ids, mask = _batch()
+    with torch.no_grad():
+        for beams in (1, 3):
+            kwargs = dict(max_new_tokens=10, do_sample=False, num_beams=beams)
+            ref = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            assert torch.equal(runner.generate(input_ids=ids, attention_mask=mask, **kwargs), ref)
+        dec = ref[:, :6]
+        eager = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits[:, -1]
+    # without past (the whole prefix), then with the cache (one token after a 5-token prefix)
+    torch.testing.assert_close(runner(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits[:, -1], eager,
+                               atol=1e-4, rtol=1e-4)  # fmt: skip
+    first = runner(input_ids=ids, attention_mask=mask, decoder_input_ids=dec[:, :5])
+    step = runner(input_ids=ids, attention_mask=mask, decoder_input_ids=dec[:, 5:], cache=first.cache)
+    torch.testing.assert_close(step.logits[:, -1], eager, atol=1e-4, rtol=1e-4)
+
+
+def test_onnx_transformer_causal_lm_equals_generate(tmp_path):
+    model = _transformer_lm()
+    runner = export.load_runner(export.to_onnx(model, tmp_path / "onnx"))
+    assert isinstance(runner, export.ORTTransformerForCausalLM)
+    ids, mask = _left_padded()
+    with torch.no_grad():
+        for beams in (1, 3):
+            kwargs = dict(max_new_tokens=10, do_sample=False, num_beams=beams)
+            ref = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            assert torch.equal(runner.generate(input_ids=ids, attention_mask=mask, **kwargs), ref)
+
+
+def test_onnx_folder_export_and_cli(tmp_path):
+    model, tok, folder = _saved_translation_folder(tmp_path)
+    parser = argparse.ArgumentParser()
+    from hf_seq.export.cli import register
+
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["export", str(folder), "--format", "onnx", "--output-dir", str(tmp_path / "onnx")])
+    assert args.func(args) == 0
+    runner = export.load_runner(tmp_path / "onnx")
+    texts = SENTENCES[:3]
+    enc = tok(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        ref = model.generate(**enc, max_new_tokens=10, num_beams=2, do_sample=False)
+    expected = [tok.decode(r, skip_special_tokens=True).strip() for r in ref]
+    assert runner.translate(texts, num_beams=2, max_new_tokens=10) == expected
+    args = parser.parse_args(["export", str(folder), "--format", "onnx", "--output-dir", str(tmp_path / "x"),
+                              "--quantization", "float16"])  # fmt: skip
+    with pytest.raises(ValueError, match="not available for --format onnx"):
+        args.func(args)
+    written = set(os.listdir(tmp_path / "onnx"))
+    assert {"config.json", "tokenizer.json", "encoder_model.onnx", "decoder_with_past_model.onnx"} <= written
