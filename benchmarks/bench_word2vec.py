@@ -10,7 +10,11 @@ sg=1 (skip-gram + negative sampling), sg=0 (CBOW-mean + negative sampling), and 
 Each system trains in its own fresh process (peak memory = the process's VmHWM, with the RSS before training also
 recorded). words/s = corpus words x epochs / training wall time (vocabulary building excluded for both). Both systems'
 vectors are scored by the same code (Word2VecKeyedVectors): analogies over the 30k most frequent words
-(semantic/syntactic/total, questions with unknown words skipped as gensim does) and Spearman on WordSim-353 / SimLex-999.
+(semantic/syntactic/total, questions with unknown words skipped as gensim does), Spearman on WordSim-353 / SimLex-999,
+and Spearman on the rare-word pairs (issue #24): the pairs of WordSim-353 and SimLex-999 (both rated 0-10) with both
+words in the vocabulary and at least one of them seen 5-50 times in the training corpus (`rare_word_pairs`; 722 pairs
+on WikiText-2, written next to the report as <out>_rare_pairs.tsv). Gensim and hf-seq alternate run by run (setting,
+seed, gensim, hf-seq, ...), so that a change in the load of the shared machine falls on both.
 Writes benchmarks/results/word2vec_vs_gensim.json and .md.
 """
 
@@ -54,7 +58,32 @@ def _load_lines(args):
     return lines[: args.max_lines] if args.max_lines else lines
 
 
-def _evaluate(kv) -> dict:
+RARE_COUNTS = (5, 50)
+
+
+def rare_word_pairs(lines: list[str], path: str, low: int = RARE_COUNTS[0], high: int = RARE_COUNTS[1]) -> int:
+    """Writes the pairs of WordSim-353 and SimLex-999 whose two words occur at least `low` times in `lines` (both in
+    the vocabulary at min_count 5) and one of which occurs at most `high` times, as `word1<TAB>word2<TAB>score`.
+    Returns the number of pairs. The words are lower-cased, as the benchmark's corpus."""
+    from collections import Counter
+
+    counts = Counter(word for line in lines for word in line.split())
+    pairs = []
+    for file in ("EN-WS-353-ALL.txt", "EN-SIMLEX-999.txt"):
+        with open(os.path.join(EVAL, file), encoding="utf-8") as f:
+            for line in f:
+                a, b, score = line.rstrip("\n").split("\t")[:3]
+                a, b = a.lower(), b.lower()
+                if min(counts[a], counts[b]) >= low and min(counts[a], counts[b]) <= high:
+                    pairs.append(f"{a}\t{b}\t{score}")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(pairs) + "\n")
+    os.replace(tmp, path)
+    return len(pairs)
+
+
+def _evaluate(kv, rare_pairs: str | None = None) -> dict:
     out = {}
     analogies = os.path.join(EVAL, "questions-words.txt")
     if os.path.exists(analogies):
@@ -65,6 +94,9 @@ def _evaluate(kv) -> dict:
         if os.path.exists(path):
             r = kv.evaluate_word_pairs(path)
             out[name] = {"spearman": r["spearman"], "coverage": r["coverage"]}
+    if rare_pairs:
+        r = kv.evaluate_word_pairs(rare_pairs)
+        out["rare_pairs"] = {"spearman": r["spearman"], "coverage": r["coverage"]}
     return out
 
 
@@ -92,7 +124,7 @@ def run_gensim(setting: str, args, queue):
         "system": f"gensim {gensim.__version__}", "setting": setting, "seed": args.run_seed, "vocab": len(model.wv), "corpus_words": words,
         "train_seconds": seconds, "words_per_s": words * args.epochs / seconds,
         "peak_rss_mb": _memory_kb("VmHWM") / 1024, "rss_before_train_mb": rss_before / 1024,
-        "reported_loss": None, **_evaluate(kv),
+        "reported_loss": None, **_evaluate(kv, args.rare_pairs),
     })
 
 
@@ -104,6 +136,7 @@ def run_hf_seq(setting: str, args, queue):
     from hf_seq.models.word2vec.training_word2vec import (
         Word2VecTrainingArguments,
         default_batch_words,
+        default_negatives_shared_by,
         prepare_word2vec,
         resolve_backend,
         resolve_parallel,
@@ -166,7 +199,9 @@ def run_hf_seq(setting: str, args, queue):
         "peak_rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         if train_args.workers > 1 and parallel == "process" else None,
         "parallel": parallel if train_args.workers > 1 else "single worker",
-        **_evaluate(kv),
+        "negatives_shared_by": args.negatives_shared_by if args.negatives_shared_by is not None else
+        default_negatives_shared_by(config, backend),
+        **_evaluate(kv, args.rare_pairs),
     })
 
 
@@ -174,7 +209,8 @@ def run_hf_seq(setting: str, args, queue):
 
 METRICS = {"words_per_s": ("words_per_s",), "analogy_total": ("analogy", "total"),
            "analogy_semantic": ("analogy", "semantic"), "analogy_syntactic": ("analogy", "syntactic"),
-           "wordsim353": ("wordsim353", "spearman"), "simlex999": ("simlex999", "spearman")}
+           "wordsim353": ("wordsim353", "spearman"), "simlex999": ("simlex999", "spearman"),
+           "rare_pairs": ("rare_pairs", "spearman")}
 
 
 def _metric(row, path):
@@ -208,19 +244,20 @@ def _summary_markdown(report) -> list[str]:
     by_key = {(e["setting"], e["system"].split(" ")[0]): e for e in report["summary"]}
     lines = [f"Mean ± standard deviation over the seeds each setting ran (`runs`; seeds {', '.join(map(str, report['seeds']))}); "
              "accuracies and Spearman in points (x100); diff = hf-seq minus gensim:", "",
-             "| setting | system | runs | words/s | analogy total | WS-353 ρ | SimLex ρ |", "|---|---|---|---|---|---|---|"]
+             "| setting | system | runs | words/s | analogy total | WS-353 ρ | SimLex ρ | rare pairs ρ |",
+             "|---|---|---|---|---|---|---|---|"]
     for setting in dict.fromkeys(e["setting"] for e in report["summary"]):
         pair = [by_key.get((setting, "gensim")), by_key.get((setting, "hf-seq"))]
         for e in pair:
             if e is None:
                 continue
             cells = [str(e["runs"]), f"{e['words_per_s']['mean']:,.0f} ± {e['words_per_s']['std']:,.0f}"]
-            for m in ("analogy_total", "wordsim353", "simlex999"):
+            for m in ("analogy_total", "wordsim353", "simlex999", "rare_pairs"):
                 cells.append(f"{100 * e[m]['mean']:.1f} ± {100 * e[m]['std']:.1f}" if m in e else "-")
             lines.append(f"| {setting} | {e['system']} | " + " | ".join(cells) + " |")
         if all(pair):
             diff = ["", f"{pair[1]['words_per_s']['mean'] / pair[0]['words_per_s']['mean']:.2f}x"]
-            for m in ("analogy_total", "wordsim353", "simlex999"):
+            for m in ("analogy_total", "wordsim353", "simlex999", "rare_pairs"):
                 diff.append(f"{100 * (pair[1][m]['mean'] - pair[0][m]['mean']):+.1f}"
                             if m in pair[0] and m in pair[1] else "-")
             lines.append(f"| {setting} | **diff** | " + " | ".join(f"**{d}**" if d else "" for d in diff) + " |")
@@ -233,15 +270,17 @@ def _fmt(x, digits=3):
 
 def write_markdown(report, path):
     rows = [
-        "| setting | system | seed | words/s | train s | peak RSS MB | analogy sem | syn | total | WS-353 ρ | SimLex ρ |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | system | seed | words/s | train s | peak RSS MB | analogy sem | syn | total | WS-353 ρ | SimLex ρ "
+        "| rare ρ |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         a = r.get("analogy", {})
         rows.append(
             f"| {r['setting']} | {r['system']} | {r.get('seed', '-')} | {r['words_per_s']:,.0f} | {r['train_seconds']:.1f} | "
             f"{r['peak_rss_mb']:.0f} | {_fmt(a.get('semantic'))} | {_fmt(a.get('syntactic'))} | {_fmt(a.get('total'))} | "
-            f"{_fmt(r.get('wordsim353', {}).get('spearman'))} | {_fmt(r.get('simlex999', {}).get('spearman'))} |"
+            f"{_fmt(r.get('wordsim353', {}).get('spearman'))} | {_fmt(r.get('simlex999', {}).get('spearman'))} | "
+            f"{_fmt(r.get('rare_pairs', {}).get('spearman'))} |"
         )
     ratio_lines = [f"- {k}: hf-seq / gensim words/s = {v:.2f}x" + (" (mean over seeds)" if len(
         report.get("seeds", [])) > 1 else "") for k, v in report["speed_ratio"].items()]
@@ -283,6 +322,9 @@ def write_markdown(report, path):
                else "") + ".",
             "Analogies: 3CosAdd over the 30k most frequent words, questions with an unknown word skipped (gensim's "
             "rule); both systems scored by the same code. Peak RSS includes the Python/torch or gensim baseline.",
+            (f"Rare-word pairs: the {report['rare_pairs']['pairs']} pairs of WordSim-353 and SimLex-999 with both words "
+             f"in the vocabulary and one seen {report['rare_pairs']['counts'][0]}-{report['rare_pairs']['counts'][1]} "
+             f"times in the corpus (`{report['rare_pairs']['file']}`)." if report.get("rare_pairs") else ""),
             "",
         ]
     )
@@ -346,7 +388,9 @@ def main():
                              "torch updates; auto = compiled on CPU, triton on CUDA")
     parser.add_argument("--gpu-programs", type=int, default=2048,
                         help="triton backend: Hogwild warps per launch")
-    parser.add_argument("--negatives-shared-by", type=int, default=32, help="torch backend only")
+    parser.add_argument("--negatives-shared-by", type=int, default=None,
+                        help="examples sharing one draw of noise words (None: the trainer's default per backend and "
+                             "architecture, `default_negatives_shared_by`; 0 = a fresh draw per example, gensim's)")
     parser.add_argument("--max-row-updates", type=float, default=64.0, help="torch backend only")
     parser.add_argument("--alpha", type=float, default=0.025,
                         help="start learning rate of both systems (gensim's default for skip-gram and CBOW alike; "
@@ -365,6 +409,8 @@ def main():
     if args.merge:
         return merge_reports(args.merge, args.out)
     load_before = os.getloadavg()
+    args.rare_pairs = args.out + "_rare_pairs.tsv"
+    rare = rare_word_pairs(_load_lines(args), args.rare_pairs)
     results, ratio = [], {}
     for setting in args.settings:
         speed = {"gensim": 0.0, "hf-seq": 0.0}
@@ -396,6 +442,7 @@ def main():
             "initializer_range": args.initializer_range,
         },
         "alpha": args.alpha,
+        "rare_pairs": {"file": os.path.relpath(args.rare_pairs, ROOT), "pairs": rare, "counts": list(RARE_COUNTS)},
         "seeds": args.seeds,
         "speed_ratio": ratio,
         "summary": summarize(results),

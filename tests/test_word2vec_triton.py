@@ -101,10 +101,11 @@ def test_the_kernel_compiles_for_a_hopper_gpu_without_one(cbow, hs):
                  "alpha_end": "fp32", "CBOW": "constexpr", "CBOW_MEAN": "constexpr", "HS": "constexpr", "points": "*i64",
                  "codes": "*i64", "lengths": "*i64", "max_depth": "i32", "alias_prob": "*fp64", "alias": "*i64",
                  "vocab": "i32", "NEGATIVE": "constexpr", "seed": "i64", "sig_table": "*fp32", "logsig_table": "*fp32",
-                 "loss_out": "*fp32", "examples_out": "*i32", "DIM": "constexpr", "BLOCK": "constexpr"}
+                 "loss_out": "*fp32", "examples_out": "*i32", "shared_by": "i32", "DIM": "constexpr",
+                 "BLOCK": "constexpr", "NEG_BLOCK": "constexpr"}
     source = ASTSource(fn=word2vec_triton._train_spans, signature=signature,
                        constexprs={"CBOW": cbow, "CBOW_MEAN": True, "HS": hs, "NEGATIVE": 0 if hs else 5, "DIM": 100,
-                                   "BLOCK": 128})
+                                   "BLOCK": 128, "NEG_BLOCK": 1 if hs else 8})
     kernel = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 1})
     assert {"ttir", "ptx", "cubin"} <= set(kernel.asm) and len(kernel.asm["cubin"]) > 1000
     assert ".target sm_90" in kernel.asm["ptx"]
