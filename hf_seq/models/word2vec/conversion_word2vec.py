@@ -16,9 +16,9 @@ from . import (
     Word2VecModel,
 )
 
-logger = logging.get_logger(__name__)
-
 from .corpus_word2vec import word_level_tokenizer_from_vocab
+
+logger = logging.get_logger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
