@@ -320,7 +320,7 @@ class ConventionsTesterMixin:
                     for module in model.modules():
                         if getattr(module, "gradient_checkpointing", False):
                             func = module._gradient_checkpointing_func
-                            module._gradient_checkpointing_func = lambda *a, _f=func, **k: calls.append(1) or _f(*a, **k)
+                            module._gradient_checkpointing_func = lambda *a, _f=func, _c=calls, **k: _c.append(1) or _f(*a, **k)
                 torch.manual_seed(1)  # same dropout masks in both runs (checkpointing replays the RNG state)
                 loss = _loss(model, inputs)
                 loss.backward()

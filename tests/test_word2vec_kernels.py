@@ -11,8 +11,8 @@ from hf_seq.models.word2vec import kernels_word2vec as K
 from hf_seq.models.word2vec.training_word2vec import (
     CompiledWord2Vec,
     Word2VecTrainingArguments,
-    prepare_word2vec,
     default_negatives_shared_by,
+    prepare_word2vec,
     resolve_backend,
     sample_epoch,
     train_word2vec,

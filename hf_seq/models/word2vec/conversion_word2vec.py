@@ -15,7 +15,6 @@ from . import (
     Word2VecKeyedVectors,
     Word2VecModel,
 )
-
 from .corpus_word2vec import word_level_tokenizer_from_vocab
 
 logger = logging.get_logger(__name__)
