@@ -22,10 +22,10 @@ from hf_seq.training.trainer import EpochDecayCallback, StatefulLMTrainer
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
-def train(config, tmp_path, **kw):
+def train(config, tmp_path, overrides=(), **kw):
     """Run an experiment (a shipped name or a file) at smoke size into tmp_path/run; returns (results, folder)."""
     out = tmp_path / "run"
-    return run_experiment(load_experiment(str(config), smoke=True, output_dir=str(out), **kw)), out
+    return run_experiment(load_experiment(str(config), overrides, smoke=True, output_dir=str(out), **kw)), out
 
 
 def parse(config):
@@ -296,3 +296,22 @@ def test_stateful_trainer_evaluates_with_the_state_carried(tmp_path):
         y = torch.as_tensor(np.array(contiguous_stream_blocks(tokens, batch, bptt)["target_ids"]))
         stateless = F.cross_entropy(model(input_ids=x).logits.flatten(0, 1), y.flatten()).item()
     assert abs(stateless - first) > 0.01, (stateless, first)
+
+
+def test_lm_takes_pretrained_word_vectors(tmp_path):
+    """`model.word_vectors` initialises the LM's input embedding from a word2vec text file (frozen here, so the
+    trained model still holds the file's vectors); the coverage is reported in eval_results.json."""
+    rng = np.random.default_rng(0)
+    vectors = {w: rng.normal(size=16).round(4) for w in ("the", "time", "traveller", "machine")}
+    path = tmp_path / "vectors.txt"
+    path.write_text(f"{len(vectors)} 16\n" + "".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()))
+    results, out = train("lstm_timemachine", tmp_path, overrides=[
+        "data.tokenizer=word", f"model.word_vectors={path}", "model.freeze_embeddings=true"])
+    assert results["word_vectors"]["found"] == 4 and 0 < results["word_vectors"]["coverage"] < 1
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    for word, vector in vectors.items():
+        row = model.get_input_embeddings().weight[tok.convert_tokens_to_ids(word)]
+        torch.testing.assert_close(row, torch.tensor(vector, dtype=torch.float32))
+    with pytest.raises(ConfigError, match="word_vectors: .*missing.txt does not exist"):
+        load_experiment("lstm_timemachine", [f"model.word_vectors={tmp_path / 'missing.txt'}"])

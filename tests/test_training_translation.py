@@ -182,3 +182,28 @@ def test_resuming_a_folder_of_another_experiment_is_refused(smoke_runs, tmp_path
         run_experiment(exp)
     assert not list(out.glob("checkpoint-*"))
     assert os.path.getsize(out / "model.safetensors") == os.path.getsize(trained / "model.safetensors")
+
+
+def test_translation_takes_pretrained_encoder_vectors(tmp_path):
+    """`model.encoder_word_vectors` (and decoder_) initialise each side's embedding; frozen, the trained encoder still
+    holds the file's vector for a word of the BPE vocabulary, and the coverage is reported."""
+    import numpy as np
+    import torch
+
+    vector = np.linspace(-1, 1, 16).round(4)
+    path = tmp_path / "vectors.txt"
+    path.write_text("2 16\n" + "".join(f"{w} {' '.join(map(str, vector))}\n" for w in ("the", "is")))
+    exp = load_experiment("seq2seq_tatoeba_bahdanau", [f"model.encoder_word_vectors={path}",
+                                                       "model.freeze_encoder_embeddings=true"],
+                          smoke=True, output_dir=str(tmp_path / "run"))
+    results = run_experiment(exp)
+    report = results["word_vectors"]
+    assert report["encoder"]["found"] >= 1 and report["encoder"]["frozen"]
+    model = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "run")
+    ids = [i for t, i in tok.get_vocab().items() if t.lstrip("Ġ") in ("the", "is")]
+    assert len(ids) >= report["encoder"]["found"] >= 1
+    from hf_seq.embeddings import embedding_for_side
+
+    row = embedding_for_side(model, "encoder").weight[ids[0]]
+    torch.testing.assert_close(row, torch.tensor(vector, dtype=torch.float32))

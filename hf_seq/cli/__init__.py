@@ -8,6 +8,8 @@
     hf-seq similar MODEL WORD                                    nearest words (word2vec)
     hf-seq average RUN_FOLDER --last 5 --output-dir OUT          average the last checkpoints into one model
     hf-seq publish RUN_FOLDER [REPO_ID]                          complete Hub folder + upload
+    hf-seq export FOLDER --format ctranslate2|onnx --output-dir OUT   fast inference folders
+    hf-seq import eole CHECKPOINT | vectors FILE --output-dir OUT  models and vectors from other toolkits
 
 MODEL is a local folder (a training run's output_dir works too) or a Hub model id; both load through the
 transformers Auto classes after the same checks, so they behave the same.
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
     _register_export(subparsers)
+    from ..interop import cli as interop_cli  # `import` is a keyword: the command lives with its package
+
+    interop_cli.register(subparsers)
     return parser
 
 

@@ -21,6 +21,9 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-beams", type=int, help="default: the model's generation config")
     p.add_argument("--max-new-tokens", type=int, help="default: the model's generation config, else 2 x source + 10")
+    p.add_argument("--models", nargs="+", metavar="MODEL", default=[],
+                   help="more models decoding together with MODEL (an ensemble: the mean of their log-probabilities; "
+                        "they must share the source and target vocabularies)")
 
 
 def is_exported_folder(folder: str) -> bool:
@@ -40,6 +43,14 @@ def target_tokenizer_of(model):
 
     sub = os.path.join(getattr(model, "name_or_path", "") or "", "target_tokenizer")
     return AutoTokenizer.from_pretrained(sub) if os.path.isdir(sub) else None
+
+
+def load_tokenizer_of(name: str, revision: str | None):
+    from transformers import AutoTokenizer
+
+    from .common import resolve
+
+    return AutoTokenizer.from_pretrained(resolve(name, revision), revision=revision)
 
 
 def _batches(sources: list[str], size: int):
@@ -71,6 +82,17 @@ def run(args) -> int:
                 _emit(line)
         return 0
     model, tokenizer, _ = load(args.model, "translate", args.revision)
+    if args.models:
+        from ..ensemble import EnsembleForConditionalGeneration
+
+        members = [model] + [load(name, "translate", args.revision)[0] for name in args.models]
+        vocabularies = [tokenizer.get_vocab()] + [load_tokenizer_of(name, args.revision).get_vocab()
+                                                  for name in args.models]
+        try:
+            model = EnsembleForConditionalGeneration(members, target_vocabularies=vocabularies,
+                                                     source_vocabularies=vocabularies)
+        except (TypeError, ValueError) as e:
+            raise CLIError(f"cannot decode {[args.model, *args.models]} together: {e}") from e
     kwargs = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens)) if v}
     translations = evaluation.translate(model, tokenizer, sources, batch_size=args.batch_size,
                                         progress=len(sources) > args.batch_size,

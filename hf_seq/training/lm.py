@@ -109,11 +109,14 @@ def model_keys(model: dict) -> set[str]:
         keys.add("nonlinearity")
     keys -= set(DECODER_ONLY if arch == "transformer" else ()) | {"vocab_size", "pad_token_id", "bos_token_id",
                                                                   "eos_token_id", "decoder_start_token_id"}
-    return keys | {"architecture"}
+    return keys | {"architecture", "word_vectors", "freeze_embeddings"}
+
+
+EMBEDDING_KEYS = ("word_vectors", "freeze_embeddings")  # not config fields: how the input embedding is initialised
 
 
 def build_config(model: dict, vocab_size: int, pad: int, bos: int, eos: int, block_size: int):
-    model = dict(model)
+    model = {k: v for k, v in model.items() if k not in EMBEDDING_KEYS}
     arch = model.pop("architecture", "lstm")
     extra = {}
     if arch == "transformer":
@@ -149,6 +152,9 @@ def validate(exp: Experiment) -> None:
         if not os.path.isdir(data.tokenizer):
             raise ConfigError(f"{where}: section 'data': tokenizer {data.tokenizer!r} is neither word, char, bpe nor "
                               "a folder holding a saved tokenizer")
+    vectors = exp.model.get("word_vectors")
+    if vectors and not os.path.exists(vectors):
+        raise ConfigError(f"{where}: section 'model': word_vectors: {vectors} does not exist")
     if data.stateful_bptt:
         train.label_names = ["target_ids"]  # StatefulLMTrainer's batches; set before the run's fingerprint is taken
     for key in ("train_files", "validation_files", "test_files"):
@@ -173,6 +179,7 @@ SPEC = TaskSpec(
     generate=GenerateArguments,
     model_keys=model_keys,
     path_fields=("train_files", "validation_files", "test_files"),
+    model_path_fields=("word_vectors",),
     smoke={
         "data": {"max_train_tokens": 2000, "max_eval_tokens": 500, "block_size": 16, "max_train_minutes": None,
                  "lr_decay_over_budget": False},
@@ -231,6 +238,14 @@ def run(exp: Experiment) -> dict:
     config = build_config(model_kw, len(tokenizer), tokenizer.pad_token_id, tokenizer.bos_token_id,
                           tokenizer.eos_token_id, data.block_size)
     model = AutoModelForCausalLM.from_config(config)
+    word_vectors = None
+    if model_kw.get("word_vectors"):  # pre-trained input embeddings (word2vec / GloVe / fastText text, or a folder)
+        from ..embeddings import load_embeddings_for_side
+
+        word_vectors = load_embeddings_for_side(model, tokenizer, model_kw["word_vectors"], side="input",
+                                                freeze=bool(model_kw.get("freeze_embeddings", False)))
+        logger.info("word vectors: %s of %s tokens found in %s", word_vectors["found"], word_vectors["total"],
+                    model_kw["word_vectors"])
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("%s: %.2fM parameters, vocabulary %d, %d training tokens", type(model).__name__, n_params / 1e6,
                    len(tokenizer), len(streams["train"]))
@@ -258,7 +273,8 @@ def run(exp: Experiment) -> dict:
     #    Transformer with a sliding window instead
     results = {"architecture": arch, "parameters": n_params, "train_seconds": round(train_seconds, 1),
                "stateful_bptt": data.stateful_bptt, "train_tokens": int(len(streams["train"])),
-               "train_files": data.train_files or "timemachine (embedded)"}
+               "train_files": data.train_files or "timemachine (embedded)",
+               **({"word_vectors": word_vectors} if word_vectors else {})}
     stride = data.eval_stride or max(1, data.block_size // 2)
     if arch == "transformer":
         results["evaluation"] = f"sliding window of {data.block_size} tokens, stride {stride}"

@@ -137,11 +137,16 @@ def model_keys(model: dict) -> set[str]:
     for config_cls in classes:
         keys |= set(config_cls.__annotations__) | set(getattr(config_cls, "attribute_map", {}))
     # `num_hidden_layers` aliases the decoder's layers only: ambiguous in an encoder-decoder
-    return (keys - FROM_TOKENIZER - {"num_hidden_layers"}) | {"architecture"}
+    return (keys - FROM_TOKENIZER - {"num_hidden_layers"}) | {"architecture"} | set(EMBEDDING_KEYS)
+
+
+# pre-trained word vectors per side (not config fields: how the embeddings are initialised)
+EMBEDDING_KEYS = ("encoder_word_vectors", "decoder_word_vectors", "freeze_encoder_embeddings",
+                  "freeze_decoder_embeddings")
 
 
 def build_config(model: dict, vocab_size: int, pad: int, bos: int, eos: int):
-    model = dict(model)
+    model = {k: v for k, v in model.items() if k not in EMBEDDING_KEYS}
     arch = model.pop("architecture", DEFAULT_ARCHITECTURE)
     return ARCHITECTURES[arch][0](vocab_size=vocab_size, pad_token_id=pad, bos_token_id=bos, eos_token_id=eos,
                                   decoder_start_token_id=bos, **model)
@@ -242,6 +247,7 @@ SPEC = TaskSpec(
     training=Seq2SeqTrainingArguments,
     generate=None,
     model_keys=model_keys,
+    model_path_fields=("encoder_word_vectors", "decoder_word_vectors"),
     # seconds on the embedded Tatoeba pairs whatever the experiment's data: 300 training pairs, 15 steps
     smoke={
         "data": {"dataset": "tatoeba", "source_lang": "en", "target_lang": "fr", "max_train_samples": 300,
@@ -438,6 +444,15 @@ def run(exp: Experiment) -> dict:
                           tokenizer.eos_token_id)
     model = ARCHITECTURES[arch][1](config)
     model.generation_config = generation_config_for(config, data)
+    word_vectors = None
+    if exp.model.get("encoder_word_vectors") or exp.model.get("decoder_word_vectors"):
+        from ..embeddings import load_seq2seq_embeddings  # coverage is partial with a byte-level BPE vocabulary
+
+        word_vectors = load_seq2seq_embeddings(
+            model, tokenizer, encoder=exp.model.get("encoder_word_vectors"),
+            decoder=exp.model.get("decoder_word_vectors"),
+            freeze_encoder=bool(exp.model.get("freeze_encoder_embeddings", False)),
+            freeze_decoder=bool(exp.model.get("freeze_decoder_embeddings", False)))
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("%s %s->%s: %d train pairs, BPE vocabulary %d, %s, %.2fM parameters", data.dataset,
                 data.source_lang, data.target_lang, len(pairs["train"]), len(tokenizer), type(model).__name__,
@@ -462,6 +477,7 @@ def run(exp: Experiment) -> dict:
         "train_pairs": len(pairs["train"]),
         "vocab_size": len(tokenizer),
         "parameters": n_params,
+        **({"word_vectors": word_vectors} if word_vectors else {}),
         "model": model_summary(config),
         "max_train_minutes": data.max_train_minutes,
         **record,

@@ -331,6 +331,14 @@ class Word2VecKeyedVectors:
                     f.write(w + b" " + " ".join("%.9g" % v for v in row.tolist()).encode() + b"\n")
 
     @classmethod
+    def from_pretrained(cls, folder_or_repo_id, **kwargs) -> Word2VecKeyedVectors:
+        """The vectors of an hf-seq word2vec folder or Hub repo (safetensors only, nothing unpickled); see
+        `hf_seq.interop.keyed_vectors_from_pretrained`."""
+        from ...interop.vectors import keyed_vectors_from_pretrained  # not remote code: the package's interop layer
+
+        return keyed_vectors_from_pretrained(folder_or_repo_id, **kwargs)
+
+    @classmethod
     def load_word2vec_format(
         cls, path: str, binary: bool = False, limit: int | None = None, unicode_errors: str = "strict"
     ) -> Word2VecKeyedVectors:
