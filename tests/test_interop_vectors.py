@@ -47,8 +47,6 @@ def test_each_format_round_trips_through_a_model_folder(tmp_path, vectors, forma
     back = keyed_vectors_from_pretrained(out)
     assert back.index_to_key == WORDS
     np.testing.assert_array_equal(back.vectors, vectors)
-    from hf_seq.models.word2vec import Word2VecKeyedVectors
-
     np.testing.assert_array_equal(Word2VecKeyedVectors.from_pretrained(out).vectors, vectors)  # the classmethod
     model = AutoModel.from_pretrained(out)
     features = pipeline("feature-extraction", model=out)("cat Über mat")
