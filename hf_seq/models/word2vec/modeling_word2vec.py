@@ -186,6 +186,12 @@ def _check_inputs(input_ids: torch.Tensor, attention_mask: torch.Tensor | None, 
             )
         if not is_tracing(attention_mask) and ((attention_mask != 0) & (attention_mask != 1)).any():  # NaN is neither
             raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
+        if attention_mask.dim() == 2 and not is_tracing(attention_mask):
+            # a row without one real token has no vector to give (word2vec.c skips an empty CBOW context)
+            empty = (attention_mask == 0).all(dim=1)
+            if bool(empty.any()):
+                row = int(empty.nonzero()[0])
+                raise ValueError(f"row {row} of the batch has no real token (its attention_mask is all 0).")
 
 
 @dataclass
