@@ -12,7 +12,8 @@ hf-seq configs > /dev/null
 for name in lstm_timemachine gru_timemachine seq2seq_tatoeba_bahdanau transformer_smoke word2vec_timemachine; do
   hf-seq train "$name" --smoke > /dev/null
 done
-hf-seq train lstm_timemachine --smoke --output_dir runs/smoke/transformer_lm model.architecture=transformer > /dev/null
+printf 'task: language-modeling\nmodel:\n  architecture: transformer\n  d_model: 32\n  num_heads: 2\n' > tlm.yaml
+hf-seq train tlm.yaml --smoke > /dev/null  # the decoder-only Transformer on the embedded Time Machine
 if [ -d "$HF_SEQ_DATA" ]; then
   for name in classify_polarity_bilstm tag_conll2000_bilstm; do hf-seq train "$name" --smoke > /dev/null; done
 fi

@@ -13,6 +13,7 @@ state carried (Zaremba et al.'s protocol); the Transformer, which has no state, 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    PreTrainedConfig,
     Trainer,
     TrainingArguments,
     default_data_collator,
@@ -103,7 +105,9 @@ def model_keys(model: dict) -> set[str]:
     if arch not in ARCHITECTURES:
         raise ConfigError(f"model.architecture {arch!r} is not one of {sorted(ARCHITECTURES)}")
     config_cls = ARCHITECTURES[arch]
-    keys = {f for f in config_cls.__dataclass_fields__ if not f.startswith("_")}
+    # the architecture's own config fields (not PreTrainedConfig's bookkeeping) and its paper-name aliases
+    base = {f.name for f in dataclasses.fields(PreTrainedConfig) if f.init}
+    keys = {f.name for f in dataclasses.fields(config_cls) if f.init} - base
     keys |= set(getattr(config_cls, "attribute_map", {}))
     if arch == "rnn":
         keys.add("nonlinearity")
