@@ -1,6 +1,7 @@
-"""The side-by-side study (benchmarks/study.py): quick mode of the lm, long_range and word_vectors subsets end to end
-(the translation subset launches the owners' training scripts, minutes even in smoke mode, so it is checked with
-finished run folders built here instead), and the Markdown report parsed back and compared with the JSON."""
+"""The side-by-side study (benchmarks/study.py): `--all --quick` end to end (every subset at smoke size: the LM rows on
+Trainer with the CPU-seconds clock, resume, seeds, the PyTorch peer, the translation systems' smoke runs), the
+translation collector on finished run folders built here, and the Markdown report parsed back and compared with the
+JSON."""
 
 import json
 import math
@@ -57,28 +58,36 @@ def assert_table_matches(md_rows, json_rows, columns):
 
 @pytest.fixture(scope="module")
 def quick_study(tmp_path_factory):
+    """`python benchmarks/study.py --all --quick`: every subset at smoke size (the translation systems' smoke runs
+    in this process)."""
     tmp = tmp_path_factory.mktemp("study")
     out, runs = tmp / "results", tmp / "runs"
-    study = cli.main(["--subset", "lm,long_range,word_vectors", "--quick", "--jobs", "0", "--out", str(out),
-                      "--run-dir", str(runs)])
+    study = cli.main(["--all", "--quick", "--jobs", "0", "--out", str(out), "--run-dir", str(runs)])
     return study, out, runs
 
 
 def test_quick_study_writes_json_markdown_and_plots(quick_study):
     study, out, _ = quick_study
     on_disk = json.loads((out / "study.json").read_text())
-    assert on_disk["subsets"].keys() == {"lm", "long_range", "word_vectors"}
+    assert on_disk["subsets"].keys() == set(cli.SUBSETS)
     for key in ("machine", "seeds", "command", "finished_at"):
         assert key in on_disk
     assert on_disk["machine"]["versions"]["torch"]
     assert "commit" in on_disk["machine"]["git"]
-    assert on_disk["seeds"]["lm"] == 0
+    assert on_disk["seeds"]["lm"] == [0]
     md = (out / "REPORT.md").read_text()
-    for png in ("lm_curve.png", "long_range_gradients.png"):
+    for png in ("lm_curve.png", "long_range_gradients.png", "translation_bleu_by_length.png"):
         data = (out / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
         assert f"]({png})" in md
-    assert "Command: `OMP_NUM_THREADS=1 python benchmarks/study.py --subset lm,long_range,word_vectors --quick" in md
+    assert "Command: `OMP_NUM_THREADS=1 python benchmarks/study.py --all --quick" in md
+    # every translation system trained (smoke) and was scored
+    systems = on_disk["subsets"]["translation"]["systems"]
+    assert [r["system"] for r in systems] == list(translation.SYSTEMS), on_disk["subsets"]["translation"]["missing"]
+    for r in systems:
+        assert r["steps"] > 0 and r["test_bleu"] is not None and r["threads"] >= 1
+    # the LM section says what budget the rows had and that none is converged
+    assert "No row is trained to convergence" in md and "NOT the architectures at convergence" in md
     # --report-only re-renders the same Markdown from the JSON
     cli.main(["--report-only", "--quick", "--out", str(out)])
     assert (out / "REPORT.md").read_text() == md
@@ -88,24 +97,43 @@ def test_report_numbers_equal_json(quick_study):
     _, out, _ = quick_study
     study = json.loads((out / "study.json").read_text())
     tables = md_tables((out / "REPORT.md").read_text())
-    lm_table = next(t for t in tables if t and "Test ppl" in t[0])
-    assert_table_matches(lm_table, study["subsets"]["lm"]["models"], report.LM_COLUMNS)
+    lm_table = next(t for t in tables if t and "Test ppl (mean)" in t[0])
+    rows = [report.lm_row_view(m, study["subsets"]["lm"]["settings"]) for m in study["subsets"]["lm"]["models"]]
+    assert_table_matches(lm_table, rows, report.LM_COLUMNS)
+    for md_row, row in zip(lm_table, rows):  # every row states its seeds, threads and CPU seconds
+        assert md_row["Seeds"] == "0" and md_row["Threads"] == "1"
+        assert number(md_row["Train CPU s"]) == pytest.approx(row["train_cpu_seconds"], abs=0.06)
+        assert md_row["Still improving"] in ("yes", "no")
     lr_table = next(t for t in tables if t and "grad k=1" in t[0])
     assert_table_matches(lr_table, study["subsets"]["long_range"]["rows"], report.LONG_RANGE_COLUMNS)
+    tr_table = next(t for t in tables if t and "chrF" in t[0])
+    assert_table_matches(tr_table, study["subsets"]["translation"]["systems"], report.TRANSLATION_COLUMNS)
 
 
 def test_lm_models_are_matched_trained_and_evaluated(quick_study):
     study, _, _ = quick_study
     models = study["subsets"]["lm"]["models"]
-    target = study["subsets"]["lm"]["settings"]["target_parameters"]
-    assert [m["architecture"] for m in models] == list(lm.ARCHS)
+    settings = study["subsets"]["lm"]["settings"]
+    target = settings["target_parameters"]
+    assert [m["architecture"] for m in models] == list(lm.ARCHS) + list(lm.PEERS)
+    by_arch = {m["architecture"]: m for m in models}
+    # the peer is the hf-seq LSTM's shape written the word_language_model way: same width, same count
+    assert by_arch["pytorch_lstm"]["shape"]["hidden_size"] == by_arch["lstm"]["shape"]["hidden_size"]
+    assert by_arch["pytorch_lstm"]["parameters"] == by_arch["lstm"]["parameters"]
     for m in models:
         assert abs(m["parameters"] - target) / target < 0.05, m["shape"]  # matched parameter counts
-        assert m["steps"] > 0 and m["train_seconds"] >= study["subsets"]["lm"]["settings"]["budget_seconds"]
+        assert m["steps"] > 0 and m["train_seconds"] >= settings["budget_seconds"]
+        assert m["train_cpu_seconds"] >= settings["budget_seconds"]  # the budget clock is CPU time
+        assert m["recipe"]["learning_rate"] == lm.recipe_of(m["architecture"], lm.LMSettings(**settings))["learning_rate"]
         vocab = study["subsets"]["lm"]["data"]["vocab_size"]
         assert 1 < m["test_perplexity"] < vocab  # trained: better than uniform
         assert m["curve"][-1]["valid_perplexity"] < m["curve"][0]["valid_perplexity"]
+        assert len(m["curve"]) == settings["curve_points"] + 1  # the untrained model, then every curve point
+        assert [p["seconds"] for p in m["curve"]] == sorted(p["seconds"] for p in m["curve"])
         assert m["peak_rss_mb"] > 0 and m["tokens_per_second"] > 0
+        if m["architecture"] in lm.ARCHS:  # batch x bptt tokens per step (700 at full size) for every hf-seq model
+            assert m["train_tokens"] == m["steps"] * settings["batch_size"] * settings["bptt"]
+    assert by_arch["lstm"]["trainer"] == "StatefulLMTrainer" and by_arch["transformer"]["trainer"] == "Trainer"
 
 
 def test_long_range_shows_the_rnn_gradient_vanishing(quick_study):
@@ -120,19 +148,78 @@ def test_long_range_shows_the_rnn_gradient_vanishing(quick_study):
 
 
 def test_lm_resumes_and_skips_finished_models(quick_study, tmp_path):
+    from hf_seq.training.checkpointing import latest_complete_checkpoint
+
     _, _, runs = quick_study
     run_dir = str(runs / "lm")
     s = lm.LMSettings(**json.loads((runs / "lm" / "settings.json").read_text()))
     # a finished model is returned as it is, without training
     before = json.loads((runs / "lm" / "lstm" / "result.json").read_text())
     assert lm.train_worker("lstm", s, run_dir) == before
-    # an interrupted model resumes from its checkpoint: drop the result, keep the checkpoint, raise the budget
+    # an interrupted model resumes from Trainer's checkpoint: drop the result, keep the checkpoint, raise the budget;
+    # the CPU clock continues from the checkpoint's stamp
     os.remove(runs / "lm" / "rnn" / "result.json")
-    state = json.loads((runs / "lm" / "rnn" / "checkpoint" / "state.json").read_text())
-    s.budget_seconds = state["elapsed"] + 0.5
+    checkpoint = latest_complete_checkpoint(str(runs / "lm" / "rnn"))
+    state = json.loads(open(os.path.join(checkpoint, "trainer_state.json")).read())
+    spent = [e for e in state["log_history"] if "budget_seconds" in e][-1]["budget_seconds"]
+    assert os.path.isfile(os.path.join(checkpoint, "carried_state.safetensors"))  # StatefulLMTrainer's state
+    s.budget_seconds = spent + 0.5
     resumed = lm.train_worker("rnn", s, run_dir)
-    assert resumed["resumed_from_steps"] == [state["step"]]
-    assert resumed["steps"] > state["step"]
+    assert resumed["resumed_from_steps"] == [state["global_step"]]
+    assert resumed["steps"] > state["global_step"]
+    assert resumed["train_seconds"] >= spent + 0.45 and resumed["train_cpu_seconds"] >= spent + 0.45  # rounded to 0.1 s
+    assert len(resumed["curve"]) == s.curve_points + 2  # the earlier points kept, one more at the new budget end
+
+
+def test_step_clock_counts_cpu_time_and_asks_for_curve_points():
+    from transformers import TrainerControl, TrainerState
+
+    clock = lm.step_clock(0.05, "cpu", curve_points=2)
+    state, control = TrainerState(), TrainerControl()
+    clock.on_train_begin(None, state, control)
+    points = 0
+    while not control.should_training_stop:
+        clock.on_step_begin(None, state, control)
+        sum(i * i for i in range(20_000))  # CPU work inside the "step"
+        clock.on_step_end(None, state, control)
+        points += control.should_evaluate
+        control.should_evaluate = False
+    assert clock.cpu >= 0.05 and points == 2  # half way and at the end
+    state.log_history.append({"loss": 1.0})
+    clock.on_log(None, state, control)
+    assert state.log_history[-1]["train_cpu_seconds"] == round(clock.cpu, 3)
+    # a fresh clock (a resumed run) continues from the stamp
+    again = lm.step_clock(0.05, "cpu", curve_points=2)
+    again.on_train_begin(None, state, TrainerControl())
+    assert again.spent() == round(clock.cpu, 3)
+    with pytest.raises(ValueError, match="budget_clock"):
+        lm.step_clock(1.0, "gpu")
+
+
+def test_lm_seeds_give_mean_and_std(tmp_path):
+    s = lm.settings_from({"archs": ["rnn"], "peers": [], "seeds": [0, 1], "curve_points": 1, "budget_seconds": 0.5},
+                         quick=True)
+    section = lm.run(s, str(tmp_path / "lm"), str(tmp_path / "results"), quick=True, jobs=0)
+    (row,) = section["models"]
+    assert section["seeds"] == [0, 1] and row["seeds"] == [0, 1]
+    ppl = [r["test_perplexity"] for r in row["runs"]]
+    assert ppl[0] != ppl[1]  # another seed, another initialisation
+    assert row["test_perplexity"] == pytest.approx(sum(ppl) / 2, abs=0.01)
+    assert row["test_perplexity_std"] == pytest.approx(abs(ppl[0] - ppl[1]) / math.sqrt(2), abs=0.01)
+    md = "\n".join(report._lm(section))
+    assert "| 0, 1 |" in md and fmt(row["test_perplexity_std"]) in md
+
+
+def test_lm_recipe_table_and_overrides():
+    s = lm.LMSettings(recipes={"lstm": {"learning_rate": 1e-3, "dropout": 0.3, "schedule": "linear"}})
+    r = lm.recipe_of("lstm", s)
+    assert (r["learning_rate"], r["dropout"], r["schedule"]) == (1e-3, 0.3, "linear")
+    assert lm.recipe_of("gru", s)["learning_rate"] == lm.RECIPES["gru"]["learning_rate"]
+    assert lm.recipe_of("gru", lm.LMSettings(learning_rates={"gru": 7e-4}))["learning_rate"] == 7e-4
+    with pytest.raises(ValueError, match="unknown key"):
+        lm.recipe_of("lstm", lm.LMSettings(recipes={"lstm": {"lr": 1.0}}))
+    with pytest.raises(ValueError, match="optimizer"):
+        lm.recipe_of("rnn", lm.LMSettings(recipes={"rnn": {"optimizer": "lion"}}))
 
 
 def test_windowed_perplexity_scores_every_token_once():
@@ -201,12 +288,10 @@ def test_translation_section_includes_time_to_bleu(tmp_path):
 def test_lm_recipes_from_finished_train_lm_runs(tmp_path):
     """The PTB-recipes section reads what train_lm.py wrote (a real smoke run here), takes the per-epoch validation
     curve from the newest checkpoint when the results carry none, and sets each row against its reference."""
-    sys.path.insert(0, os.path.join(os.path.dirname(BENCH), "training"))
-    import train_lm
+    from hf_seq.training.experiment import load_experiment, run_experiment
 
     run = tmp_path / "smoke"
-    train_lm.main([os.path.join(os.path.dirname(BENCH), "configs", "lstm_timemachine.yaml"), "--smoke",
-                   "--output_dir", str(run)])
+    run_experiment(load_experiment("lstm_timemachine", smoke=True, output_dir=str(run)))
     written = json.loads((run / "eval_results.json").read_text())
     assert written["torch_threads"] >= 1 and written["eval_history"] == []  # smoke runs skip validation
     # an older run: no eval_history in its results, the curve comes from its newest checkpoint; a reference config
@@ -237,6 +322,9 @@ def test_lm_recipes_from_finished_train_lm_runs(tmp_path):
 def test_bad_subset_is_rejected():
     with pytest.raises(SystemExit):
         cli.parse_args(["--subset", "lm,speech"])
+    assert cli.parse_args(["--all", "--subset", "lm"]).subsets == list(cli.SUBSETS)
+    args = cli.parse_args(["--budget", "60", "--seeds", "0", "1", "2"])
+    assert args.budget_seconds == 60 and args.seeds == [0, 1, 2]
     with pytest.raises(ValueError, match="unknown lm setting"):
         lm.settings_from({"hidden": 3}, quick=True)
 
@@ -273,7 +361,8 @@ def test_time_to_validation_bleu_from_run_folders(tmp_path):
 def test_lm_learning_rate_sweep_picks_each_models_rate(tmp_path):
     """lr_sweep: a short run per (architecture, rate), then each architecture trains with the rate of its lowest
     validation-prefix perplexity, and the report shows the sweep."""
-    s = lm.settings_from({"archs": ["rnn"], "lr_sweep": [1e-3, 1e-2], "sweep_seconds": 0.5}, quick=True)
+    s = lm.settings_from({"archs": ["rnn"], "peers": [], "lr_sweep": [1e-3, 1e-2], "sweep_seconds": 0.5,
+                          "budget_seconds": 0.5}, quick=True)
     section = lm.run(s, str(tmp_path / "lm"), str(tmp_path / "results"), quick=True, jobs=0)
     sweep = section["lr_sweep"]["rnn"]
     assert set(sweep["valid_perplexity"]) == {"0.001", "0.01"}
@@ -291,3 +380,22 @@ def test_lm_learning_rate_sweep_picks_each_models_rate(tmp_path):
     sweep_dir = tmp_path / "lm" / "sweep" / "lr0.01"
     cli.main(["--lm-worker", "rnn", "--run-dir", str(sweep_dir)])
     assert not (sweep_dir / "lm").exists()
+
+
+@pytest.mark.slow
+def test_the_command_line_all_quick_with_three_seeds_and_worker_processes(tmp_path):
+    """`python benchmarks/study.py --all --quick --seeds 0 1 2` as a user types it: LM workers in subprocesses, three
+    seeds per model, every section in the report with its spread."""
+    import subprocess
+
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    subprocess.run([sys.executable, os.path.join(BENCH, "study.py"), "--all", "--quick", "--seeds", "0", "1", "2",
+                    "--jobs", "2", "--out", str(out), "--run-dir", str(runs)], check=True,
+                   env=dict(os.environ, OMP_NUM_THREADS="1"))
+    study = json.loads((out / "study.json").read_text())
+    assert study["seeds"]["lm"] == [0, 1, 2]
+    for m in study["subsets"]["lm"]["models"]:
+        assert m["seeds"] == [0, 1, 2] and m["test_perplexity_std"] is not None
+        assert [r["seed"] for r in m["runs"]] == [0, 1, 2]
+    md = (out / "REPORT.md").read_text()
+    assert "| 0, 1, 2 |" in md and "## 4. Word vectors" in md and "## 3. Translation" in md

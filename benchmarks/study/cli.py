@@ -17,10 +17,50 @@ SUBSETS = ("lm", "lm_recipes", "long_range", "translation", "word_vectors")
 NOT_RUN = [
     "PTB medium LSTM on a GPU (published 82.7, target <= 80): config `configs/lstm_ptb_medium_gpu.yaml`, no GPU here.",
     "WikiText-2 language modelling inside the study: only PTB (`--lm dataset=...` takes ptb only so far); the LSTM vs "
-    "Transformer decoder comparison on WikiText-2 ran through train_lm.py: benchmarks/results/wikitext2_lstm_vs_transformer.md.",
-    "Longer PTB runs outside the study's CPU clock: `python training/train_lm.py configs/transformer_lm_ptb.yaml` vs "
+    "Transformer decoder comparison on WikiText-2 ran through the LM runner: benchmarks/results/wikitext2_lstm_vs_transformer.md.",
+    "Issue #23.1 at full size: 4 architectures x PTB and WikiText-2 x 3 seeds x one CPU-hour each, tuned recipes (no "
+    "grid edge), and the x4-parameter table: the Trainer-based runner, recipes table, seeds and CPU clock are in place "
+    "(`python benchmarks/study.py --subset lm --budget 3600 --seeds 0 1 2`), the CPU-hours were not available here.",
+    "Issue #23.2 rerun at equal CPU-seconds (none / Bahdanau / Luong / Transformer, 3 seeds) with the Luong fix.",
+    "Longer PTB runs outside the study's CPU clock: `hf-seq train transformer_lm_ptb` vs "
     "`configs/lstm_ptb_small.yaml` (same data, tokenizer and epochs), see benchmarks/results/ptb_lstm_vs_transformer.md.",
 ]
+
+
+# measurements kept beside the report in their own files (each names its command, machine, load, threads, CPU seconds
+# and seeds): linked from REPORT.md when present in the results folder
+ADDENDA = [
+    ("ptb_lstm_vs_pytorch_90s/REPORT.md", "PTB: hf-seq LSTM (Trainer) vs PyTorch's word_language_model LSTM, the same "
+     "stream, width and 90 CPU-second budget, seeds 0 and 1 (issue #23.3)"),
+    ("ptb_lstm_sgd_recipe_90s/REPORT.md", "PTB: the hf-seq LSTM (Trainer) with the peer's recipe (SGD lr 20, clip "
+     "0.25, dropout 0.2), the same 90 CPU seconds, seeds 0 and 1: what is toolkit and what is recipe"),
+    ("luong_vs_bahdanau_ablation.md", "Why Luong trailed Bahdanau by 9 BLEU: the model code against Luong et al. "
+     "2015 and a one-difference-at-a-time ablation (issue #23.2)"),
+    ("eole_tatoeba_peer.md", "eole (OpenNMT-py's successor), trained through its own CLI on the Tatoeba split, next "
+     "to hf-seq at the same sizes and steps (issue #23.3)"),
+]
+
+
+def _headline(out: str, file: str) -> str:
+    """The measured numbers of an addendum, read from its JSON beside it (empty when it has none)."""
+    folder = os.path.dirname(os.path.join(out, file))
+    if os.path.dirname(file) and os.path.isfile(os.path.join(folder, "study.json")):  # a study run of its own
+        models = read_json(os.path.join(folder, "study.json"))["subsets"]["lm"]["models"]
+        return "; ".join(f"{m['label']}: test ppl {m['test_perplexity']:.1f}"
+                         + (f" ± {m['test_perplexity_std']:.1f}" if m.get("test_perplexity_std") is not None else "")
+                         + f", {m['steps']:.0f} steps, {m['tokens_per_second']:,.0f} tokens/CPU-s" for m in models)
+    stem = os.path.join(out, os.path.splitext(file)[0] + ".json")
+    if not os.path.isfile(stem):
+        return ""
+    data = read_json(stem)
+    rows = data["rows"] if isinstance(data, dict) else data
+    name = "system" if rows and "system" in rows[0] else "variant"
+    return "; ".join(f"{r[name]}: BLEU {r['test_bleu']:.2f}, chrF {r['test_chrf']:.2f}" for r in rows)
+
+
+def addenda(out: str) -> list[dict]:
+    return [{"file": f, "what": w, "numbers": _headline(out, f)} for f, w in ADDENDA
+            if os.path.isfile(os.path.join(out, f))]
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -40,11 +80,15 @@ def parse_args(argv=None):
     )
     p.add_argument("--subset", default="lm,long_range,translation,word_vectors",
                    help=f"comma-separated subsets of {','.join(SUBSETS)}")
+    p.add_argument("--all", action="store_true", help="every subset (overrides --subset)")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                   help="lm: train every model once per seed; the report shows mean and std (default: seed 0 only)")
     p.add_argument("--quick", action="store_true", help="smoke sizes (seconds per subset); used by the tests")
     p.add_argument("--out", help="results folder (default benchmarks/results/study, or runs/study/quick/results)")
     p.add_argument("--run-dir", help="checkpoints and run folders (default runs/study[/quick])")
     p.add_argument("--config", help="YAML with sections lm / long_range (setting overrides), e.g. configs/study_cpu.yaml")
-    p.add_argument("--budget-seconds", type=float, help="lm: training budget per model (default 150)")
+    p.add_argument("--budget-seconds", "--budget", dest="budget_seconds", type=float,
+                   help="lm: training budget per model and seed, in seconds of the budget clock (default 150)")
     p.add_argument("--budget-clock", choices=("cpu", "wall"), help="lm: what the budget counts (default cpu)")
     p.add_argument("--jobs", type=int, default=1, help="lm: models trained at once, each in its own process; 0 = in "
                                                        "this process")
@@ -65,7 +109,7 @@ def parse_args(argv=None):
     p.add_argument("--report-only", action="store_true", help="re-render REPORT.md from study.json; run nothing")
     p.add_argument("--lm-worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    subsets = [s.strip() for s in args.subset.split(",") if s.strip()]
+    subsets = list(SUBSETS) if args.all else [s.strip() for s in args.subset.split(",") if s.strip()]
     bad = [s for s in subsets if s not in SUBSETS]
     if bad:
         p.error(f"unknown subset(s) {bad}; choose from {list(SUBSETS)}")
@@ -93,6 +137,8 @@ def main(argv=None) -> dict:
     md_path = os.path.join(out, "REPORT.md")
     if args.report_only:
         study = read_json(json_path)
+        study["addenda"] = addenda(out)
+        study["not_run"] = NOT_RUN
         with open(md_path, "w", encoding="utf-8") as f:
             f.write(report.render_report(study))
         print(f"wrote {md_path}")
@@ -120,6 +166,8 @@ def main(argv=None) -> dict:
                 overrides["budget_seconds"] = args.budget_seconds
             if args.budget_clock:
                 overrides["budget_clock"] = args.budget_clock
+            if args.seeds:
+                overrides["seeds"] = args.seeds
             s = lm.settings_from(overrides, args.quick)
             done["lm"] = lm.run(s, os.path.join(run_dir, "lm"), out, args.quick, jobs=args.jobs)
         elif name == "lm_recipes":
@@ -146,11 +194,14 @@ def main(argv=None) -> dict:
         write_json(json_path, merged())  # after each subset, so a crash later keeps what finished
     study = merged()
     for name, sec in study["subsets"].items():
-        if "settings" in sec:
+        if name == "lm" and sec.get("seeds"):
+            study["seeds"][name] = sec["seeds"]
+        elif "settings" in sec:
             study["seeds"][name] = sec["settings"].get("seed")
         elif name == "translation":
             study["seeds"][name] = "0 (the owners' configs: training.seed)"
     study["finished_at"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    study["addenda"] = addenda(out)
     write_json(json_path, study)
     with open(md_path, "w", encoding="utf-8") as f:
         f.write(report.render_report(study))

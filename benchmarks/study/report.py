@@ -6,10 +6,12 @@ from .common import fmt
 
 # (header, key) per table; the test parses the rendered tables back and compares them with the JSON via these specs
 LM_COLUMNS = [
-    ("Model", "label"), ("Parameters", "parameters"), ("Shape", "shape"), ("Adam lr", "learning_rate"), ("Steps", "steps"),
-    ("Train tokens", "train_tokens"), ("Epochs", "epochs"), ("Train s (budget clock)", "train_seconds"),
-    ("Train wall s", "train_wall_seconds"), ("Tokens/s", "tokens_per_second"), ("Valid-prefix ppl", "validation_perplexity"),
-    ("Test ppl", "test_perplexity"), ("Peak RSS MB", "peak_rss_mb"),
+    ("Model", "label"), ("Parameters", "parameters"), ("Shape", "shape"), ("Recipe", "recipe_text"),
+    ("Seeds", "seeds_text"), ("Threads", "threads"), ("Budget s", "budget_seconds"), ("Steps", "steps"),
+    ("Epochs", "epochs"), ("Train CPU s", "train_cpu_seconds"), ("Train wall s", "train_wall_seconds"),
+    ("Load (1 min)", "load_1min_at_end"), ("Tokens/s", "tokens_per_second"),
+    ("Valid-prefix ppl", "validation_perplexity"), ("Test ppl (mean)", "test_perplexity"),
+    ("Test ppl std", "test_perplexity_std"), ("Still improving", "still_improving"), ("Peak RSS MB", "peak_rss_mb"),
 ]
 LM_RECIPE_COLUMNS = [
     ("Recipe", "label"), ("Config", "config_file"), ("Parameters", "parameters"), ("Epochs", "epochs"),
@@ -24,7 +26,8 @@ LONG_RANGE_COLUMNS = [
 ]
 TRANSLATION_COLUMNS = [
     ("System", "label"), ("Parameters", "parameters"), ("Budget min", "train_budget_minutes"), ("Steps", "steps"),
-    ("Epochs", "epochs"), ("Train wall s", "train_seconds"), ("Train CPU s", "train_cpu_seconds"), ("BLEU", "test_bleu"),
+    ("Epochs", "epochs"), ("Train wall s", "train_seconds"), ("Train CPU s", "train_cpu_seconds"), ("Threads", "threads"),
+    ("Seeds", "seed"), ("Load (1 min)", "load_1min"), ("BLEU", "test_bleu"),
     ("chrF", "test_chrf"), ("Beams", "test_num_beams"), ("Test sentences/s", "sentences_per_second"),
 ]
 
@@ -44,29 +47,71 @@ def table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def LABELS_OF(sec: dict, arch: str) -> str:  # noqa: N802
+    return next((m["label"] for m in sec["models"] if m["architecture"] == arch), arch)
+
+
+def lm_row_view(m: dict, settings: dict | None = None) -> dict:
+    """The derived cells of an LM row: recipe and seeds as text, and whether the validation curve still fell by more
+    than 1 % over its last interval (then the row is not converged: its rank can change with a longer budget).
+    Rows of the former hand-written loop carry no recipe: theirs is the section's settings (Adam, one dropout)."""
+    s = settings or {}
+    r = m.get("recipe") or {"optimizer": "adam", "learning_rate": m.get("learning_rate"),
+                              "dropout": s.get("dropout", 0.0), "schedule": "constant"}
+    text = f"{r['optimizer']} lr {r['learning_rate']}, dropout {r['dropout']}, {r['schedule']}"
+    curve = m.get("curve") or []
+    improving = None
+    if len(curve) >= 2:
+        improving = curve[-1]["valid_perplexity"] < 0.99 * curve[-2]["valid_perplexity"]
+    loads = [x.get("load_1min_at_end") for x in m.get("runs", [m]) if x.get("load_1min_at_end") is not None]
+    return {**m, "recipe_text": text, "budget_seconds": m.get("budget_seconds", s.get("budget_seconds")), "seeds_text": ", ".join(str(x) for x in m.get("seeds") or [m.get("seed", 0)]),
+            "still_improving": improving, "load_1min_at_end": m.get("load_1min_at_end")
+            if not loads else round(max(loads), 2)}
+
+
 def _lm(sec: dict) -> list[str]:
     s = sec["settings"]
     clock = "CPU seconds of one thread" if s["budget_clock"] == "cpu" else "wall-clock seconds"
+    rows = [lm_row_view(m, s) for m in sec["models"]]
+    on_trainer = all(m.get("trainer") for m in sec["models"])
+    peer = any(m["architecture"] not in ("rnn", "gru", "lstm", "transformer") for m in sec["models"])
+    improving = [r["label"] for r in rows if r["still_improving"]]
+    epochs = [r["epochs"] for r in rows if r.get("epochs") is not None]
+    budget = float(s["budget_seconds"])
     out = [
-        "## 1. Language modelling (RNN vs GRU vs LSTM vs Transformer decoder)", "",
+        "## 1. Language modelling (RNN vs GRU vs LSTM vs Transformer decoder"
+        + (", and the PyTorch LSTM peer)" if peer else ")"), "",
+        f"**Budget and convergence: {fmt(budget)} {clock} of training per model and seed"
+        + (f" ({fmt(min(epochs))}-{fmt(max(epochs))} epochs)" if epochs else "")
+        + ". No row is trained to convergence"
+        + (f"; the validation curve was still falling >1 % over the last interval for: {', '.join(improving)}"
+           if improving else "") + ". The table ranks what each recipe reaches in this budget, NOT the "
+        "architectures at convergence (section 1b of benchmarks/results/study/REPORT.md: LSTMs trained to the end). "
+        + ("Recipes are the `RECIPES` table of benchmarks/study/lm.py (column `Recipe`); none was tuned at "
+           "convergence.**" if on_trainer else "One shared recipe (Adam, the sweep's rate per model, no dropout), "
+           "not tuned at convergence.**"), "",
         f"Data: {sec['data']['source']}; {sec['data']['tokenizer']}; vocabulary {fmt(sec['data']['vocab_size'])}; "
         f"tokens train/valid/test {', '.join(fmt(v) for v in sec['data']['tokens'].values())}.",
-        f"Budget: {fmt(float(s['budget_seconds']))} {clock} of training per model (evaluation excluded), "
-        f"{s['threads']} thread, Adam lr "
-        f"{'per model (table; picked by the sweep below)' if sec.get('lr_sweep') else s['learning_rate']}, warm-up "
-        f"{s['warmup_steps']} steps, clip "
-        f"{s['max_grad_norm']}, dropout {s['dropout']}, seed {s['seed']}. Every model is sized to "
+        (f"Training: `transformers.Trainer` (hf_seq's `StatefulLMTrainer` for the recurrent models, state carried "
+         f"across batches and checkpoints; plain next-token loss for the Transformer), {s['threads']} thread, the "
+         "budget measured by the study's `step_clock` callback (process CPU seconds inside training steps, counted "
+         "across resumes, evaluation excluded); the peer runs its own loop on the same clock. " if on_trainer else
+         f"Training: these rows predate the Trainer rewrite of benchmarks/study/lm.py (its former hand-written loop: "
+         f"Adam, {s.get('warmup_steps')} warm-up steps, clip {s.get('max_grad_norm')}, the same budget clock: CPU "
+         f"seconds inside training steps); {s['threads']} thread; the load average was not recorded per row (n/a). ")
+        + "Every model is sized to "
         f"{fmt(s['target_parameters'])} parameters ({s['num_layers']} layers, tied input/output embeddings) and sees "
         f"{s['batch_size'] * s['bptt']} tokens per step of the same contiguous stream: recurrent models "
         f"{s['batch_size']} x {s['bptt']} with the state carried across batches (truncated BPTT), the Transformer "
-        f"{s['batch_size'] // 2} x {2 * s['bptt']} with no state.",
+        f"{s['batch_size'] // 2} x {2 * s['bptt']} with no state. Seeds: {sec.get('seeds', [s['seed']])} "
+        "(`Test ppl std`: sample standard deviation over the seeds; n/a for one seed).",
         f"Test perplexity = exp(token-weighted mean NLL) over the whole test split (valid-prefix: the first "
-        f"{fmt(s['curve_eval_tokens'])} validation tokens, the last point of the curve): recurrent models with the state carried "
-        f"(batch 10 x {s['bptt']}), the Transformer with a sliding window of {2 * s['bptt']} tokens, stride "
-        f"{s['bptt']} (every scored token sees >= {s['bptt']} tokens of context). Tokens/s counts training tokens "
-        "per second of the budget clock; peak RSS is the worker process's (Python + torch included; the RSS before "
-        "the model was built is in the JSON).", "",
-        table(sec["models"], LM_COLUMNS), "",
+        f"{fmt(s['curve_eval_tokens'])} validation tokens, the last point of the curve): recurrent models with the "
+        f"state carried (batch 10 x {s['bptt']}), the Transformer with a sliding window of {2 * s['bptt']} tokens, "
+        f"stride {s['bptt']} (every scored token sees >= {s['bptt']} tokens of context). Tokens/s counts training "
+        "tokens per second of the budget clock; `Load (1 min)` is the machine's 1-minute load average when the row "
+        "finished (2 cores shared with other jobs); peak RSS is the worker process's.", "",
+        table(rows, LM_COLUMNS), "",
         f"![perplexity vs training time]({sec['plots']['curve']})", "",
     ]
     sweep = sec.get("lr_sweep")
@@ -85,20 +130,18 @@ def _lm(sec: dict) -> list[str]:
                 if len(grid) > 1 and v["best"] in (grid[0], grid[-1])]
         out += ["", f"The sweep ranks rates after {fmt(float(s['sweep_seconds']))} seconds, a fraction of the "
                 f"{fmt(float(s['budget_seconds']))}-second budget, where a lower rate can lead early and fall behind "
-                "later; the table above ranks the architectures with these rates over this budget (about 1-2 "
-                "epochs, no dropout), not at convergence (section 1b: LSTMs trained to the end)."
+                "later; the table above ranks the architectures with these rates over this budget, not at "
+                "convergence (section 1b: LSTMs trained to the end)."
                 + (f" Picked at the edge of the grid (a wider grid might do better): {', '.join(edge)}." if edge
                    else ""), ""]
-    else:
-        out += ["One optimizer setting is shared by every model, with no per-model tuning: the table ranks how far "
-                "each architecture gets with it in the budget, not the best each can do (section 1b: an LSTM with "
-                "its own recipe).", ""]
+    sources = "; ".join(f"{LABELS_OF(sec, a)}: {r.get('source')}" for a, r in (sec.get("recipes") or {}).items())
+    if sources:
+        out += [f"Where each recipe comes from: {sources}.", ""]
     resumed = [f"{r['label']} (from step {', '.join(map(str, r['resumed_from_steps']))})" for r in sec["models"]
                if r.get("resumed_from_steps")]
     if resumed:
         out += ["Interrupted and resumed from their checkpoints: " + "; ".join(resumed) + ". The budget clock and "
-                "`Train wall s` add up every attempt; wall time was 10-15x the CPU time because the 2 cores were "
-                "shared with other jobs.", ""]
+                "`Train wall s` add up every attempt.", ""]
     if sec.get("skipped_finished"):
         out += [f"Reused finished runs (not retrained on this invocation): {', '.join(sec['skipped_finished'])}.", ""]
     return out
@@ -108,8 +151,8 @@ def _lm_recipes(sec: dict) -> list[str]:
     out = ["## 1b. PTB LSTM recipes trained to the end (Zaremba et al. reproduction, our one-hour recipe)", ""]
     if sec["recipes"]:
         out += [
-            "Each row is a finished `training/train_lm.py` run of the named config (command: `OMP_NUM_THREADS=<threads> "
-            "python training/train_lm.py <config>`), read from its run folder: perplexity over the whole validation "
+            "Each row is a finished language-modelling run of the named config (command: `OMP_NUM_THREADS=<threads> "
+            "hf-seq train <config>`; the older rows ran the former `training/train_lm.py`), read from its run folder: perplexity over the whole validation "
             "and test streams with the state carried (batch 10), the paper's protocol. `Train h` is the run's wall "
             "time including its per-epoch validation; `Threads` is the torch thread count (n/a: not recorded by that "
             "run; it was started with OMP_NUM_THREADS=1).", "",
@@ -153,6 +196,13 @@ def _translation(sec: dict) -> list[str]:
             "decoding speed (batched, one thread).", "",
             table(sec["systems"], TRANSLATION_COLUMNS), "",
         ]
+        if any(r["system"] == "luong" for r in sec["systems"]) and not any(r["system"] == "luong_feed"
+                                                                          for r in sec["systems"]):
+            out += ["The Luong row is Luong et al.'s global attention with the general score but WITHOUT input "
+                    "feeding (its config's choice: the decoder then runs as one fused GRU call), and has 1.97M fewer "
+                    "parameters than the Bahdanau row; why it trails Bahdanau is measured in the ablation addendum "
+                    "(luong_vs_bahdanau_ablation.md). `Seeds`: one seed per system (the config's training.seed), no "
+                    "spread yet; `Load`: not recorded by these runs (n/a).", ""]
         cpu = [r["train_cpu_seconds"] for r in sec["systems"] if r.get("train_cpu_seconds")]
         if cpu and max(cpu) > 1.5 * min(cpu):
             out += [f"**Caveat:** equal wall-clock budgets did not give equal work: the training CPU seconds range "
@@ -243,6 +293,10 @@ def render_report(study: dict) -> str:
             if sec.get("command"):
                 part[1:1] = ["", f"Command: `OMP_NUM_THREADS=1 {sec['command']}`"]
             lines += part
+    if study.get("addenda"):
+        lines += ["## Addenda (measured separately, each file states its command, machine, load, threads, CPU "
+                  "seconds and seeds)", ""] + [f"- [{a['what']}]({a['file']})" + (f" — {a['numbers']}." if a.get("numbers") else "")
+                  for a in study["addenda"]] + [""]
     if study.get("not_run"):
         lines += ["## Not run here", ""] + [f"- {x}" for x in study["not_run"]] + [""]
     return "\n".join(lines)

@@ -24,7 +24,10 @@ SYSTEMS = {
     "none": ("GRU enc-dec, no attention", "seq2seq_multi30k_none_cpu", []),
     "bahdanau": ("GRU enc-dec + Bahdanau", "seq2seq_multi30k_luong_cpu",
                  ["model.attention=bahdanau", "model.attention_size=128"]),
-    "luong": ("GRU enc-dec + Luong (general)", "seq2seq_multi30k_luong_cpu", []),
+    "luong": ("GRU enc-dec + Luong (general, no input feeding)", "seq2seq_multi30k_luong_cpu", []),
+    # Luong et al. 2015 as published (and as OpenNMT/eole run it): input feeding on (issue #23.2's ablation)
+    "luong_feed": ("GRU enc-dec + Luong (general, input feeding)", "seq2seq_multi30k_luong_cpu",
+                   ["model.input_feeding=true"]),
     "transformer": ("Transformer", "transformer_multi30k_cpu", ["data.test_num_beams=1"]),
 }
 # --quick: the Transformer's own seconds-long experiment; the RNN systems run their experiment with --smoke
@@ -43,7 +46,8 @@ def _overrides(name: str, budget_minutes: float, quick: bool) -> list[str]:
     if quick:
         if name in QUICK_EXPERIMENTS:
             return [QUICK_EXPERIMENTS[name], "data.test_num_beams=1"]
-        return [experiment, "--smoke", "data.test_num_beams=1", *[o for o in overrides if o.startswith("model.attention=")]]
+        return [experiment, "--smoke", "data.test_num_beams=1",
+                *[o for o in overrides if o.startswith(("model.attention=", "model.input_feeding="))]]
     return [experiment, f"data.max_train_minutes={budget_minutes}", *overrides]
 
 
