@@ -679,7 +679,6 @@ _FIXES.update({  # issue 20
     "naming config.json",
 })
 _FAILING_IDS = """
-LSTMConfig-value_wrong_type TransformerConfig-value_wrong_type Word2VecConfig-value_wrong_type
 """.split()
 KNOWN_FAILURES: dict[str, str] = {}
 

@@ -6,9 +6,35 @@ uniform init in [-0.05, 0.05], vocabulary 10k).
 """
 
 from huggingface_hub.dataclasses import strict
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import PreTrainedConfig
 
 
+class ConfigFieldTypeError(StrictDataclassFieldValidationError, TypeError):
+    """A config field given a value of the wrong type: a `TypeError`, and huggingface_hub's strict-dataclass error."""
+
+
+class ConfigFieldValueError(StrictDataclassFieldValidationError, ValueError):
+    """A config field given a refused value: a `ValueError`, and huggingface_hub's strict-dataclass error."""
+
+
+def readable_field_errors(cls):
+    """Make the strict field checks of `cls` raise errors that are also `TypeError` / `ValueError` (the types
+    Python code catches for bad arguments), naming the field and the value as before. Apply above `@strict`."""
+    strict_setattr = cls.__setattr__
+
+    def __setattr__(self, name, value):
+        try:
+            strict_setattr(self, name, value)
+        except StrictDataclassFieldValidationError as e:
+            kind = ConfigFieldTypeError if isinstance(e.__cause__, TypeError) else ConfigFieldValueError
+            raise kind(field=name, cause=e.__cause__) from e.__cause__
+
+    cls.__setattr__ = __setattr__
+    return cls
+
+
+@readable_field_errors
 @strict
 class RecurrentConfig(PreTrainedConfig):
     r"""
@@ -102,6 +128,7 @@ class RecurrentConfig(PreTrainedConfig):
         return 2 if self.bidirectional else 1
 
 
+@readable_field_errors
 @strict
 class RNNConfig(RecurrentConfig):
     r"""
@@ -122,6 +149,7 @@ class RNNConfig(RecurrentConfig):
             raise ValueError(f"`nonlinearity` must be 'tanh' or 'relu', got {self.nonlinearity!r}.")
 
 
+@readable_field_errors
 @strict
 class GRUConfig(RecurrentConfig):
     r"""Configuration of the gated recurrent unit (Cho et al. 2014)."""
@@ -130,6 +158,7 @@ class GRUConfig(RecurrentConfig):
     cell_type = "gru"
 
 
+@readable_field_errors
 @strict
 class LSTMConfig(RecurrentConfig):
     r"""Configuration of the long short-term memory network (Hochreiter & Schmidhuber 1997)."""

@@ -4,6 +4,7 @@ Defaults follow the GRU + attention setting commonly used on Multi30k (one-layer
 GRU decoder, 256-d embeddings, 512-d hidden state, Bahdanau attention).
 """
 
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import PreTrainedConfig
 
 _CELL_TYPES = ("rnn", "gru", "lstm")
@@ -12,6 +13,34 @@ _LUONG_SCORES = ("dot", "general", "concat")
 _BRIDGES = ("linear", "copy", "zero")
 
 
+# Copied from hf_seq.models.recurrent.configuration_recurrent.ConfigFieldTypeError
+class ConfigFieldTypeError(StrictDataclassFieldValidationError, TypeError):
+    """A config field given a value of the wrong type: a `TypeError`, and huggingface_hub's strict-dataclass error."""
+
+
+# Copied from hf_seq.models.recurrent.configuration_recurrent.ConfigFieldValueError
+class ConfigFieldValueError(StrictDataclassFieldValidationError, ValueError):
+    """A config field given a refused value: a `ValueError`, and huggingface_hub's strict-dataclass error."""
+
+
+# Copied from hf_seq.models.recurrent.configuration_recurrent.readable_field_errors
+def readable_field_errors(cls):
+    """Make the strict field checks of `cls` raise errors that are also `TypeError` / `ValueError` (the types
+    Python code catches for bad arguments), naming the field and the value as before. Apply above `@strict`."""
+    strict_setattr = cls.__setattr__
+
+    def __setattr__(self, name, value):
+        try:
+            strict_setattr(self, name, value)
+        except StrictDataclassFieldValidationError as e:
+            kind = ConfigFieldTypeError if isinstance(e.__cause__, TypeError) else ConfigFieldValueError
+            raise kind(field=name, cause=e.__cause__) from e.__cause__
+
+    cls.__setattr__ = __setattr__
+    return cls
+
+
+@readable_field_errors
 class RNNSeq2SeqConfig(PreTrainedConfig):
     r"""
     Args:

@@ -1,9 +1,38 @@
 """Configuration of the Transformer of Vaswani et al. (2017), "Attention Is All You Need" (arXiv:1706.03762)."""
 
 from huggingface_hub.dataclasses import strict
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import PreTrainedConfig
 
 
+# Copied from hf_seq.models.recurrent.configuration_recurrent.ConfigFieldTypeError
+class ConfigFieldTypeError(StrictDataclassFieldValidationError, TypeError):
+    """A config field given a value of the wrong type: a `TypeError`, and huggingface_hub's strict-dataclass error."""
+
+
+# Copied from hf_seq.models.recurrent.configuration_recurrent.ConfigFieldValueError
+class ConfigFieldValueError(StrictDataclassFieldValidationError, ValueError):
+    """A config field given a refused value: a `ValueError`, and huggingface_hub's strict-dataclass error."""
+
+
+# Copied from hf_seq.models.recurrent.configuration_recurrent.readable_field_errors
+def readable_field_errors(cls):
+    """Make the strict field checks of `cls` raise errors that are also `TypeError` / `ValueError` (the types
+    Python code catches for bad arguments), naming the field and the value as before. Apply above `@strict`."""
+    strict_setattr = cls.__setattr__
+
+    def __setattr__(self, name, value):
+        try:
+            strict_setattr(self, name, value)
+        except StrictDataclassFieldValidationError as e:
+            kind = ConfigFieldTypeError if isinstance(e.__cause__, TypeError) else ConfigFieldValueError
+            raise kind(field=name, cause=e.__cause__) from e.__cause__
+
+    cls.__setattr__ = __setattr__
+    return cls
+
+
+@readable_field_errors
 @strict
 class TransformerConfig(PreTrainedConfig):
     r"""
@@ -154,6 +183,7 @@ def _upgrade_decoder_only_layout(config_dict: dict) -> dict:
     return config_dict
 
 
+@readable_field_errors
 @strict
 class TransformerDecoderConfig(TransformerConfig):
     r"""

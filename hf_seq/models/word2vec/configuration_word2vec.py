@@ -1,12 +1,42 @@
 """word2vec configuration (Mikolov et al. 2013, "Efficient Estimation of Word Representations in Vector Space" and
 "Distributed Representations of Words and Phrases and their Compositionality")."""
 
+import numpy as np
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import PreTrainedConfig
 
 _ARCHITECTURES = ("skipgram", "cbow")
 _OBJECTIVES = ("negative_sampling", "hierarchical_softmax")
 
 
+# Copied from hf_seq.models.recurrent.configuration_recurrent.ConfigFieldTypeError
+class ConfigFieldTypeError(StrictDataclassFieldValidationError, TypeError):
+    """A config field given a value of the wrong type: a `TypeError`, and huggingface_hub's strict-dataclass error."""
+
+
+# Copied from hf_seq.models.recurrent.configuration_recurrent.ConfigFieldValueError
+class ConfigFieldValueError(StrictDataclassFieldValidationError, ValueError):
+    """A config field given a refused value: a `ValueError`, and huggingface_hub's strict-dataclass error."""
+
+
+# Copied from hf_seq.models.recurrent.configuration_recurrent.readable_field_errors
+def readable_field_errors(cls):
+    """Make the strict field checks of `cls` raise errors that are also `TypeError` / `ValueError` (the types
+    Python code catches for bad arguments), naming the field and the value as before. Apply above `@strict`."""
+    strict_setattr = cls.__setattr__
+
+    def __setattr__(self, name, value):
+        try:
+            strict_setattr(self, name, value)
+        except StrictDataclassFieldValidationError as e:
+            kind = ConfigFieldTypeError if isinstance(e.__cause__, TypeError) else ConfigFieldValueError
+            raise kind(field=name, cause=e.__cause__) from e.__cause__
+
+    cls.__setattr__ = __setattr__
+    return cls
+
+
+@readable_field_errors
 class Word2VecConfig(PreTrainedConfig):
     r"""
     Configuration of a word2vec model. Defaults are the original `word2vec.c` / gensim 4 settings.
@@ -58,6 +88,14 @@ class Word2VecConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         # plain dataclass (no @strict): accept ints for floats and numpy ints for counts, then validate with
         # ValueErrors that name the value
+        for name in ("vocab_size", "vector_size", "negative", "window", "min_count", "num_hidden_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name}={value!r} must be an integer, got {type(value).__name__}")
+        for name in ("sample", "ns_exponent", "initializer_range"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{name}={value!r} must be a number, got {type(value).__name__}")
         self.sample, self.ns_exponent = float(self.sample), float(self.ns_exponent)
         if self.architecture not in _ARCHITECTURES:
             raise ValueError(f"architecture={self.architecture!r} is not one of {_ARCHITECTURES}")
