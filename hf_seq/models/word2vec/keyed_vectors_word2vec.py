@@ -30,21 +30,11 @@ def _check_count(name: str, value, minimum: int, allow_none: bool = False) -> No
         raise ValueError(f"{name} must be an integer >= {minimum}{' or None' if allow_none else ''}, got {value!r}")
 
 
-def _rankdata(values: np.ndarray) -> np.ndarray:
-    """Ranks starting at 1, ties get their average rank (scipy.stats.rankdata's default)."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), dtype=np.float64)
-    sorted_vals = values[order]
-    boundaries = np.concatenate([[0], np.nonzero(np.diff(sorted_vals))[0] + 1, [len(values)]])
-    for lo, hi in zip(boundaries[:-1], boundaries[1:]):
-        ranks[order[lo:hi]] = (lo + hi + 1) / 2.0
-    return ranks
-
-
 def spearman(x, y) -> float:
-    """Spearman rank correlation (Pearson on average ranks)."""
-    rx, ry = _rankdata(np.asarray(x, dtype=np.float64)), _rankdata(np.asarray(y, dtype=np.float64))
-    return float(np.corrcoef(rx, ry)[0, 1])
+    """Spearman rank correlation: `scipy.stats.spearmanr` (the one the package uses everywhere)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)).statistic)
 
 
 class Word2VecKeyedVectors:
