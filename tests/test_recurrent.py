@@ -306,3 +306,21 @@ def test_text_generation_pipeline_batched_equals_single(tmp_path):
     single = [pipe(p, **kwargs) for p in prompts]
     assert [b[0]["generated_text"] for b in batched] == [s[0]["generated_text"] for s in single]
     assert all(b[0]["generated_text"].strip() for b in batched)
+
+
+def test_cached_steps_still_check_what_a_user_passes():
+    """generate() skips re-validating the tokens it picked itself (issue 21, point 4); a user's cached call is
+    still checked, and a dynamically quantized copy still generates."""
+    torch.manual_seed(0)
+    model = LSTMForCausalLM(LSTMConfig(vocab_size=20, hidden_size=8, embedding_size=8, num_hidden_layers=2,
+                                       initializer_range=1.0)).eval()  # logits far from ties
+    out = model(torch.tensor([[1, 2, 3]]), use_cache=True)
+    with pytest.raises(ValueError, match="25"):
+        model(torch.tensor([[25]]), cache=out.cache, use_cache=True)
+    prompt = torch.tensor([[5, 6, 7]])  # no special ids (1 is <pad>: generate would mask it)
+    greedy = model.generate(prompt, max_new_tokens=6, min_new_tokens=6, do_sample=False)
+    with torch.no_grad():  # the tokens generate() picked without re-validating are the full, checked forward's argmax
+        logits = model(greedy[:, :-1]).logits
+    assert torch.equal(logits[:, prompt.shape[1] - 1 :].argmax(-1), greedy[:, prompt.shape[1] :])
+    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
+    assert quantized.generate(prompt, max_new_tokens=6, min_new_tokens=6, do_sample=False).shape == greedy.shape

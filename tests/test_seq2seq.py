@@ -534,3 +534,13 @@ def test_compile_padded_batch():
     model, inputs = _compile_inputs()
     with torch.no_grad():
         torch.testing.assert_close(torch.compile(model)(**inputs).logits, model(**inputs).logits, atol=1e-5, rtol=0)
+
+
+def test_cached_decoder_steps_still_check_what_a_user_passes():
+    """generate() skips re-validating its own decode steps (issue 21, point 4); a user's cached call is still checked."""
+    model = make_model().eval()
+    src = torch.tensor([[5, 6, 7, 8]])
+    out = model(input_ids=src, decoder_input_ids=torch.tensor([[model.config.decoder_start_token_id]]), use_cache=True)
+    with pytest.raises(ValueError, match=str(model.config.vocab_size + 5)):
+        model(input_ids=src, decoder_input_ids=torch.tensor([[model.config.vocab_size + 5]]), cache=out.cache,
+              use_cache=True)

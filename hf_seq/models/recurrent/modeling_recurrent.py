@@ -26,6 +26,7 @@ _INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 # Keyword arguments transformers itself passes to a causal LM (generate(), Trainer, pipelines) that a recurrent
 # model has no use for; anything else unknown is a typo and raises (issue 19, point 9).
 _IGNORED_KWARGS = frozenset({"position_ids", "cache_position", "output_attentions"})
+_RNN_OPS = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}
 
 
 def is_tracing(*tensors) -> bool:
@@ -269,14 +270,30 @@ class RecurrentLayer(nn.Module):
                 x = x._replace(data=x.data.float()) if isinstance(x, PackedSequence) else x.float()
                 hx = None if hx is None else tuple(t.float() for t in hx)
                 out, h_n = self.rnn(x, hx)
+        elif hx is not None and type(self.rnn) in _CELLS.values() and not isinstance(x, PackedSequence):
+            # A carried state and no padding (every generate() decode step): the op that nn.LSTM/GRU/RNN.forward
+            # itself calls, without that method's per-call bookkeeping, a large share of a one-token step (issue 21,
+            # point 4). Exact module types only: a quantized copy (quantize_dynamic) keeps its own forward.
+            rnn = self.rnn
+            weights = [w for layer in range(rnn.num_layers) for w in _layer_weights(rnn, layer)]
+            flags = (rnn.bias, rnn.num_layers, float(rnn.dropout), rnn.training, rnn.bidirectional, rnn.batch_first)
+            result = _RNN_OPS[rnn.mode](x, hx, weights, *flags)
+            return result[0], tuple(result[1:])
         else:
             out, h_n = self.rnn(x, hx)
         return out, (h_n if isinstance(h_n, tuple) else (h_n,))
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None = None, state: tuple | None = None):
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        state: tuple | None = None,
+        tracing: bool | None = None,
+    ):
         """hidden (B, T, C) at the caller's positions; mask (B, T) bool, None when nothing is padded; state: tensors
-        of (D, B, H), the kernel's layout. Returns outputs (B, T, D * H), zero at padding, and the final state."""
-        if is_tracing(hidden):
+        of (D, B, H), the kernel's layout; tracing: `is_tracing(hidden)` when the caller already knows it. Returns
+        outputs (B, T, D * H), zero at padding, and the final state."""
+        if is_tracing(hidden) if tracing is None else tracing:
             return masked_rnn_layer(self.rnn, 0, hidden, mask, state)
         if mask is None:
             return self._run(hidden, state)
@@ -351,8 +368,14 @@ class RecurrentModel(RecurrentPreTrainedModel):
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        validate_inputs: bool = True,
         **kwargs,
     ) -> RecurrentModelOutput | tuple:
+        r"""
+        validate_inputs (`bool`, defaults to `True`): run the eager value checks of `input_ids` and `attention_mask`
+            (range, 0/1 values, rows without a token). `generate()` passes `False` for its one-token decode steps,
+            whose token it picked from this model's own logits (issue 21, point 4); the prompt pass is checked.
+        """
         check_unused_kwargs(kwargs, type(self).__name__)
         use_cache = use_cache if use_cache is not None else self.config.use_cache
         output_hidden_states = (
@@ -366,7 +389,8 @@ class RecurrentModel(RecurrentPreTrainedModel):
 
         # 1. embed
         if inputs_embeds is None:
-            check_input_ids(input_ids, self.config.vocab_size)
+            if validate_inputs:
+                check_input_ids(input_ids, self.config.vocab_size)
             inputs_embeds = self.embeddings(input_ids)
         else:
             if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != self.config.embedding_size:
@@ -376,7 +400,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
                 )
             if inputs_embeds.shape[0] == 0 or inputs_embeds.shape[1] == 0:
                 raise ValueError(f"`inputs_embeds` is empty (shape {tuple(inputs_embeds.shape)}).")
-            if not is_tracing(inputs_embeds) and not torch.isfinite(inputs_embeds).all():
+            if validate_inputs and not is_tracing(inputs_embeds) and not torch.isfinite(inputs_embeds).all():
                 raise ValueError("`inputs_embeds` contains NaN or inf.")
         B, T, _ = inputs_embeds.shape
         past_len = cache.seen_tokens if cache is not None else 0
@@ -387,7 +411,10 @@ class RecurrentModel(RecurrentPreTrainedModel):
         # 2. which positions are real; an all-real batch takes the unpacked fast path (eager only: data-dependent)
         mask = None
         if attention_mask is not None:
-            mask = check_attention_mask(attention_mask, B, T, past_len)
+            if validate_inputs:
+                mask = check_attention_mask(attention_mask, B, T, past_len)
+            else:
+                mask = attention_mask[:, -T:].bool()
             if not is_tracing(mask) and bool(mask.all()):
                 mask = None
         if mask is not None:
@@ -396,15 +423,18 @@ class RecurrentModel(RecurrentPreTrainedModel):
         # 3. run the stack, one layer at a time; hidden_states[i] is the very tensor the next layer reads
         all_hidden = (hidden,) if output_hidden_states else None
         checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        tracing = is_tracing(hidden)  # once per call, not once per layer
         new_states = []
         for i, layer in enumerate(self.layers):
             layer_input = self.hidden_dropout(hidden) if i > 0 else hidden
             layer_state = cache.states[i] if cache is not None else None
             if checkpointing:
                 # recompute this layer in backward instead of keeping its activations (transformers' own idiom)
-                hidden, state = self._gradient_checkpointing_func(layer.__call__, layer_input, mask, layer_state)
+                hidden, state = self._gradient_checkpointing_func(
+                    layer.__call__, layer_input, mask, layer_state, tracing
+                )
             else:
-                hidden, state = layer(layer_input, mask, layer_state)
+                hidden, state = layer(layer_input, mask, layer_state, tracing)
             new_states.append(state)
             if output_hidden_states:
                 all_hidden += (hidden,)
@@ -467,7 +497,9 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
-    def prepare_inputs_for_generation(self, input_ids, cache=None, attention_mask=None, **kwargs):
+    def prepare_inputs_for_generation(
+        self, input_ids, next_sequence_length=None, cache=None, attention_mask=None, is_first_iteration=False, **kwargs
+    ):
         # generate() appends new tokens after the last column: with right padding the first new token would be
         # predicted from a pad position (transformers only logs a warning); refuse it (issue 20, point 6).
         if cache is None and attention_mask is not None and attention_mask.ndim == 2 and not is_tracing(attention_mask):
@@ -476,7 +508,22 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
                     "`attention_mask` is right-padded (a row ends with 0): a recurrent LM generates after the last "
                     "column, so pad on the left (tokenizer padding_side='left')."
                 )
-        return super().prepare_inputs_for_generation(input_ids, cache=cache, attention_mask=attention_mask, **kwargs)
+        if is_first_iteration or next_sequence_length != 1 or not isinstance(cache, RecurrentCache):
+            # the prompt pass: transformers' general preparation, every input checked in forward
+            return super().prepare_inputs_for_generation(
+                input_ids,
+                next_sequence_length=next_sequence_length,
+                cache=cache,
+                attention_mask=attention_mask,
+                is_first_iteration=is_first_iteration,
+                **kwargs,
+            )
+        # A one-token decode step (issue 21, point 4). The token was picked from this model's logits, so forward
+        # skips its range check; the state already keeps the prompt's padding out and generate() marks every new
+        # token real, so the step needs no mask (nor the per-step check of the whole growing one).
+        inputs = {key: value for key, value in kwargs.items() if key not in ("labels", "inputs_embeds")}
+        inputs.update(input_ids=input_ids[:, -1:].to(cache.states[0][0].device), cache=cache, validate_inputs=False)
+        return inputs
 
     def forward(
         self,
@@ -491,6 +538,7 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         logits_to_keep: int = 0,
         shift_labels: torch.LongTensor | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
+        validate_inputs: bool = True,
         **kwargs,
     ) -> RecurrentCausalLMOutput | tuple:
         r"""
@@ -501,6 +549,7 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             shifting `labels`.
         logits_to_keep (`int`): if > 0, compute logits for the last `logits_to_keep` positions only (generation).
         num_items_in_batch: Trainer's count of labelled tokens over gradient-accumulation steps (loss normaliser).
+        validate_inputs (`bool`): see [`RecurrentModel.forward`]; `generate()` turns it off for its decode steps.
         """
         check_unused_kwargs(kwargs, type(self).__name__)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
@@ -513,6 +562,7 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            validate_inputs=validate_inputs,
         )
         hidden = outputs.last_hidden_state
         if logits_to_keep:

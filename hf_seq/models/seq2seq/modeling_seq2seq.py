@@ -87,7 +87,15 @@ def _run_rnn(rnn: nn.RNNBase, x, state):
             x = x._replace(data=x.data.float()) if isinstance(x, PackedSequence) else x.float()
             state = None if state is None else tuple(t.float() for t in state)
             return rnn(x, state)
-    return rnn(x, state)
+    if state is None or isinstance(x, PackedSequence) or type(rnn) not in _RNN_CLASSES.values() or is_tracing(x):
+        return rnn(x, state)
+    # The decoder's case (a carried state, no packing; one token per generate() step): the op that
+    # nn.LSTM/GRU/RNN.forward itself calls, without that method's per-call bookkeeping (issue 21, point 4). Exact
+    # module types only (a quantized copy keeps its own forward); traced graphs keep the module call.
+    weights = [w for layer in range(rnn.num_layers) for w in _layer_weights(rnn, layer)]
+    flags = (rnn.bias, rnn.num_layers, float(rnn.dropout), rnn.training, rnn.bidirectional, rnn.batch_first)
+    result = _RNN_OPS[rnn.mode](x, state, weights, *flags)
+    return result[0], (tuple(result[1:]) if rnn.mode == "LSTM" else result[1])
 
 
 # Copied from hf_seq.models.recurrent.modeling_recurrent._layer_weights
@@ -408,14 +416,20 @@ class RNNSeq2SeqEncoder(nn.Module):
             raise ValueError(f"attention_mask must hold only 0 (padding) and 1 (token); it holds {bad}.")
         mask = attention_mask.bool()
         lengths = mask.sum(dim=1)
-        if not tracing and int(lengths.min()) == 0:
+        shortest = None if tracing else int(lengths.min())
+        if shortest == 0:
             raise ValueError("Every source sequence needs at least one real token (attention_mask has an all-zero row).")
 
         x = self.dropout(inputs_embeds)
         checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        all_hidden = None
         if tracing or output_hidden_states or checkpointing:
             # layer by layer: one entry per layer in hidden_states, each the very tensor the next layer reads
             out, hidden, cell, all_hidden = self._encode_per_layer(x, mask, tracing, checkpointing)
+        elif shortest == S:
+            # no padding (a batch of one, or of equal lengths): the fused kernel on the plain tensor, nothing to pack
+            out, state = _run_rnn(self.rnn, x, None)
+            hidden, cell = state if isinstance(state, tuple) else (state, None)
         else:
             # 1. rows that are not right-padded (left padding, holes) get their real tokens moved to the front
             order = None
@@ -429,7 +443,6 @@ class RNNSeq2SeqEncoder(nn.Module):
             if order is not None:  # back to the caller's positions
                 out = torch.zeros_like(out).scatter(1, order.unsqueeze(-1).expand_as(out), out)
             hidden, cell = state if isinstance(state, tuple) else (state, None)
-            all_hidden = None
 
         result = RNNSeq2SeqEncoderOutput(
             last_hidden_state=out,
@@ -490,6 +503,8 @@ class RNNSeq2SeqDecoder(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
         self.num_directions = 2 if config.bidirectional_encoder else 1
+        # the architecture, read once: a config attribute costs microseconds, a decode step reads these every token
+        self.attention_type, self.input_feeding = config.attention, config.input_feeding
         if config.bridge == "linear":
             self.bridge_hidden = nn.Linear(self.num_directions * H, config.decoder_layers * H)
             self.bridge_cell = (
@@ -584,18 +599,18 @@ class RNNSeq2SeqDecoder(nn.Module):
         return self._forward(inputs_embeds, memory, source_mask, cache, output_hidden_states)
 
     def _forward(self, inputs_embeds, memory, source_mask, cache, output_hidden_states):
-        cfg = self.config
+        attention = self.attention_type
         x = self.dropout(inputs_embeds)
         state = self._to_rnn_state(cache)
         T = x.shape[1]
         weights = feed = None
         layer_outputs = None
 
-        if cfg.attention in ("none", "luong") and not cfg.input_feeding:
+        if attention in ("none", "luong") and not self.input_feeding:
             # fused kernel over the whole target (h_t does not depend on any attention output)
             out, state, layer_outputs = self._rnn(x, state, output_hidden_states)
             pre = out
-            if cfg.attention == "luong":
+            if attention == "luong":
                 # every step attends in parallel, then h~_t = tanh(W_c [c_t; h_t]) (Luong eq. 5)
                 context, weights = self.attention(out, cache.keys, memory, source_mask)
                 pre = torch.tanh(self.output_layer(torch.cat([context, out], dim=-1)))
@@ -607,7 +622,7 @@ class RNNSeq2SeqDecoder(nn.Module):
             feed = cache.feed
             for t in range(T):
                 x_t = x[:, t : t + 1]  # (B, 1, E)
-                if cfg.attention == "bahdanau":
+                if attention == "bahdanau":
                     query = (state[0] if isinstance(state, tuple) else state)[-1].unsqueeze(1)  # s_{i-1}, (B, 1, H)
                     context, w = self.attention(query, cache.keys, memory, source_mask)
                     out, state, per_layer = self._rnn(torch.cat([x_t, context], dim=-1), state, output_hidden_states)
@@ -626,7 +641,7 @@ class RNNSeq2SeqDecoder(nn.Module):
                 # joined copies are off the autograd graph, except the top layer of Bahdanau's, which the deep
                 # output reads below.
                 layer_outputs = [torch.cat(steps, dim=1) for steps in zip(*step_layers)]
-            if cfg.attention == "bahdanau":
+            if attention == "bahdanau":
                 top = layer_outputs[-1] if output_hidden_states else torch.cat(outs, 1)  # s_i for all i, (B, T, H)
                 # the deep output does not feed back into the recurrence: one matmul over all steps after the loop
                 pre = torch.tanh(self.output_layer(torch.cat([top, torch.cat(contexts, 1), x], dim=-1)))
@@ -750,10 +765,15 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        validate_inputs: bool = True,
         **kwargs,
     ) -> RNNSeq2SeqModelOutput:
         """decoder_attention_mask is accepted for API compatibility: the decoder is causal and padded target
-        positions only follow real ones, so they never influence real positions (mask them out of the loss)."""
+        positions only follow real ones, so they never influence real positions (mask them out of the loss).
+
+        validate_inputs (`bool`, defaults to `True`): run the eager range check of `decoder_input_ids`. `generate()`
+        passes `False` for its one-token decode steps, whose token it picked from this model's own logits (issue 21,
+        point 4); the prompt pass and the encoder's inputs are always checked."""
         check_unused_kwargs(kwargs, type(self).__name__)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         use_cache = use_cache if use_cache is not None else self.config.use_cache
@@ -782,7 +802,8 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         if (decoder_input_ids is None) == (decoder_inputs_embeds is None):
             raise ValueError("Pass exactly one of decoder_input_ids (or labels) and decoder_inputs_embeds.")
         if decoder_input_ids is not None:
-            _check_token_ids(decoder_input_ids, self.config.decoder_vocab_size, "decoder_input_ids")
+            if validate_inputs:
+                _check_token_ids(decoder_input_ids, self.config.decoder_vocab_size, "decoder_input_ids")
             decoder_inputs_embeds = self.get_decoder_input_embeddings()(decoder_input_ids)
         elif not is_tracing(decoder_inputs_embeds) and not torch.isfinite(decoder_inputs_embeds).all():
             raise ValueError("decoder_inputs_embeds contains NaN or inf.")
@@ -854,6 +875,36 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
     def _reorder_cache(self, cache: RNNSeq2SeqCache, beam_idx: torch.LongTensor) -> RNNSeq2SeqCache:
         return cache.reorder_cache(beam_idx)
 
+    def prepare_inputs_for_generation(
+        self,
+        input_ids,
+        next_sequence_length=None,
+        cache=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        is_first_iteration=False,
+        **kwargs,
+    ):
+        if is_first_iteration or next_sequence_length != 1 or not isinstance(cache, RNNSeq2SeqCache):
+            # the prompt pass: transformers' general preparation, every input checked in forward
+            return super().prepare_inputs_for_generation(
+                input_ids,
+                next_sequence_length=next_sequence_length,
+                cache=cache,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                is_first_iteration=is_first_iteration,
+                **kwargs,
+            )
+        # A one-token decode step (issue 21, point 4): the last token, the state, and the inputs that stay the same
+        # every step (encoder outputs, source mask). The token was picked from this model's logits, so forward skips
+        # its range check.
+        inputs = {key: value for key, value in kwargs.items() if key != "labels"}
+        inputs.update(decoder_input_ids=input_ids[:, -1:].to(cache.hidden.device), cache=cache, validate_inputs=False)
+        if attention_mask is not None:
+            inputs["attention_mask"] = attention_mask
+        return inputs
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -869,11 +920,13 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        validate_inputs: bool = True,
         **kwargs,
     ) -> RNNSeq2SeqLMOutput:
         """
         input_ids `(B, S)` source ids; attention_mask `(B, S)`; decoder_input_ids `(B, T)` target prefix (built from
-        `labels` by shifting right when absent); labels `(B, T)` target ids with -100 to ignore.
+        `labels` by shifting right when absent); labels `(B, T)` target ids with -100 to ignore; validate_inputs: see
+        [`RNNSeq2SeqModel.forward`] (`generate()` turns it off for its decode steps).
         """
         check_unused_kwargs(kwargs, type(self).__name__)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
@@ -896,6 +949,7 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            validate_inputs=validate_inputs,
         )
         pre = self.model.decoder.dropout(outputs.last_hidden_state)
         if self.output_projection is not None:
