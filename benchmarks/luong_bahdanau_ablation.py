@@ -92,6 +92,7 @@ def patch_deep_output() -> None:
 
 def overrides(variant: str, a: argparse.Namespace, out_dir: str) -> list[str]:
     return [
+        "model.input_feeding=false",  # the ablation's baseline (the shipped experiment now turns it on); variants add it
         *VARIANTS[variant][0],
         f"model.encoder_embedding_size={a.embedding}", f"model.decoder_embedding_size={a.embedding}",
         f"model.hidden_size={a.hidden}",
