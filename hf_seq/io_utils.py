@@ -12,6 +12,7 @@ when the block raises; the previous file, if any, is then left exactly as it was
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import uuid
@@ -88,4 +89,13 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[str]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-__all__ = ["atomic_folder", "atomic_write"]
+def write_json_atomic(path: str | os.PathLike, data, **dump_kwargs) -> None:
+    """`json.dump(data)` (indent 2 unless given) through `atomic_write`, creating the folder if needed."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    dump_kwargs.setdefault("indent", 2)
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, **dump_kwargs)
+        f.write("\n")
+
+
+__all__ = ["atomic_folder", "atomic_write", "write_json_atomic"]

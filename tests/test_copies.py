@@ -77,3 +77,38 @@ def test_copied_block_equals_its_source(path, line, target, subs, lines):
         f"{path.relative_to(PACKAGE)}:{line}: the block marked `# Copied from {target}` differs from its source; "
         "copy the source again (applying the `with A->B` replacements) or drop the marker"
     )
+
+
+def _remote_code_files(folder: Path) -> set[Path]:
+    """The files `save_pretrained` ships as remote code: configuration_*/modeling_* and, transitively, the
+    same-folder modules they import."""
+    import ast
+
+    todo = [p for p in folder.glob("*.py") if p.name.startswith(("configuration_", "modeling_"))]
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                todo.append(folder / f"{node.module}.py")
+    return seen
+
+
+@pytest.mark.parametrize("folder", sorted(p for p in (PACKAGE / "models").iterdir() if p.is_dir()
+                                          and not p.name.startswith("__")), ids=lambda p: p.name)
+def test_remote_code_imports_nothing_outside_its_folder(folder):
+    """Hub remote code follows only same-folder single-dot imports: a shipped file that reaches `..`, `hf_seq` or a
+    sibling package would fail where hf-seq is not installed (the family's training code beside it may import more:
+    it never ships)."""
+    import ast
+
+    for path in _remote_code_files(folder):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                outside = node.level > 1 or (node.level == 0 and (node.module or "").split(".")[0] == "hf_seq")
+                assert not outside, f"{path.relative_to(PACKAGE)}:{node.lineno} imports from outside its folder"
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.split(".")[0] == "hf_seq" for a in node.names), path

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import SHARED_DATA, run_without_hf_seq
 from mixin import ModelTesterMixin
-from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer, pipeline
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer, pipeline
 
 import hf_seq  # noqa: F401  (registers the Auto classes)
 from hf_seq.models.word2vec import (
@@ -737,3 +737,34 @@ def test_hierarchical_softmax_skips_saturated_nodes_as_word2vec_c(by_centre):
     saturated = -math.log(max(1 - torch.sigmoid(torch.tensor(12.0)).item() if code0 else torch.sigmoid(
         torch.tensor(12.0)).item(), 1e-30))
     assert loss > saturated - 1e-6  # the skipped node's term is in the loss
+
+
+# --- conventions of a native transformers model (issue 19): standard config names, strict keywords ---
+def test_standard_config_names():
+    config = Word2VecConfig(vocab_size=VOCAB, vector_size=12)
+    assert config.hidden_size == 12 and config.num_hidden_layers == 1
+    config.hidden_size = 20  # attribute_map: one value under both names
+    assert config.vector_size == 20
+    again = AutoConfig.for_model("hf_seq_word2vec", **{k: v for k, v in config.to_dict().items() if k != "model_type"})
+    assert again.hidden_size == 20
+    with pytest.raises(ValueError, match="num_hidden_layers=2"):
+        Word2VecConfig(num_hidden_layers=2)
+
+
+def test_pretraining_head_return_dict_and_strict_kwargs():
+    model = Word2VecForPreTraining(Word2VecModelTester().get_config()).eval()
+    ids, labels, negatives = torch.tensor([5, 6]), torch.tensor([7, 8]), torch.tensor([[9, 10], [11, 12]])
+    out = model(ids, labels=labels, negative_ids=negatives)
+    tup = model(ids, labels=labels, negative_ids=negatives, return_dict=False)
+    assert isinstance(tup, tuple) and len(tup) == 3
+    for got, want in zip(tup, out.to_tuple()):
+        torch.testing.assert_close(got, want)
+    with pytest.raises(TypeError, match="negative_idz"):
+        model(ids, labels=labels, negative_idz=negatives)
+
+
+def test_masked_lm_labels_all_ignored_are_refused():
+    model = Word2VecForMaskedLM(Word2VecModelTester().get_config())
+    ids = torch.randint(5, VOCAB, (2, 4))
+    with pytest.raises(ValueError, match="labels.*-100"):
+        model(ids, labels=torch.full_like(ids, -100))

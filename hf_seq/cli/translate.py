@@ -45,14 +45,6 @@ def target_tokenizer_of(model):
     return AutoTokenizer.from_pretrained(sub) if os.path.isdir(sub) else None
 
 
-def load_tokenizer_of(name: str, revision: str | None):
-    from transformers import AutoTokenizer
-
-    from .common import resolve
-
-    return AutoTokenizer.from_pretrained(resolve(name, revision), revision=revision)
-
-
 def _batches(sources: list[str], size: int):
     for start in range(0, len(sources), size):
         yield sources[start : start + size]
@@ -85,9 +77,9 @@ def run(args) -> int:
     if args.models:
         from ..ensemble import EnsembleForConditionalGeneration
 
-        members = [model] + [load(name, "translate", args.revision)[0] for name in args.models]
-        vocabularies = [tokenizer.get_vocab()] + [load_tokenizer_of(name, args.revision).get_vocab()
-                                                  for name in args.models]
+        others = [load(name, "translate", args.revision) for name in args.models]
+        members = [model] + [m for m, _, _ in others]
+        vocabularies = [tokenizer.get_vocab()] + [tok.get_vocab() for _, tok, _ in others]
         try:
             model = EnsembleForConditionalGeneration(members, target_vocabularies=vocabularies,
                                                      source_vocabularies=vocabularies)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 
 from transformers import PreTrainedModel
 from transformers.utils import logging
+
+from ..io_utils import write_json_atomic
 
 logger = logging.get_logger(__name__)
 
@@ -99,25 +100,11 @@ def save_tokenizer(tokenizer, source_folder: str | None, output_dir: str) -> boo
     return tokenizer is not None
 
 
-def write_json_atomic(path: str, data: dict) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_marker(output_dir: str, **fields) -> dict:
     from .. import __version__
 
     marker = {"marker_version": MARKER_VERSION, "hf_seq_version": __version__, **fields}
-    write_json_atomic(os.path.join(output_dir, MARKER_FILE), marker)
+    write_json_atomic(os.path.join(output_dir, MARKER_FILE), marker, sort_keys=True)
     return marker
 
 

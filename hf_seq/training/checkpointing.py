@@ -31,7 +31,7 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.utils import logging
 
-from ..io_utils import atomic_folder, atomic_write
+from ..io_utils import atomic_folder, write_json_atomic
 
 logger = logging.get_logger(__name__)
 
@@ -244,12 +244,8 @@ def _as_fingerprint(fingerprint: dict) -> dict:
 def write_fingerprint(folder: str | os.PathLike, fingerprint: dict) -> str:
     """Write `fingerprint` (minus `VOLATILE_KEYS`) to `<folder>/run_fingerprint.json` atomically; `folder` is a run's
     output folder or one of its checkpoints (created if missing). Returns the file's path."""
-    data = _as_fingerprint(fingerprint)
-    os.makedirs(folder, exist_ok=True)
     path = os.path.join(os.fspath(folder), FINGERPRINT)
-    with atomic_write(path, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.write("\n")
+    write_json_atomic(path, _as_fingerprint(fingerprint), indent=1, sort_keys=True)
     return path
 
 
@@ -549,8 +545,7 @@ def save_averaged_checkpoints(model_dir: str | os.PathLike, checkpoints: list[st
                 shutil.copy2(source, os.path.join(tmp, name))
         model.save_pretrained(tmp)
         record = {"model_dir": os.path.abspath(model_dir), "checkpoints": [os.path.abspath(c) for c in checkpoints]}
-        with atomic_write(os.path.join(tmp, AVERAGE_RECORD), "w") as f:
-            json.dump(record, f, indent=2)
+        write_json_atomic(os.path.join(tmp, AVERAGE_RECORD), record)
     logger.info("averaged %d checkpoints into %s", len(checkpoints), output_dir)
     return output_dir
 

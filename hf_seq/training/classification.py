@@ -6,7 +6,8 @@ into a classifier, trained with `Trainer` on Pang & Lee's sentence polarity.
 
 Data: sentence polarity v1.0 (rt-polarity.pos / rt-polarity.neg, one snippet a line). It has no official split: a
 fixed seeded `1 - test_fraction` / `test_fraction` split, and `dev_fraction` of the training part held out to pick
-the best epoch, so the test part is read once, at the end. Metrics: accuracy and macro F1 (scikit-learn).
+the best epoch, so the test part is read once, at the end. Metrics: accuracy and macro F1 (scikit-learn's
+`average="macro"`, computed here).
 
 `model.word_vectors` initialises the embedding (Collobert et al. 2011; Kim 2014) from either
 - `experiment:NAME` — a word2vec experiment (a shipped name such as `word2vec_polarity_vectors`, or a YAML path) that

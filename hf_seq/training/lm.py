@@ -177,6 +177,18 @@ def validate(exp: Experiment) -> None:
                      **sampling).validate(strict=True)
 
 
+# --smoke also shrinks the model; the keys depend on the architecture
+SMOKE_MODEL = {"recurrent": {"hidden_size": 16, "embedding_size": 16, "num_hidden_layers": 1},
+               "transformer": {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2,
+                               "decoder_layers": 1}}
+
+
+def smoke_model(model: dict) -> dict:
+    kind = "transformer" if model.get("architecture") == "transformer" else "recurrent"
+    drop = {"d_model", "d_ff", "num_heads", "N", "embedding_size"} if kind == "transformer" else set()
+    return {**{k: v for k, v in model.items() if k not in drop}, **SMOKE_MODEL[kind]}
+
+
 SPEC = TaskSpec(
     data=DataArguments,
     training=TrainingArguments,
@@ -191,21 +203,9 @@ SPEC = TaskSpec(
                      "eval_strategy": "no", "save_strategy": "no", "logging_steps": 1},
         "generate": {"max_new_tokens": 5},
     },
-    smoke_model=lambda model: smoke_model(model),
+    smoke_model=smoke_model,
     validate=validate,
 )
-# --smoke also shrinks the model; the keys depend on the architecture
-SMOKE_MODEL = {"recurrent": {"hidden_size": 16, "embedding_size": 16, "num_hidden_layers": 1},
-               "transformer": {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2,
-                               "decoder_layers": 1}}
-
-
-def smoke_model(model: dict) -> dict:
-    kind = "transformer" if model.get("architecture") == "transformer" else "recurrent"
-    drop = {"d_model", "d_ff", "num_heads", "N", "embedding_size"} if kind == "transformer" else set()
-    return {**{k: v for k, v in model.items() if k not in drop}, **SMOKE_MODEL[kind]}
-
-
 def build_tokenizer(data: DataArguments, raw):
     if data.tokenizer not in TOKENIZERS:
         return AutoTokenizer.from_pretrained(data.tokenizer)

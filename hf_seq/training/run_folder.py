@@ -9,7 +9,6 @@ publish RUN` all take it as it is):
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -18,16 +17,9 @@ from collections.abc import Callable
 import torch
 from transformers.utils import logging
 
-from ..io_utils import atomic_write
+from ..io_utils import atomic_write, write_json_atomic
 
 logger = logging.get_logger(__name__)
-
-
-def write_json_atomic(path: str, data: dict) -> None:
-    """Write JSON through a temporary file and `os.replace`: a crash never leaves half a file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_write(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
 
 
 def environment() -> dict:
@@ -109,4 +101,4 @@ def write_run_folder(
     return output_dir
 
 
-__all__ = ["environment", "write_json_atomic", "write_run_folder"]
+__all__ = ["environment", "write_run_folder"]
