@@ -27,6 +27,12 @@ VARIANTS = {
     "luong-dot-copy-lstm": dict(attention="luong", attention_score="dot", bidirectional_encoder=False, bridge="copy", cell_type="lstm"),
     "bahdanau-tied-shared": dict(attention="bahdanau", tie_word_embeddings=True, share_encoder_decoder_embeddings=True),
     "luong-separate-vocab": dict(attention="luong", target_vocab_size=30, bridge="zero"),
+    # OpenNMT/eole's options (issue 22): brnn encoder (bridge="concat"), mlp attention, sinusoidal positions
+    "eole-mlp-concat-feed-lstm": dict(attention="luong", attention_score="mlp", input_feeding=True, bridge="concat",
+                                      cell_type="lstm", encoder_layers=2, decoder_layers=2,
+                                      position_encoding="sinusoidal"),
+    "eole-mlp-concat-gru-separate": dict(attention="luong", attention_score="mlp", bridge="concat", cell_type="gru",
+                                         position_encoding="sinusoidal", target_vocab_size=30),
 }
 
 
@@ -161,6 +167,17 @@ class TestRNNSeq2SeqCommon(ModelTesterMixin):
     # Bahdanau decoder's step loop takes a minute to compile on 2 cores)
     # feature-extraction needs decoder inputs; translation has its own pipeline, tested below
     pipeline_model_classes = ()
+
+
+@pytest.mark.slow
+class TestRNNSeq2SeqEoleOptionsCommon(TestRNNSeq2SeqCommon):
+    """The same shared checks with eole's options on (brnn `bridge="concat"`, `mlp` attention, sinusoidal positions):
+    ~1 min on 2 cores, slow run only. (An input-feeding decoder fails the hidden-states-on-the-autograd-path check by
+    design: its per-layer outputs are joined from the step loop after the fact, see RNNSeq2SeqDecoder._forward.)"""
+
+    model_tester = RNNSeq2SeqModelTester(
+        **{**VARIANTS["eole-mlp-concat-gru-separate"], "target_vocab_size": None, "tie_word_embeddings": True}
+    )
 
 
 def test_resize_token_embeddings_keeps_tying_and_rejects_separate_vocabularies():
@@ -402,6 +419,13 @@ def test_learns_to_reverse_sequences():
         (dict(bridge="copy"), "bridge='copy'"),
         (dict(target_vocab_size=2, bos_token_id=None, decoder_start_token_id=2), "decoder_start_token_id=2"),
         (dict(dropout=1.5), "dropout=1.5"),
+        (dict(bridge="concat", bidirectional_encoder=False), "bridge='concat'.*bidirectional_encoder=False"),
+        (dict(bridge="concat", hidden_size=15), "bridge='concat'.*hidden_size=15"),
+        (dict(bridge="concat", encoder_layers=2), "bridge='concat'.*encoder_layers=2, decoder_layers=1"),
+        (dict(position_encoding="sinusoidal", encoder_embedding_size=7), "encoder_embedding_size=7"),
+        (dict(position_encoding="learned"), "position_encoding='learned'"),
+        (dict(attention_score="bilinear"), "attention_score='bilinear'.*'mlp'"),
+        (dict(bridge="relu"), "bridge='relu'.*'concat'"),
     ],
 )
 def test_config_errors(kwargs, match):
@@ -463,10 +487,10 @@ def test_attention_heatmap_rejects_attention_free_model(tmp_path):
 
 def test_hidden_states_embeddings_plus_one_per_layer_on_the_autograd_path():
     # issue 19 point 8: encoder and decoder each return embeddings + one entry per layer
-    for variant in ("luong-general-lstm", "bahdanau-gru"):
+    for variant in ("luong-general-lstm", "bahdanau-gru", "eole-mlp-concat-gru-separate"):
         model = make_model(**{**VARIANTS[variant], "encoder_layers": 2, "decoder_layers": 2}).train()
         ids, mask = padded_batch(left=True)
-        labels = torch.randint(4, VOCAB, (3, 4))
+        labels = torch.randint(4, model.config.decoder_vocab_size, (3, 4))
         out = model(input_ids=ids, attention_mask=mask, labels=labels, output_hidden_states=True)
         assert len(out.encoder_hidden_states) == 3 and len(out.decoder_hidden_states) == 3
         assert out.encoder_hidden_states[-1] is out.encoder_last_hidden_state
@@ -487,20 +511,44 @@ def test_hidden_states_embeddings_plus_one_per_layer_on_the_autograd_path():
         torch.testing.assert_close(layered.logits, fused.logits, atol=1e-6, rtol=0)
 
 
-def test_gradient_checkpointing_two_layer_encoder_decoder():
-    model = make_model(**{**VARIANTS["luong-general-lstm"], "dropout": 0.0})
+@pytest.mark.parametrize(
+    "variant, decoder_calls",
+    [("luong-general-lstm", 2), ("none-gru", 1), ("eole-mlp-concat-gru-separate", 2), ("bahdanau-gru", 1),
+     ("eole-mlp-concat-feed-lstm", 1)],
+)
+def test_gradient_checkpointing_per_layer_where_the_decoder_allows(variant, decoder_calls):
+    """Issue 19: a decoder whose layers can run over the whole target one at a time (no attention, Luong without
+    input feeding) checkpoints one layer at a time like the encoder; one that loops over time (Bahdanau, input
+    feeding) is one block. Loss and gradients equal the un-checkpointed model's either way."""
+    overrides = {"encoder_layers": 2, "decoder_layers": 2} if decoder_calls == 2 else {}
+    model = make_model(**{**VARIANTS[variant], **overrides, "dropout": 0.0})
     ids, mask = padded_batch()
-    labels = torch.randint(4, VOCAB, (3, 4))
-    grads = []
+    labels = torch.randint(4, model.config.decoder_vocab_size, (3, 4))
+    results, blocks = [], []
+
+    def count_decoder_blocks():  # record what the decoder hands to torch's checkpoint, call it unchanged
+        checkpoint = model.model.decoder._gradient_checkpointing_func
+
+        def counted(fn, *args, **kwargs):
+            blocks.append(fn.__name__)
+            return checkpoint(fn, *args, **kwargs)
+
+        model.model.decoder._gradient_checkpointing_func = counted
+
     for enable in (False, True):
         model.zero_grad()
         model.train()
         if enable:
             model.activation_checkpointing_enable()
-        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
-    for name in grads[0]:
-        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5, msg=name)
+            count_decoder_blocks()
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert blocks == (["_layer"] * decoder_calls if model.model.decoder.layer_by_layer else ["_forward"])
+    torch.testing.assert_close(results[1][0], results[0][0], atol=1e-6, rtol=0)
+    assert results[1][1].keys() == results[0][1].keys()
+    for name, grad in results[0][1].items():
+        torch.testing.assert_close(results[1][1][name], grad, atol=1e-6, rtol=1e-5, msg=name)
 
 
 def test_labels_all_ignored_and_bad_masks_are_refused():
@@ -514,24 +562,32 @@ def test_labels_all_ignored_and_bad_masks_are_refused():
         model(input_ids=ids, attention_maks=mask, labels=torch.randint(4, VOCAB, (3, 4)))
 
 
-def _compile_inputs():
-    model = make_model(**VARIANTS["luong-dot-copy-lstm"])  # LSTM encoder, Luong attention, fused decoder
+# LSTM encoder, Luong attention, fused decoder; eole's options: masked_rnn_layer over the (hidden_size / 2 per
+# direction) encoder, sinusoidal positions, mlp attention
+COMPILED_VARIANTS = ["luong-dot-copy-lstm", "eole-mlp-concat-gru-separate"]
+
+
+def _compile_inputs(variant):
+    model = make_model(**VARIANTS[variant])
     ids, mask = padded_batch(lengths=(4, 2, 3), left=True)
-    return model, dict(input_ids=ids, attention_mask=mask, decoder_input_ids=torch.randint(4, VOCAB, (3, 4)))
+    dec = torch.randint(4, model.config.decoder_vocab_size, (3, 4))
+    return model, dict(input_ids=ids, attention_mask=mask, decoder_input_ids=dec)
 
 
-def test_export_padded_batch():
-    # the seq2seq family's default-run representative for torch.export (every class with -m slow)
-    model, inputs = _compile_inputs()
+@pytest.mark.parametrize("variant", COMPILED_VARIANTS)
+def test_export_padded_batch(variant):
+    # the seq2seq family's default-run representatives for torch.export (every class with -m slow)
+    model, inputs = _compile_inputs(variant)
     program = torch.export.export(model, args=(), kwargs=inputs)
     with torch.no_grad():
         torch.testing.assert_close(program.module()(**inputs)["logits"], model(**inputs).logits, atol=1e-5, rtol=0)
 
 
 @pytest.mark.slow
-def test_compile_padded_batch():
-    # ~40 s on 2 shared cores (the decoder's nn.LSTM is a graph break): slow run only
-    model, inputs = _compile_inputs()
+@pytest.mark.parametrize("variant", COMPILED_VARIANTS)
+def test_compile_padded_batch(variant):
+    # ~20-40 s each on 2 shared cores (the decoder's nn.LSTM/GRU is a graph break): slow run only
+    model, inputs = _compile_inputs(variant)
     with torch.no_grad():
         torch.testing.assert_close(torch.compile(model)(**inputs).logits, model(**inputs).logits, atol=1e-5, rtol=0)
 
@@ -544,3 +600,83 @@ def test_cached_decoder_steps_still_check_what_a_user_passes():
     with pytest.raises(ValueError, match=str(model.config.vocab_size + 5)):
         model(input_ids=src, decoder_input_ids=torch.tensor([[model.config.vocab_size + 5]]), cache=out.cache,
               use_cache=True)
+
+
+# ---------------------------------------------------------------- OpenNMT/eole options (issue 22)
+def test_concat_bridge_is_eoles_brnn():
+    """bridge="concat": hidden_size / 2 units per direction, outputs hidden_size wide, decoder layer l starts from
+    [forward final state of encoder layer l; backward final state of encoder layer l]."""
+    model = make_model(**VARIANTS["eole-mlp-concat-feed-lstm"])
+    H = model.config.hidden_size
+    assert model.model.encoder.rnn.hidden_size == H // 2 and model.model.encoder.rnn.bidirectional
+    ids, mask = padded_batch(left=True)
+    enc = model.get_encoder()(input_ids=ids, attention_mask=mask)
+    assert enc.last_hidden_state.shape == (3, 7, H) and enc.final_hidden_state.shape == (3, 4, H // 2)
+    cache = model.get_decoder().initial_cache(enc)
+    for state, final in ((cache.hidden, enc.final_hidden_state), (cache.cell, enc.final_cell_state)):
+        for layer in range(2):
+            expected = torch.cat([final[:, 2 * layer], final[:, 2 * layer + 1]], dim=-1)
+            torch.testing.assert_close(state[:, layer], expected, rtol=0, atol=0)
+    # the backward direction's final state is its output at each row's first real token
+    first = mask.argmax(1)
+    top = enc.last_hidden_state[torch.arange(3), first, H // 2 :]
+    torch.testing.assert_close(cache.hidden[:, 1, H // 2 :], top)
+
+
+def test_mlp_attention_is_eoles_formula():
+    """score = v^T tanh(W_q h_t + b + W_c h_s), attentional vector W_o [c_t; h_t] + b_o without tanh."""
+    model = make_model(**VARIANTS["eole-mlp-concat-gru-separate"])
+    attention, decoder = model.model.decoder.attention, model.model.decoder
+    assert attention.query_proj.bias is not None and attention.key_proj.bias is None
+    assert decoder.output_layer.bias is not None
+    ids, mask = padded_batch()
+    dec = torch.randint(4, 30, (3, 4))
+    out = model.model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec, output_attentions=True,
+                      output_hidden_states=True)
+    h, memory = out.decoder_hidden_states[-1], out.encoder_last_hidden_state  # (3, 4, H), (3, 7, H)
+    scores = attention.energy(torch.tanh(attention.query_proj(h)[:, :, None] + attention.key_proj(memory)[:, None]))
+    weights = torch.softmax(scores.squeeze(-1).masked_fill(~mask.bool()[:, None], float("-inf")), dim=-1)
+    torch.testing.assert_close(out.cross_attentions[0], weights)
+    expected = decoder.output_layer(torch.cat([weights @ memory, h], dim=-1))
+    torch.testing.assert_close(out.last_hidden_state, expected)
+
+
+def test_sinusoidal_positions_scale_embeddings_and_follow_real_tokens_and_the_cache():
+    from hf_seq.models.seq2seq.modeling_seq2seq import sinusoidal_positions
+    from hf_seq.models.transformer.modeling_transformer import sinusoidal_position_encoding
+
+    # the table of Vaswani et al. §3.5 (the Transformer's float64 copy), to float32 rounding
+    table = sinusoidal_positions(torch.arange(50)[None], 8)[0]
+    torch.testing.assert_close(table, sinusoidal_position_encoding(50, 8), atol=2e-6, rtol=0)
+    model = make_model(**VARIANTS["eole-mlp-concat-gru-separate"])
+    ids, mask = padded_batch(lengths=(5, 3), left=True)
+    enc = model.get_encoder()(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    emb = model.model.encoder.embed_tokens(ids) * 8**0.5
+    # row 1 is left-padded: its first real token still takes position 0
+    torch.testing.assert_close(enc.hidden_states[0][1, 2:], emb[1, 2:] + table[:3])
+    torch.testing.assert_close(enc.hidden_states[0][0], emb[0] + table[:5])
+    # the decoder's positions go on across cached calls: the stepwise logits equal the full pass's
+    dec = torch.randint(4, 30, (2, 5))
+    full = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec, output_hidden_states=True)
+    target = model.model.decoder.embed_tokens(dec) * 8**0.5 + table[:5]
+    torch.testing.assert_close(full.decoder_hidden_states[0], target)
+    out = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec[:, :3])
+    step = model(encoder_outputs=model.get_encoder()(input_ids=ids, attention_mask=mask),
+                 decoder_input_ids=dec[:, 3:], cache=out.cache)
+    torch.testing.assert_close(torch.cat([out.logits, step.logits], 1), full.logits, atol=1e-6, rtol=1e-5)
+
+
+def test_new_options_default_off_and_old_configs_load(tmp_path):
+    """A config saved before these options existed loads with them off and builds the same parameters."""
+    config = make_config(attention="luong", attention_score="concat", bidirectional_encoder=True)
+    saved = config.to_dict()
+    assert saved["position_encoding"] == "none" and saved["bridge"] == "linear"
+    del saved["position_encoding"]
+    old = RNNSeq2SeqConfig.from_dict(saved)
+    assert old.position_encoding == "none" and old.encoder_hidden_size == old.hidden_size
+    assert old.encoder_output_size == 2 * old.hidden_size
+    torch.manual_seed(0)
+    shapes = {k: v.shape for k, v in RNNSeq2SeqForConditionalGeneration(old).state_dict().items()}
+    assert "model.decoder.output_layer.bias" not in shapes and "model.decoder.attention.query_proj.bias" not in shapes
+    assert shapes["model.decoder.attention.key_proj.bias"] == (12,)
+    assert shapes["model.encoder.rnn.weight_hh_l0_reverse"] == (48, 16)

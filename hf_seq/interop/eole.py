@@ -7,19 +7,24 @@ An eole 0.x model folder holds `config.json` (the training config; its `model` s
 from eole's defaults), `vocab.json` (`src` and `tgt` token lists, `specials`, `decoder_start_token`) and
 `model.*.safetensors`. Two architectures map onto hf-seq models exactly (same logits up to float rounding):
 
-- `architecture: rnn` → `RNNSeq2SeqForConditionalGeneration`: unidirectional LSTM/GRU encoder, decoder started from the
-  encoder's final state layer by layer (`bridge="copy"`), Luong global attention with `dot` or `general` scores, with
-  or without input feeding, or no attention. eole's `general` score is q^T W h with W on the query; hf-seq puts the
-  same matrix, transposed, on the keys.
+- `architecture: rnn` (and `architecture: custom` with an `rnn`/`brnn` encoder and an `rnn` decoder, the only way
+  eole 0.6.4 builds a bidirectional encoder) → `RNNSeq2SeqForConditionalGeneration`: LSTM/GRU encoder, decoder
+  started from the encoder's final state layer by layer (`bridge="copy"`; `encoder_type: brnn` → a bidirectional
+  encoder with hidden_size/2 per direction and `bridge="concat"`), Luong global attention with `dot`, `general` or
+  `mlp` scores (`attention_score="mlp"`), with or without input feeding, or no attention; eole's default sinusoidal
+  positions on the embeddings (`position_encoding="sinusoidal"`); separate source/target vocabularies of any sizes;
+  the generator's bias. eole's `general` score is q^T W h with W on the query; hf-seq puts the same matrix,
+  transposed, on the keys.
 - `architecture: transformer` → `TransformerForConditionalGeneration`: pre-norm layers with a final LayerNorm on each
   stack, sinusoidal (interleaved) positions added to embeddings scaled by sqrt(d_model); absent q/k/v/FFN biases
   become zeros.
 
-Everything else is refused with a ValueError naming the eole option and the value hf-seq would need (a bidirectional
-encoder, `mlp` attention, a generator bias on the Transformer, ...): a partial conversion would translate differently
-from eole without saying so. The tokenizer is word-level over eole's own vocabularies (ids unchanged, eole's special
-tokens `<unk> <blank> <s> </s>`), splitting on whitespace as eole does when no tokenization transform is configured;
-a model trained behind a subword transform needs that transform applied to the text first.
+Everything else is refused with a ValueError naming the eole option and the value hf-seq would need (eole's
+`bridge`, coverage, context gates, `SinusoidalConcat` positions, a generator bias on the Transformer, ...): a partial
+conversion would translate differently from eole without saying so. The tokenizer is word-level over eole's own
+vocabularies (ids unchanged, eole's special tokens `<unk> <blank> <s> </s>`), splitting on whitespace as eole does
+when no tokenization transform is configured; a model trained behind a subword transform needs that transform applied
+to the text first.
 """
 
 from __future__ import annotations
@@ -243,17 +248,20 @@ def _rnn_config_and_weights(model: dict, vocab: dict, w: dict[str, np.ndarray]):
 
     embeddings = _section(model, "embeddings", _EMBEDDING_DEFAULTS)
     _check_common(model, embeddings)
-    if embeddings["position_encoding_type"] is not None:
-        _refuse("embeddings.position_encoding_type", embeddings["position_encoding_type"],
-                "eole adds (sqrt(d)-scaled embeddings +) positional encodings to RNN inputs unless it is null, and "
-                "hf-seq's RNN seq2seq has no positional encoding; train the eole RNN with "
-                "`embeddings: {position_encoding_type: null}`")
+    positions = embeddings["position_encoding_type"]
+    if positions not in (None, "SinusoidalInterleaved"):
+        # eole adds sqrt(d)-scaled embeddings + its sinusoidal table to RNN inputs (the default, interleaved
+        # sin/cos pairs); hf-seq's RNN seq2seq has that table only
+        _refuse("embeddings.position_encoding_type", positions,
+                "hf-seq's RNN seq2seq adds the interleaved sinusoidal table (SinusoidalInterleaved) or nothing (null)")
     enc = _section(model, "encoder", _RNN_ENCODER_DEFAULTS)
     dec = _section(model, "decoder", _RNN_DECODER_DEFAULTS)
-    if enc["encoder_type"] == "brnn" or dec["bidirectional_encoder"]:
-        _refuse("encoder.encoder_type", "brnn",
-                "eole's bidirectional encoder has hidden_size/2 per direction and starts each decoder layer from the "
-                "concatenated directions; hf-seq's encoder has hidden_size per direction and no such bridge")
+    if enc["encoder_type"] not in ("rnn", "brnn"):
+        _refuse("encoder.encoder_type", enc["encoder_type"], "hf-seq's RNN seq2seq converts an rnn or brnn encoder")
+    bidirectional = enc["encoder_type"] == "brnn"
+    if bool(dec["bidirectional_encoder"]) != bidirectional:
+        _refuse("decoder.bidirectional_encoder", dec["bidirectional_encoder"],
+                f"it contradicts encoder.encoder_type={enc['encoder_type']!r}")
     if enc["bridge"] or dec.get("bridge"):
         _refuse("bridge", True, "eole's bridge is relu(Linear) over all layers; hf-seq's is tanh(Linear) of the top layer")
     if enc["rnn_type"] != dec["rnn_type"]:
@@ -271,10 +279,8 @@ def _rnn_config_and_weights(model: dict, vocab: dict, w: dict[str, np.ndarray]):
     if dec["global_attention_function"] != "softmax":
         _refuse("decoder.global_attention_function", dec["global_attention_function"], "only softmax attention")
     score = dec["global_attention"]
-    if score == "mlp":
-        _refuse("decoder.global_attention", "mlp",
-                "eole's mlp attention ends with Linear(bias=True) and no tanh, while hf-seq's Luong 'concat' ends "
-                "with tanh(Linear(bias=False)) (Luong eq. 5)")
+    if score not in (None, "dot", "general", "mlp"):
+        _refuse("decoder.global_attention", score, "expected dot, general, mlp or null")
     input_feed = int(_option(model, "input_feed")) == 1
     if score is None and input_feed:
         _refuse("input_feed", 1, "with global_attention=None eole feeds the previous RNN output; hf-seq's input "
@@ -294,14 +300,16 @@ def _rnn_config_and_weights(model: dict, vocab: dict, w: dict[str, np.ndarray]):
         cell_type=enc["rnn_type"].lower(),
         encoder_layers=enc["layers"],
         decoder_layers=dec["layers"],
-        bidirectional_encoder=False,
-        bridge="copy",
+        bidirectional_encoder=bidirectional,
+        bridge="concat" if bidirectional else "copy",  # brnn: each decoder layer starts from [forward; backward]
         encoder_embedding_size=E_src,
         decoder_embedding_size=E_tgt,
         hidden_size=H,
         attention="none" if score is None else "luong",
         attention_score=score or "general",
+        attention_size=H,  # eole's mlp score layer is hidden_size wide
         input_feeding=input_feed and score is not None,
+        position_encoding="none" if positions is None else "sinusoidal",
         dropout=0.0,
         share_encoder_decoder_embeddings=share,
         tie_word_embeddings=tie,
@@ -324,6 +332,12 @@ def _rnn_config_and_weights(model: dict, vocab: dict, w: dict[str, np.ndarray]):
     if score == "general":
         # eole: score = (W q) . h;  hf-seq: score = q . (W' h)  →  W' = W^T
         state["model.decoder.attention.key_proj.weight"] = w["decoder.attn.linear_in.weight"].T.copy()
+    elif score == "mlp":  # v^T tanh(W_q q + b + W_c h): the same modules, named as in hf-seq's additive score
+        state["model.decoder.attention.query_proj.weight"] = w["decoder.attn.linear_query.weight"]
+        state["model.decoder.attention.query_proj.bias"] = w["decoder.attn.linear_query.bias"]
+        state["model.decoder.attention.key_proj.weight"] = w["decoder.attn.linear_context.weight"]
+        state["model.decoder.attention.energy.weight"] = w["decoder.attn.v.weight"]
+        state["model.decoder.output_layer.bias"] = w["decoder.attn.linear_out.bias"]
     if score is not None:
         state["model.decoder.output_layer.weight"] = w["decoder.attn.linear_out.weight"]  # W_c over [c_t; h_t]
     if not tie:  # a tied generator is the target embedding (not stored by eole, tied by hf-seq)
@@ -447,6 +461,22 @@ def _transformer_config_and_weights(model: dict, vocab: dict, w: dict[str, np.nd
 _ARCHITECTURES = {"rnn": _rnn_config_and_weights, "transformer": _transformer_config_and_weights}
 
 
+def _architecture(model: dict) -> str:
+    """`rnn` or `transformer`. eole 0.6.4's `architecture: rnn` forces `encoder_type: rnn`, so a bidirectional (brnn)
+    encoder comes as `architecture: custom` with an rnn decoder: that converts like `rnn`."""
+    architecture = model.get("architecture")
+    if architecture == "custom":
+        encoder_type = (model.get("encoder") or {}).get("encoder_type")
+        decoder_type = (model.get("decoder") or {}).get("decoder_type")
+        if encoder_type in ("rnn", "brnn") and decoder_type == "rnn":
+            return "rnn"
+        _refuse("model.encoder/decoder types", f"{encoder_type}/{decoder_type}",
+                "hf-seq converts `architecture: custom` only with an rnn or brnn encoder and an rnn decoder")
+    if architecture not in _ARCHITECTURES:
+        _refuse("model.architecture", architecture, f"hf-seq converts {sorted(_ARCHITECTURES)} encoder-decoders")
+    return architecture
+
+
 def eole_to_hf_seq(checkpoint: str | os.PathLike):
     """The converted model (eval mode), source tokenizer and target tokenizer (the same object when eole's source
     and target vocabularies are equal), without writing anything."""
@@ -455,9 +485,7 @@ def eole_to_hf_seq(checkpoint: str | os.PathLike):
 
     config_json, vocab, weights = read_eole_checkpoint(checkpoint)
     model_section = config_json.get("model") or {}
-    architecture = model_section.get("architecture")
-    if architecture not in _ARCHITECTURES:
-        _refuse("model.architecture", architecture, f"hf-seq converts {sorted(_ARCHITECTURES)} encoder-decoders")
+    architecture = _architecture(model_section)
     config, state = _ARCHITECTURES[architecture](model_section, vocab, weights)
     model_class = RNNSeq2SeqForConditionalGeneration if architecture == "rnn" else TransformerForConditionalGeneration
     model = model_class(config)

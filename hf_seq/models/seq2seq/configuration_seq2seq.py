@@ -9,8 +9,8 @@ from transformers import PreTrainedConfig
 
 _CELL_TYPES = ("rnn", "gru", "lstm")
 _ATTENTION_TYPES = ("none", "bahdanau", "luong")
-_LUONG_SCORES = ("dot", "general", "concat")
-_BRIDGES = ("linear", "copy", "zero")
+_LUONG_SCORES = ("dot", "general", "concat", "mlp")
+_BRIDGES = ("linear", "copy", "zero", "concat")
 
 
 # Copied from hf_seq.models.recurrent.configuration_recurrent.ConfigFieldTypeError
@@ -48,18 +48,27 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
         target_vocab_size (`int`, *optional*): target vocabulary size for separate source/target vocabularies.
         cell_type (`str`): `"rnn"` (tanh), `"gru"` or `"lstm"`, for both encoder and decoder.
         encoder_layers / decoder_layers (`int`): stacked recurrent layers.
-        bidirectional_encoder (`bool`): run the encoder in both directions; outputs are `2 * hidden_size` wide.
+        bidirectional_encoder (`bool`): run the encoder in both directions; outputs are `2 * hidden_size` wide
+            (`hidden_size` with `bridge="concat"`).
         bridge (`str`): how the decoder's initial state is built from the encoder's final state:
             `"linear"` (tanh of a linear map of the top encoder layer's final state(s), Bahdanau et al. 2015 §A.2.2),
-            `"copy"` (layer-by-layer copy, Sutskever et al. 2014; unidirectional encoder, equal layers) or `"zero"`.
+            `"copy"` (layer-by-layer copy, Sutskever et al. 2014; unidirectional encoder, equal layers), `"zero"`,
+            or `"concat"` (OpenNMT's bidirectional encoder, `encoder_type: brnn`: each direction has `hidden_size // 2`
+            units, so encoder outputs are `hidden_size` wide, and each decoder layer starts from the concatenated
+            final states of the matching encoder layer's two directions; bidirectional encoder, equal layers).
         encoder_embedding_size / decoder_embedding_size (`int`): embedding widths.
-        hidden_size (`int`): recurrent state width (per direction in the encoder).
+        hidden_size (`int`): recurrent state width (per direction in the encoder, except with `bridge="concat"`).
         attention (`str`): `"none"` (the encoder's final state is the only context), `"bahdanau"` (additive,
             Bahdanau et al. 2015) or `"luong"` (Luong et al. 2015, with `attention_score`).
-        attention_score (`str`): Luong score: `"dot"`, `"general"` or `"concat"`.
+        attention_score (`str`): Luong score: `"dot"`, `"general"`, `"concat"`, or `"mlp"` (OpenNMT's `mlp` global
+            attention: the additive score v^T tanh(W_q h_t + b + W_c h_s) with the bias on the query side, and the
+            attentional vector W_o [c_t; h_t] + b_o with a bias and without the tanh of Luong eq. 5).
         input_feeding (`bool`): Luong input feeding (the previous attentional vector is fed to the next step).
         attention_size (`int`, *optional*): width of the additive (Bahdanau / Luong concat) score layer;
             defaults to `hidden_size`.
+        position_encoding (`str`): `"none"`, or `"sinusoidal"`: embeddings scaled by sqrt(embedding size) plus the
+            interleaved sin/cos table of Vaswani et al. 2017 §3.5, as OpenNMT/eole add to RNN inputs by default.
+            Source positions count real tokens (padding takes none); target positions continue across cached steps.
         dropout (`float`): dropout on embeddings, between recurrent layers and before the output layer.
         share_encoder_decoder_embeddings (`bool`): one embedding matrix for source and target (needs a shared
             vocabulary and equal embedding sizes).
@@ -87,6 +96,7 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
     attention_score: str = "general"
     input_feeding: bool = False
     attention_size: int | None = None
+    position_encoding: str = "none"
     dropout: float = 0.2
     share_encoder_decoder_embeddings: bool = False
     tie_word_embeddings: bool = False
@@ -109,8 +119,13 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
         return self.target_vocab_size if self.target_vocab_size is not None else self.vocab_size
 
     @property
+    def encoder_hidden_size(self) -> int:
+        """Units per encoder direction."""
+        return self.hidden_size // 2 if self.bridge == "concat" else self.hidden_size
+
+    @property
     def encoder_output_size(self) -> int:
-        return self.hidden_size * (2 if self.bidirectional_encoder else 1)
+        return self.encoder_hidden_size * (2 if self.bidirectional_encoder else 1)
 
     def _validate(self):
         if self.cell_type not in _CELL_TYPES:
@@ -123,6 +138,10 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
             )
         if self.bridge not in _BRIDGES:
             raise ValueError(f"bridge={self.bridge!r} is not supported; expected one of {_BRIDGES}.")
+        if self.position_encoding not in ("none", "sinusoidal"):
+            raise ValueError(
+                f"position_encoding={self.position_encoding!r} is not supported; expected 'none' or 'sinusoidal'."
+            )
         for name in ("vocab_size", "encoder_layers", "decoder_layers", "hidden_size", "encoder_embedding_size",
                      "decoder_embedding_size", "attention_size"):
             value = getattr(self, name)
@@ -154,6 +173,22 @@ class RNNSeq2SeqConfig(PreTrainedConfig):
                 f"bidirectional_encoder={self.bidirectional_encoder}, encoder_layers={self.encoder_layers}, "
                 f"decoder_layers={self.decoder_layers}; use bridge='linear'."
             )
+        if self.bridge == "concat" and (
+            not self.bidirectional_encoder or self.hidden_size % 2 or self.encoder_layers != self.decoder_layers
+        ):
+            raise ValueError(
+                f"bridge='concat' needs a bidirectional encoder with as many layers as the decoder and an even "
+                f"hidden_size (hidden_size // 2 units per direction), got bidirectional_encoder="
+                f"{self.bidirectional_encoder}, hidden_size={self.hidden_size}, encoder_layers={self.encoder_layers}, "
+                f"decoder_layers={self.decoder_layers}."
+            )
+        if self.position_encoding == "sinusoidal":
+            for name in ("encoder_embedding_size", "decoder_embedding_size"):
+                if getattr(self, name) % 2:
+                    raise ValueError(
+                        f"position_encoding='sinusoidal' pairs sin/cos dimensions and needs even embedding sizes, "
+                        f"got {name}={getattr(self, name)}."
+                    )
         if self.share_encoder_decoder_embeddings:
             if self.target_vocab_size is not None and self.target_vocab_size != self.vocab_size:
                 raise ValueError(

@@ -9,12 +9,15 @@ Paper map:
 - `attention="luong"`: global attention queried with the current decoder state, scores dot / general / concat, the
   attentional vector h~_t = tanh(W_c [c_t; h_t]) is projected to the vocabulary, optionally fed to the next step
   (input feeding) (Luong et al. 2015, "Effective Approaches to Attention-based Neural Machine Translation", §3).
+  `attention_score="mlp"`, `bridge="concat"` and `position_encoding="sinusoidal"` are OpenNMT/eole's variants (its
+  `mlp` global attention, `brnn` encoder and default positional encoding), so eole checkpoints convert exactly.
 
 Layout: batch-first everywhere. The decoder state is the generation cache (`RNNSeq2SeqCache`), so each new token costs
 O(1) in the target length.
 """
 
 import contextlib
+import math
 from dataclasses import dataclass
 
 import torch
@@ -194,6 +197,25 @@ def masked_rnn_layer(rnn: nn.RNNBase, layer: int, x: torch.Tensor, mask: torch.T
     return torch.cat(outputs, dim=-1), new_state
 
 
+def sinusoidal_positions(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d)) (Vaswani et al. 2017 §3.5),
+    pairs interleaved and computed with OpenNMT/eole's float32 formula (its table, row by row, without a length cap).
+
+    positions: (B, T) or (1, T) integers. Returns (B, T, dim) float32.
+    """
+    div_term = torch.exp(
+        torch.arange(0, dim, 2, dtype=torch.float32, device=positions.device) * -(math.log(10000.0) / dim)
+    )
+    angle = positions.float().unsqueeze(-1) * div_term  # (B, T, dim / 2)
+    return torch.stack((torch.sin(angle), torch.cos(angle)), dim=-1).flatten(-2)  # even = sin, odd = cos
+
+
+def add_positions(embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """`position_encoding="sinusoidal"`: embeddings * sqrt(d) + PE (Vaswani et al. 2017 §3.4; eole's RNN inputs)."""
+    dim = embeds.shape[-1]
+    return embeds * math.sqrt(dim) + sinusoidal_positions(positions, dim).to(embeds.dtype)
+
+
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
     """Teacher forcing inputs: `[start, y_1, ..., y_{T-1}]` from labels `[y_1, ..., y_T]` (-100 becomes pad)."""
     shifted = labels.new_empty(labels.shape)
@@ -325,7 +347,8 @@ _register_cache_pytree(RNNSeq2SeqCache)
 class RNNSeq2SeqAttention(nn.Module):
     """Attention of one decoder query over the encoder states.
 
-    additive (Bahdanau eq. 6 / Luong "concat"): score(q, h_j) = v^T tanh(W_q q + W_k h_j)
+    additive (Bahdanau eq. 6 / Luong "concat"): score(q, h_j) = v^T tanh(W_q q + W_k h_j + b)
+                                                (OpenNMT's "mlp": the same score, b on the query side)
     general (Luong):                            score(q, h_j) = q^T W_a h_j
     dot (Luong):                                score(q, h_j) = q^T h_j
     `project_keys` applies the source-side half once per sentence (W_k h_j or W_a h_j); it is cached while generating.
@@ -334,12 +357,13 @@ class RNNSeq2SeqAttention(nn.Module):
     def __init__(self, config: RNNSeq2SeqConfig):
         super().__init__()
         self.score = "additive" if config.attention == "bahdanau" else config.attention_score
-        if self.score == "concat":
+        mlp = self.score == "mlp"  # eole's parameter layout: bias in the query projection, none in the key one
+        if self.score in ("concat", "mlp"):
             self.score = "additive"
         memory_size, query_size = config.encoder_output_size, config.hidden_size
         if self.score == "additive":
-            self.query_proj = nn.Linear(query_size, config.attention_size, bias=False)
-            self.key_proj = nn.Linear(memory_size, config.attention_size)
+            self.query_proj = nn.Linear(query_size, config.attention_size, bias=mlp)
+            self.key_proj = nn.Linear(memory_size, config.attention_size, bias=not mlp)
             self.energy = nn.Linear(config.attention_size, 1, bias=False)
         elif self.score == "general":
             self.key_proj = nn.Linear(memory_size, query_size, bias=False)
@@ -372,7 +396,7 @@ class RNNSeq2SeqEncoder(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.rnn = _RNN_CLASSES[config.cell_type](
             config.encoder_embedding_size,
-            config.hidden_size,
+            config.encoder_hidden_size,
             num_layers=config.encoder_layers,
             dropout=config.dropout if config.encoder_layers > 1 else 0.0,
             bidirectional=config.bidirectional_encoder,
@@ -420,6 +444,9 @@ class RNNSeq2SeqEncoder(nn.Module):
         if shortest == 0:
             raise ValueError("Every source sequence needs at least one real token (attention_mask has an all-zero row).")
 
+        if self.config.position_encoding == "sinusoidal":
+            # each row's real tokens take positions 0, 1, ... wherever the padding is (batched == one by one)
+            inputs_embeds = add_positions(inputs_embeds, (mask.long().cumsum(1) - 1).clamp(min=0))
         x = self.dropout(inputs_embeds)
         checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         all_hidden = None
@@ -505,11 +532,16 @@ class RNNSeq2SeqDecoder(nn.Module):
         self.num_directions = 2 if config.bidirectional_encoder else 1
         # the architecture, read once: a config attribute costs microseconds, a decode step reads these every token
         self.attention_type, self.input_feeding = config.attention, config.input_feeding
+        self.positions = config.position_encoding == "sinusoidal"
+        # h_t depends on no attention output (no attention, or Luong without input feeding): each layer runs over the
+        # whole target at once (fused kernel, per-layer checkpointing) and attention sits on top of the last layer
+        self.layer_by_layer = config.attention in ("none", "luong") and not config.input_feeding
+        # OpenNMT's mlp attention: the attentional vector is W_c [c_t; h_t] + b, without Luong's tanh
+        self.mlp_output = config.attention == "luong" and config.attention_score == "mlp"
         if config.bridge == "linear":
-            self.bridge_hidden = nn.Linear(self.num_directions * H, config.decoder_layers * H)
-            self.bridge_cell = (
-                nn.Linear(self.num_directions * H, config.decoder_layers * H) if config.cell_type == "lstm" else None
-            )
+            top = self.num_directions * config.encoder_hidden_size
+            self.bridge_hidden = nn.Linear(top, config.decoder_layers * H)
+            self.bridge_cell = nn.Linear(top, config.decoder_layers * H) if config.cell_type == "lstm" else None
         rnn_input = E
         if config.attention == "bahdanau":
             rnn_input += config.encoder_output_size  # context c_i is an input of the step (Bahdanau eq. 4)
@@ -528,13 +560,13 @@ class RNNSeq2SeqDecoder(nn.Module):
             # deep output t_i = tanh(W_o [s_i; c_i; E y_{i-1}]) (Bahdanau §A.2.2, tanh instead of maxout)
             self.output_layer = nn.Linear(H + config.encoder_output_size + E, H)
         elif config.attention == "luong":
-            self.output_layer = nn.Linear(config.encoder_output_size + H, H, bias=False)  # W_c (Luong eq. 5)
+            self.output_layer = nn.Linear(config.encoder_output_size + H, H, bias=self.mlp_output)  # W_c (Luong eq. 5)
         self.gradient_checkpointing = False
 
     # -- state helpers ------------------------------------------------------------------------------------------
     def initial_cache(self, encoder_outputs: RNNSeq2SeqEncoderOutput) -> RNNSeq2SeqCache:
         cfg = self.config
-        final_h = encoder_outputs.final_hidden_state  # (B, layers * dirs, H)
+        final_h = encoder_outputs.final_hidden_state  # (B, layers * dirs, H_enc)
         B, H, L = final_h.shape[0], cfg.hidden_size, cfg.decoder_layers
 
         def bridge(final, proj):
@@ -542,7 +574,9 @@ class RNNSeq2SeqDecoder(nn.Module):
                 return final.new_zeros(B, L, H)
             if cfg.bridge == "copy":
                 return final
-            top = final[:, -self.num_directions :].reshape(B, self.num_directions * H)  # top layer, both directions
+            if cfg.bridge == "concat":  # layer l: [forward final; backward final], 2 * (H / 2) wide (OpenNMT brnn)
+                return final.reshape(B, L, H)
+            top = final[:, -self.num_directions :].flatten(1)  # top layer, both directions: (B, dirs * H_enc)
             return torch.tanh(proj(top)).view(B, L, H)
 
         hidden = bridge(final_h, getattr(self, "bridge_hidden", None))
@@ -566,23 +600,33 @@ class RNNSeq2SeqDecoder(nn.Module):
             return state[0].transpose(0, 1), state[1].transpose(0, 1)
         return state.transpose(0, 1), None
 
-    def _rnn(self, x, state, per_layer: bool):
+    def _rnn(self, x, state, per_layer: bool, checkpoint_layers: bool = False):
         """The decoder stack on x (B, t, C) from `state` (the kernel's layout). With `per_layer`, the layers run one
-        at a time and each layer's outputs (B, t, H) come back too (for `output_hidden_states`)."""
-        if not per_layer:
+        at a time and each layer's outputs (B, t, H) come back too (for `output_hidden_states`); with
+        `checkpoint_layers` as well, each layer is one gradient-checkpointed block."""
+        if not (per_layer or checkpoint_layers):
             out, state = _run_rnn(self.rnn, x, state)
             return out, state, None
         lstm = isinstance(state, tuple)
         outs, hiddens, cells = [], [], []
         for layer in range(self.rnn.num_layers):
             inp = F.dropout(x, self.rnn.dropout, self.training) if layer > 0 else x
-            layer_state = (state[0][layer : layer + 1], state[1][layer : layer + 1]) if lstm else state[layer : layer + 1]
-            x, layer_state = _run_rnn_layer(self.rnn, layer, inp, layer_state)
+            h = (state[0] if lstm else state)[layer : layer + 1]  # (1, B, H)
+            c = state[1][layer : layer + 1] if lstm else None
+            if checkpoint_layers:  # plain tensor arguments, so reentrant checkpointing also sees every input
+                x, h, c = self._gradient_checkpointing_func(self._layer, layer, inp, h, c)
+            else:
+                x, h, c = self._layer(layer, inp, h, c)
             outs.append(x)
-            hiddens.append(layer_state[0] if lstm else layer_state)
-            cells.append(layer_state[1] if lstm else None)
+            hiddens.append(h)
+            cells.append(c)
         state = (torch.cat(hiddens), torch.cat(cells)) if lstm else torch.cat(hiddens)
         return x, state, outs
+
+    def _layer(self, layer: int, x, h, c):
+        """One decoder layer over x (B, t, C) from h (and c for the LSTM), each (1, B, H): (outputs, h, c)."""
+        x, state = _run_rnn_layer(self.rnn, layer, x, h if c is None else (h, c))
+        return (x, *state) if c is not None else (x, state, None)
 
     # -- forward ------------------------------------------------------------------------------------------------
     def forward(self, inputs_embeds, memory, source_mask, cache: RNNSeq2SeqCache, output_hidden_states: bool = False):
@@ -591,29 +635,41 @@ class RNNSeq2SeqDecoder(nn.Module):
         Returns pre-output `(B, T, H)`, attention weights `(B, T, S)` or None, the updated cache (new object) and,
         with `output_hidden_states`, (embeddings, layer 1 outputs, ..., top layer outputs), each `(B, T, *)`.
         """
-        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            # recompute the decoder in backward instead of keeping its per-step activations
+        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        if checkpointing and not self.layer_by_layer:
+            # Bahdanau and input feeding: step t's input holds an attention output of step t-1, so each layer cannot
+            # run over the whole target before the next one starts; the loop over time is checkpointed as one block
+            # (recomputed in backward instead of keeping its per-step activations).
             return self._gradient_checkpointing_func(
                 self._forward, inputs_embeds, memory, source_mask, cache, output_hidden_states
             )
-        return self._forward(inputs_embeds, memory, source_mask, cache, output_hidden_states)
+        return self._forward(inputs_embeds, memory, source_mask, cache, output_hidden_states, checkpointing)
 
-    def _forward(self, inputs_embeds, memory, source_mask, cache, output_hidden_states):
+    def _attentional(self, context, out):
+        """h~_t = tanh(W_c [c_t; h_t]) (Luong eq. 5); OpenNMT's mlp attention: W_c [c_t; h_t] + b, no tanh."""
+        h = self.output_layer(torch.cat([context, out], dim=-1))
+        return h if self.mlp_output else torch.tanh(h)
+
+    def _forward(self, inputs_embeds, memory, source_mask, cache, output_hidden_states, checkpoint_layers=False):
         attention = self.attention_type
+        T = inputs_embeds.shape[1]
+        if self.positions:  # target positions go on from the tokens the cache has already seen
+            # seen_tokens: an int, or an int64 (B, 1) tensor where an exported graph takes it as an input
+            positions = torch.arange(T, device=inputs_embeds.device).unsqueeze(0) + cache.seen_tokens  # (1 or B, T)
+            inputs_embeds = add_positions(inputs_embeds, positions)
         x = self.dropout(inputs_embeds)
         state = self._to_rnn_state(cache)
-        T = x.shape[1]
         weights = feed = None
         layer_outputs = None
 
-        if attention in ("none", "luong") and not self.input_feeding:
+        if self.layer_by_layer:
             # fused kernel over the whole target (h_t does not depend on any attention output)
-            out, state, layer_outputs = self._rnn(x, state, output_hidden_states)
+            out, state, layer_outputs = self._rnn(x, state, output_hidden_states, checkpoint_layers)
             pre = out
             if attention == "luong":
-                # every step attends in parallel, then h~_t = tanh(W_c [c_t; h_t]) (Luong eq. 5)
+                # every step attends in parallel, then the attentional vector h~_t
                 context, weights = self.attention(out, cache.keys, memory, source_mask)
-                pre = torch.tanh(self.output_layer(torch.cat([context, out], dim=-1)))
+                pre = self._attentional(context, out)
         else:
             # Bahdanau (the query is s_{i-1} and c_i enters the step) and Luong input feeding (h~_{t-1} enters the
             # step) make step t depend on the attention output of step t-1: a loop over target time is inherent to
@@ -630,7 +686,7 @@ class RNNSeq2SeqDecoder(nn.Module):
                 else:
                     out, state, per_layer = self._rnn(torch.cat([x_t, feed.unsqueeze(1)], dim=-1), state, output_hidden_states)
                     context, w = self.attention(out, cache.keys, memory, source_mask)
-                    out = torch.tanh(self.output_layer(torch.cat([context, out], dim=-1)))  # h~_t
+                    out = self._attentional(context, out)  # h~_t
                     feed = out.squeeze(1)
                 outs.append(out)
                 all_weights.append(w)
@@ -658,7 +714,8 @@ class RNNSeq2SeqPreTrainedModel(PreTrainedModel):
     config_class = RNNSeq2SeqConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
-    # the encoder checkpoints layer by layer, the decoder as one block (issue 19)
+    # the encoder checkpoints layer by layer; the decoder too when its layers can run one at a time over the whole
+    # target (no attention, Luong without input feeding), else its loop over time is one block (issue 19)
     supports_gradient_checkpointing = True
     _no_split_modules = ["RNNSeq2SeqEncoder", "RNNSeq2SeqDecoder"]
     _supports_sdpa = False
@@ -668,6 +725,13 @@ class RNNSeq2SeqPreTrainedModel(PreTrainedModel):
     def _supports_default_dynamic_cache(cls) -> bool:
         # The decoder state is a custom cache object (HF-NOTES: DynamicCache crashes inside EncoderDecoderCache).
         return False
+
+    def _call_flags(self, use_cache, output_attentions, output_hidden_states, return_dict) -> tuple:
+        """(use_cache, output_attentions, output_hidden_states, return_dict): the config's value where a call gave
+        None."""
+        given = (use_cache, output_attentions, output_hidden_states, return_dict)
+        names = ("use_cache", "output_attentions", "output_hidden_states", "return_dict")
+        return tuple(getattr(self.config, name) if value is None else value for value, name in zip(given, names))
 
     def _resize_token_embeddings(self, new_num_tokens, pad_to_multiple_of=None, mean_resizing=True):
         # one shared vocabulary: source embedding, target embedding and output layer all change size together
@@ -775,11 +839,8 @@ class RNNSeq2SeqModel(RNNSeq2SeqPreTrainedModel):
         passes `False` for its one-token decode steps, whose token it picked from this model's own logits (issue 21,
         point 4); the prompt pass and the encoder's inputs are always checked."""
         check_unused_kwargs(kwargs, type(self).__name__)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        use_cache = use_cache if use_cache is not None else self.config.use_cache
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        use_cache, output_attentions, output_hidden_states, return_dict = self._call_flags(
+            use_cache, output_attentions, output_hidden_states, return_dict
         )
 
         # 1. encode (or reuse the given encoder outputs)
@@ -929,7 +990,9 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
         [`RNNSeq2SeqModel.forward`] (`generate()` turns it off for its decode steps).
         """
         check_unused_kwargs(kwargs, type(self).__name__)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        use_cache, output_attentions, output_hidden_states, return_dict = self._call_flags(
+            use_cache, output_attentions, output_hidden_states, return_dict
+        )
         if labels is not None:
             _check_token_ids(labels, self.config.decoder_vocab_size, "labels", ignore_index=-100)
             if not is_tracing(labels) and labels.numel() and not bool((labels != -100).any()):
@@ -962,15 +1025,9 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
                 raise ValueError(f"labels shape {tuple(labels.shape)} does not match the decoder inputs {tuple(logits.shape[:2])}.")
             loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten().to(logits.device), ignore_index=-100)
 
-        result = RNNSeq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            cache=outputs.cache,
-            decoder_hidden_states=outputs.decoder_hidden_states,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
-        )
+        # everything but the pre-output vectors passes through from the base model's output
+        passed = {name: value for name, value in outputs.items() if name != "last_hidden_state"}
+        result = RNNSeq2SeqLMOutput(loss=loss, logits=logits, **passed)
         return result if return_dict is not False else result.to_tuple()
 
 
