@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import hf_seq  # noqa: F401
+from hf_seq.io_utils import write_json_atomic
 from hf_seq.models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -272,9 +273,7 @@ def main():
         results["runs"].append(r)
         print(json.dumps(r))
     results["load_average_at_end"] = os.getloadavg()[0]
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".json", "w") as f:
-        json.dump(results, f, indent=2)
+    write_json_atomic(args.out + ".json", results)
     lines = [
         "# RNN seq2seq speed: hf-seq vs plain PyTorch (same network, same batches)",
         "",

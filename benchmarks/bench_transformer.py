@@ -19,7 +19,6 @@ Results: benchmarks/results/transformer_speed.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -32,6 +31,7 @@ import transformers
 from torch import nn
 from transformers import MarianConfig, MarianMTModel
 
+from hf_seq.io_utils import write_json_atomic
 from hf_seq.models.transformer import (
     TransformerConfig,
     TransformerForConditionalGeneration,
@@ -78,34 +78,20 @@ class TorchTransformerMT(nn.Module):
 
 
 def build_models(a):
-    ours = TransformerForConditionalGeneration(
-        TransformerConfig(
-            vocab_size=a.vocab,
-            d_model=a.d_model,
-            d_ff=a.d_ff,
-            num_heads=a.heads,
-            encoder_layers=a.layers,
-            decoder_layers=a.layers,
-            dropout=0.1,
-            max_position_embeddings=256,
-            attn_implementation="sdpa",
-        )
-    )
+    # what both configurations say alike; then each names d_ff and the heads its own way
+    same = dict(vocab_size=a.vocab, d_model=a.d_model, encoder_layers=a.layers, decoder_layers=a.layers, dropout=0.1,
+                max_position_embeddings=256, attn_implementation="sdpa")
+    ours = TransformerForConditionalGeneration(TransformerConfig(**same, d_ff=a.d_ff, num_heads=a.heads))
     marian = MarianMTModel(
         MarianConfig(
-            vocab_size=a.vocab,
-            d_model=a.d_model,
+            **same,
             encoder_ffn_dim=a.d_ff,
             decoder_ffn_dim=a.d_ff,
             encoder_attention_heads=a.heads,
             decoder_attention_heads=a.heads,
-            encoder_layers=a.layers,
-            decoder_layers=a.layers,
-            dropout=0.1,
             attention_dropout=0.0,
             activation_dropout=0.0,
             activation_function="relu",
-            max_position_embeddings=256,
             scale_embedding=True,
             pad_token_id=PAD,
             eos_token_id=EOS,
@@ -114,7 +100,6 @@ def build_models(a):
             forced_eos_token_id=None,
             share_encoder_decoder_embeddings=True,
             tie_word_embeddings=True,
-            attn_implementation="sdpa",
         )
     )
     torch_tf = TorchTransformerMT(a.vocab, a.d_model, a.heads, a.layers, a.d_ff, 0.1, 256)
@@ -157,14 +142,8 @@ def train_steps(model, batches):
 def generate_rate(model, src, mask, num_beams, new_tokens):
     model.eval()
     start = time.perf_counter()
-    out = model.generate(
-        input_ids=src,
-        attention_mask=mask,
-        num_beams=num_beams,
-        do_sample=False,
-        max_new_tokens=new_tokens,
-        min_new_tokens=new_tokens,
-    )
+    length = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens)  # random models stop at the same length
+    out = model.generate(input_ids=src, attention_mask=mask, num_beams=num_beams, do_sample=False, **length)
     elapsed = time.perf_counter() - start
     assert out.shape[1] == new_tokens + 1, out.shape
     return src.shape[0] * new_tokens / elapsed
@@ -282,9 +261,7 @@ def main():
     for key, d in gen.items():
         ratios[f"{key}_vs_marian"] = med(d["hf_seq"]) / med(d["marian"])
     result["ratios"] = {k: round(v, 3) for k, v in ratios.items()}
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out + ".json", "w") as f:
-        json.dump(result, f, indent=2)
+    write_json_atomic(a.out + ".json", result)
     lines = [
         "# Transformer speed: hf-seq vs MarianMTModel vs torch.nn.Transformer",
         "",

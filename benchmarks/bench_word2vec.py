@@ -369,6 +369,16 @@ def merge_reports(paths: list[str], out: str) -> dict:
     return report
 
 
+def add_ablation_arguments(parser: argparse.ArgumentParser, out_name: str, jobs_help: str) -> None:
+    """The options the ablation scripts built on this one share (word2vec_ablation.py, word2vec_torch_batch_size.py):
+    the corpus, epochs and starting learning rate of every run, how many run at once, where the results go."""
+    parser.add_argument("--corpus", default=os.path.join(DATA, "wikitext-2", "wiki.train.tokens"))
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--alpha", type=float, default=0.025)
+    parser.add_argument("--jobs", type=int, default=2, help=jobs_help)
+    parser.add_argument("--out", default=os.path.join(RESULTS, out_name))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=os.path.join(DATA, "wikitext-2", "wiki.train.tokens"))

@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
-from bench_word2vec import DATA, RESULTS, SETTINGS, _evaluate  # noqa: E402
+from bench_word2vec import SETTINGS, _evaluate, add_ablation_arguments  # noqa: E402
 from spawn_utils import get_or_raise  # noqa: E402
 
 VARIANTS = ("gensim", "hf-seq", "hf-seq, word2vec.c init", "hf-seq, word2vec.c tree")
@@ -172,13 +172,9 @@ def write_markdown(report, path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=os.path.join(DATA, "wikitext-2", "wiki.train.tokens"))
+    add_ablation_arguments(parser, "word2vec_ablation_wikitext2", "processes sharing the seeds (one thread each)")
     parser.add_argument("--settings", nargs="+", default=["cbow_ns", "cbow_hs"], choices=list(SETTINGS))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(11, 23)))
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--alpha", type=float, default=0.025)
-    parser.add_argument("--jobs", type=int, default=2, help="processes sharing the seeds (one thread each)")
-    parser.add_argument("--out", default=os.path.join(RESULTS, "word2vec_ablation_wikitext2"))
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()

@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
-from bench_word2vec import DATA, RESULTS, SETTINGS, _evaluate  # noqa: E402
+from bench_word2vec import SETTINGS, _evaluate, add_ablation_arguments  # noqa: E402
 from spawn_utils import get_or_raise  # noqa: E402
 
 
@@ -58,15 +58,11 @@ def _run(setting, batch, args, queue):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", default=os.path.join(DATA, "wikitext-2", "wiki.train.tokens"))
+    add_ablation_arguments(parser, "word2vec_torch_batch_size", "runs at once (one thread each)")
     parser.add_argument("--runs", nargs="+", default=[f"{setting}:{batch}" for setting in ("skipgram_ns", "cbow_ns")
                                  for batch in ("gensim", 256, 1024, 4096, 16384, 65536)],
                         help="setting:batch_words (or setting:gensim)")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--alpha", type=float, default=0.025)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each)")
-    parser.add_argument("--out", default=os.path.join(RESULTS, "word2vec_torch_batch_size"))
     args = parser.parse_args()
     import multiprocessing as mp
 

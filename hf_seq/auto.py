@@ -11,33 +11,7 @@ import dataclasses
 
 import transformers
 
-from .models.recurrent import (
-    GRUConfig,
-    GRUForCausalLM,
-    GRUForSequenceClassification,
-    GRUForTokenClassification,
-    GRUModel,
-    LSTMConfig,
-    LSTMForCausalLM,
-    LSTMForSequenceClassification,
-    LSTMForTokenClassification,
-    LSTMModel,
-    RNNConfig,
-    RNNForCausalLM,
-    RNNForSequenceClassification,
-    RNNForTokenClassification,
-    RNNModel,
-)
-from .models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
-from .models.transformer import (
-    TransformerConfig,
-    TransformerDecoderConfig,
-    TransformerDecoderModel,
-    TransformerForCausalLM,
-    TransformerForConditionalGeneration,
-    TransformerModel,
-)
-from .models.word2vec import Word2VecConfig, Word2VecForMaskedLM, Word2VecForPreTraining, Word2VecModel
+from .models import recurrent, seq2seq, transformer, word2vec  # the four families; `hf_seq` re-exports their names
 
 # Auto class -> (pipeline task, model-card / Hub task type)
 TASKS = {
@@ -71,26 +45,29 @@ def _rows(family: str, config_class: type, **auto_to_model) -> list[RegisteredCl
 
 REGISTRY: tuple[RegisteredClass, ...] = (
     # --- recurrent family: language models and encoders, classifiers and taggers on RNN / GRU / LSTM ---
-    *_rows("recurrent", RNNConfig, AutoModel=RNNModel, AutoModelForCausalLM=RNNForCausalLM,
-           AutoModelForSequenceClassification=RNNForSequenceClassification,
-           AutoModelForTokenClassification=RNNForTokenClassification),
-    *_rows("recurrent", GRUConfig, AutoModel=GRUModel, AutoModelForCausalLM=GRUForCausalLM,
-           AutoModelForSequenceClassification=GRUForSequenceClassification,
-           AutoModelForTokenClassification=GRUForTokenClassification),
-    *_rows("recurrent", LSTMConfig, AutoModel=LSTMModel, AutoModelForCausalLM=LSTMForCausalLM,
-           AutoModelForSequenceClassification=LSTMForSequenceClassification,
-           AutoModelForTokenClassification=LSTMForTokenClassification),
+    *_rows("recurrent", recurrent.RNNConfig, AutoModel=recurrent.RNNModel,
+           AutoModelForCausalLM=recurrent.RNNForCausalLM,
+           AutoModelForSequenceClassification=recurrent.RNNForSequenceClassification,
+           AutoModelForTokenClassification=recurrent.RNNForTokenClassification),
+    *_rows("recurrent", recurrent.GRUConfig, AutoModel=recurrent.GRUModel,
+           AutoModelForCausalLM=recurrent.GRUForCausalLM,
+           AutoModelForSequenceClassification=recurrent.GRUForSequenceClassification,
+           AutoModelForTokenClassification=recurrent.GRUForTokenClassification),
+    *_rows("recurrent", recurrent.LSTMConfig, AutoModel=recurrent.LSTMModel,
+           AutoModelForCausalLM=recurrent.LSTMForCausalLM,
+           AutoModelForSequenceClassification=recurrent.LSTMForSequenceClassification,
+           AutoModelForTokenClassification=recurrent.LSTMForTokenClassification),
     # --- Transformer (Vaswani et al. 2017): encoder-decoder and decoder-only ---
-    *_rows("transformer", TransformerConfig, AutoModel=TransformerModel,
-           AutoModelForSeq2SeqLM=TransformerForConditionalGeneration),
-    *_rows("transformer", TransformerDecoderConfig, AutoModel=TransformerDecoderModel,
-           AutoModelForCausalLM=TransformerForCausalLM),
+    *_rows("transformer", transformer.TransformerConfig, AutoModel=transformer.TransformerModel,
+           AutoModelForSeq2SeqLM=transformer.TransformerForConditionalGeneration),
+    *_rows("transformer", transformer.TransformerDecoderConfig, AutoModel=transformer.TransformerDecoderModel,
+           AutoModelForCausalLM=transformer.TransformerForCausalLM),
     # --- RNN encoder-decoder (seq2seq, with or without attention) ---
-    *_rows("seq2seq", RNNSeq2SeqConfig, AutoModel=RNNSeq2SeqModel,
-           AutoModelForSeq2SeqLM=RNNSeq2SeqForConditionalGeneration),
+    *_rows("seq2seq", seq2seq.RNNSeq2SeqConfig, AutoModel=seq2seq.RNNSeq2SeqModel,
+           AutoModelForSeq2SeqLM=seq2seq.RNNSeq2SeqForConditionalGeneration),
     # --- word2vec (skip-gram / CBOW, negative sampling / hierarchical softmax) ---
-    *_rows("word2vec", Word2VecConfig, AutoModel=Word2VecModel, AutoModelForPreTraining=Word2VecForPreTraining,
-           AutoModelForMaskedLM=Word2VecForMaskedLM),
+    *_rows("word2vec", word2vec.Word2VecConfig, AutoModel=word2vec.Word2VecModel,
+           AutoModelForPreTraining=word2vec.Word2VecForPreTraining, AutoModelForMaskedLM=word2vec.Word2VecForMaskedLM),
 )  # fmt: skip
 
 

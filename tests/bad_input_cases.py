@@ -176,7 +176,9 @@ def _saved_lm() -> str:
         from hf_seq.tokenization import build_word_level_tokenizer
 
         tok = build_word_level_tokenizer(["the time traveller was expounding a recondite matter"], padding_side="left")
-        from reliability_common import LSTMConfig, LSTMForCausalLM, recurrent_config
+        from reliability_common import recurrent_config
+
+        from hf_seq import LSTMConfig, LSTMForCausalLM
 
         torch.manual_seed(0)
         model = LSTMForCausalLM(recurrent_config(LSTMConfig, vocab_size=len(tok)))
@@ -189,8 +191,9 @@ def _saved_lm() -> str:
 def _saved_translation() -> str:
     path = os.path.join(_tmp(), "translation")
     if not os.path.isdir(path):
-        from reliability_common import RNNSeq2SeqForConditionalGeneration, seq2seq_config
+        from reliability_common import seq2seq_config
 
+        from hf_seq import RNNSeq2SeqForConditionalGeneration
         from hf_seq.pipelines import save_translation_pipeline
         from hf_seq.tokenization import build_word_level_tokenizer
 
@@ -264,31 +267,26 @@ def _word_vector_cases() -> list[Case]:
         vectors = {"cat": np.ones(4), "dog": np.zeros(4)}
         return plot_word_map(vectors, ["zebra", "unicorn"], os.path.join(_tmp(), "map.png"))
 
-    def wrong_dim_vectors():
-        from reliability_common import LSTMConfig, LSTMForSequenceClassification, recurrent_config
+    def classifier_with_vectors(name: str, text: str):
+        """A sentiment classifier over "cat dog" given the word-vector file `text`."""
+        from reliability_common import recurrent_config
 
+        from hf_seq import LSTMConfig, LSTMForSequenceClassification
         from hf_seq.embeddings import load_pretrained_embeddings
         from hf_seq.tokenization import build_word_level_tokenizer
 
-        path = os.path.join(_tmp(), "vec.txt")
+        path = os.path.join(_tmp(), name)
         with open(path, "w") as f:
-            f.write("2 3\ncat 1 2 3\ndog 4 5 6\n")
+            f.write(text)
         tok = build_word_level_tokenizer(["cat dog"])
         model = LSTMForSequenceClassification(recurrent_config(LSTMConfig, vocab_size=len(tok), num_labels=2))
         return load_pretrained_embeddings(model, tok, path)
+
+    def wrong_dim_vectors():
+        return classifier_with_vectors("vec.txt", "2 3\ncat 1 2 3\ndog 4 5 6\n")
 
     def nan_vectors():
-        from reliability_common import LSTMConfig, LSTMForSequenceClassification, recurrent_config
-
-        from hf_seq.embeddings import load_pretrained_embeddings
-        from hf_seq.tokenization import build_word_level_tokenizer
-
-        path = os.path.join(_tmp(), "vec_nan.txt")
-        with open(path, "w") as f:
-            f.write("cat nan 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15\n")
-        tok = build_word_level_tokenizer(["cat dog"])
-        model = LSTMForSequenceClassification(recurrent_config(LSTMConfig, vocab_size=len(tok), num_labels=2))
-        return load_pretrained_embeddings(model, tok, path)
+        return classifier_with_vectors("vec_nan.txt", "cat nan 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15\n")
 
     cases = [
         Case("word2vec", "plotting.plot_word_map", "unknown_words", unknown_plot, r"zebra|unicorn|known"),
@@ -450,7 +448,9 @@ def _word_vector_file_cases() -> list[Case]:
 
 
 def _saved_lstm(name: str) -> str:
-    from reliability_common import LSTMConfig, LSTMForCausalLM, recurrent_config
+    from reliability_common import recurrent_config
+
+    from hf_seq import LSTMConfig, LSTMForCausalLM
 
     path = os.path.join(_tmp(), name)
     if not os.path.isdir(path):
@@ -515,23 +515,22 @@ def _run_folder_cases() -> list[Case]:
                                          _saved_lm())
 
     def config_class_strict():
-        from reliability_common import LSTMConfig
+        from hf_seq import LSTMConfig
 
         return LSTMConfig(hidden_size="eight")
 
     def transformer_config_strict():
-        from reliability_common import TransformerConfig
+        from hf_seq import TransformerConfig
 
         return TransformerConfig(decoder_layers="two")
 
     def word2vec_config_type():
-        from reliability_common import Word2VecConfig
+        from hf_seq import Word2VecConfig
 
         return Word2VecConfig(vector_size="eight")
 
     def load_checked_strict():
-        from reliability_common import LSTMForCausalLM
-
+        from hf_seq import LSTMForCausalLM
         from hf_seq.hub.loading import load_checked
 
         return load_checked(_bad_config_folder(), LSTMForCausalLM)

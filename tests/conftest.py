@@ -22,6 +22,17 @@ def _seed():
     torch.manual_seed(0)
 
 
+def refused_file(path, content: str | bytes, read, match: str) -> None:
+    """Write `content` to `path`; `read(path)` must raise a ValueError matching `match` (a bad file is refused with
+    its name and line)."""
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        read(path)
+
+
 def run_without_hf_seq(code: str, tmp_path, timeout: int = 300) -> dict:
     """Run `code` in a fresh Python where `import hf_seq` fails; the code must print one JSON line last.
 

@@ -7,31 +7,14 @@ so the reliability tests exercise exactly what users call.
 import torch
 
 import hf_seq  # noqa: F401  (registers the Auto classes)
-from hf_seq.models.recurrent import (
-    GRUConfig,
-    GRUForCausalLM,
-    GRUForSequenceClassification,
-    GRUForTokenClassification,
-    GRUModel,
-    LSTMConfig,
-    LSTMForCausalLM,
-    LSTMForSequenceClassification,
-    LSTMForTokenClassification,
-    LSTMModel,
-    RNNConfig,
-    RNNForCausalLM,
-    RNNModel,
-)
-from hf_seq.models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration, RNNSeq2SeqModel
-from hf_seq.models.transformer import TransformerConfig, TransformerForCausalLM, TransformerForConditionalGeneration
-from hf_seq.models.word2vec import Word2VecConfig, Word2VecForMaskedLM, Word2VecForPreTraining, Word2VecModel
+from hf_seq.models import recurrent, seq2seq, transformer, word2vec
 
 VOCAB = 40
 MAX_POSITIONS = 32
 NUM_LABELS = 3
 
 
-def recurrent_config(cls=LSTMConfig, **kw):
+def recurrent_config(cls=recurrent.LSTMConfig, **kw):
     base = dict(vocab_size=VOCAB, hidden_size=16, embedding_size=16, num_hidden_layers=1, embedding_dropout=0.0,
                 hidden_dropout=0.0, output_dropout=0.0, initializer_range=0.3)
     base.update(kw)
@@ -42,21 +25,21 @@ def seq2seq_config(**kw):
     base = dict(vocab_size=VOCAB, hidden_size=16, encoder_embedding_size=8, decoder_embedding_size=8, attention_size=12,
                 dropout=0.0)
     base.update(kw)
-    return RNNSeq2SeqConfig(**base)
+    return seq2seq.RNNSeq2SeqConfig(**base)
 
 
 def transformer_config(**kw):
     base = dict(vocab_size=VOCAB, d_model=16, d_ff=32, num_heads=2, encoder_layers=1, decoder_layers=1,
                 max_position_embeddings=MAX_POSITIONS, dropout=0.0)
     base.update(kw)
-    return TransformerConfig(**base)
+    return transformer.TransformerConfig(**base)
 
 
 def word2vec_config(**kw):
     counts = [0, 0, 0, 0] + [100 - i for i in range(VOCAB - 4)]
     base = dict(vocab_size=VOCAB, vector_size=8, word_counts=counts, window=2, negative=3, min_count=1)
     base.update(kw)
-    return Word2VecConfig(**base)
+    return word2vec.Word2VecConfig(**base)
 
 
 # name -> (family, model class, config factory, input kind)
@@ -64,54 +47,61 @@ def word2vec_config(**kw):
 #   (B,)), "tokcls" (labels (B, T)), "w2v_pair" (input_ids [B] + labels [B]), "w2v_mlm" (input_ids [B, T]),
 #   "base" (input_ids only).
 MODELS = {
-    "LSTMForCausalLM": ("recurrent", LSTMForCausalLM, lambda: recurrent_config(LSTMConfig), "lm"),
-    "GRUForCausalLM": ("recurrent", GRUForCausalLM, lambda: recurrent_config(GRUConfig), "lm"),
-    "RNNForCausalLM": ("recurrent", RNNForCausalLM, lambda: recurrent_config(RNNConfig), "lm"),
-    "LSTMModel": ("recurrent", LSTMModel, lambda: recurrent_config(LSTMConfig, bidirectional=True), "base"),
-    "GRUModel": ("recurrent", GRUModel, lambda: recurrent_config(GRUConfig), "base"),
-    "RNNModel": ("recurrent", RNNModel, lambda: recurrent_config(RNNConfig), "base"),
+    "LSTMForCausalLM": ("recurrent", recurrent.LSTMForCausalLM, lambda: recurrent_config(recurrent.LSTMConfig), "lm"),
+    "GRUForCausalLM": ("recurrent", recurrent.GRUForCausalLM, lambda: recurrent_config(recurrent.GRUConfig), "lm"),
+    "RNNForCausalLM": ("recurrent", recurrent.RNNForCausalLM, lambda: recurrent_config(recurrent.RNNConfig), "lm"),
+    "LSTMModel": (
+        "recurrent", recurrent.LSTMModel, lambda: recurrent_config(recurrent.LSTMConfig, bidirectional=True), "base",
+    ),
+    "GRUModel": ("recurrent", recurrent.GRUModel, lambda: recurrent_config(recurrent.GRUConfig), "base"),
+    "RNNModel": ("recurrent", recurrent.RNNModel, lambda: recurrent_config(recurrent.RNNConfig), "base"),
     "LSTMForSequenceClassification": (
-        "recurrent-classification", LSTMForSequenceClassification,
-        lambda: recurrent_config(LSTMConfig, bidirectional=True, num_labels=NUM_LABELS), "seqcls",
+        "recurrent-classification", recurrent.LSTMForSequenceClassification,
+        lambda: recurrent_config(recurrent.LSTMConfig, bidirectional=True, num_labels=NUM_LABELS), "seqcls",
     ),
     "GRUForSequenceClassification": (
-        "recurrent-classification", GRUForSequenceClassification,
-        lambda: recurrent_config(GRUConfig, num_labels=NUM_LABELS, classifier_pooling="mean"), "seqcls",
+        "recurrent-classification", recurrent.GRUForSequenceClassification,
+        lambda: recurrent_config(recurrent.GRUConfig, num_labels=NUM_LABELS, classifier_pooling="mean"), "seqcls",
     ),
     "LSTMForTokenClassification": (
-        "recurrent-classification", LSTMForTokenClassification,
-        lambda: recurrent_config(LSTMConfig, bidirectional=True, num_labels=NUM_LABELS), "tokcls",
+        "recurrent-classification", recurrent.LSTMForTokenClassification,
+        lambda: recurrent_config(recurrent.LSTMConfig, bidirectional=True, num_labels=NUM_LABELS), "tokcls",
     ),
     "GRUForTokenClassification": (
-        "recurrent-classification", GRUForTokenClassification,
-        lambda: recurrent_config(GRUConfig, num_labels=NUM_LABELS), "tokcls",
+        "recurrent-classification", recurrent.GRUForTokenClassification,
+        lambda: recurrent_config(recurrent.GRUConfig, num_labels=NUM_LABELS), "tokcls",
     ),
     "RNNSeq2Seq(bahdanau)": (
-        "seq2seq", RNNSeq2SeqForConditionalGeneration, lambda: seq2seq_config(attention="bahdanau"), "seq2seq",
+        "seq2seq", seq2seq.RNNSeq2SeqForConditionalGeneration, lambda: seq2seq_config(attention="bahdanau"),
+        "seq2seq",
     ),
     "RNNSeq2Seq(luong-lstm)": (
-        "seq2seq", RNNSeq2SeqForConditionalGeneration,
+        "seq2seq", seq2seq.RNNSeq2SeqForConditionalGeneration,
         lambda: seq2seq_config(attention="luong", cell_type="lstm"), "seq2seq",
     ),
-    "RNNSeq2Seq(none)": ("seq2seq", RNNSeq2SeqForConditionalGeneration, lambda: seq2seq_config(attention="none"),
-                         "seq2seq"),
-    "RNNSeq2SeqModel": ("seq2seq", RNNSeq2SeqModel, lambda: seq2seq_config(), "seq2seq_base"),
+    "RNNSeq2Seq(none)": (
+        "seq2seq", seq2seq.RNNSeq2SeqForConditionalGeneration, lambda: seq2seq_config(attention="none"), "seq2seq",
+    ),
+    "RNNSeq2SeqModel": ("seq2seq", seq2seq.RNNSeq2SeqModel, lambda: seq2seq_config(), "seq2seq_base"),
     "TransformerForConditionalGeneration": (
-        "transformer", TransformerForConditionalGeneration, lambda: transformer_config(), "seq2seq",
+        "transformer", transformer.TransformerForConditionalGeneration, lambda: transformer_config(), "seq2seq",
     ),
-    "TransformerForCausalLM": ("transformer", TransformerForCausalLM, lambda: transformer_config(), "lm"),
+    "TransformerForCausalLM": ("transformer", transformer.TransformerForCausalLM, lambda: transformer_config(), "lm"),
     "TransformerForCausalLM(learned-pos)": (
-        "transformer", TransformerForCausalLM, lambda: transformer_config(position_embedding_type="learned"), "lm",
+        "transformer", transformer.TransformerForCausalLM,
+        lambda: transformer_config(position_embedding_type="learned"), "lm",
     ),
-    "Word2VecModel": ("word2vec", Word2VecModel, lambda: word2vec_config(), "base"),
+    "Word2VecModel": ("word2vec", word2vec.Word2VecModel, lambda: word2vec_config(), "base"),
     "Word2VecForPreTraining(skipgram-ns)": (
-        "word2vec", Word2VecForPreTraining, lambda: word2vec_config(), "w2v_pair",
+        "word2vec", word2vec.Word2VecForPreTraining, lambda: word2vec_config(), "w2v_pair",
     ),
     "Word2VecForPreTraining(cbow-hs)": (
-        "word2vec", Word2VecForPreTraining,
+        "word2vec", word2vec.Word2VecForPreTraining,
         lambda: word2vec_config(architecture="cbow", objective="hierarchical_softmax"), "w2v_cbow",
     ),
-    "Word2VecForMaskedLM": ("word2vec", Word2VecForMaskedLM, lambda: word2vec_config(mask_token_id=4), "w2v_mlm"),
+    "Word2VecForMaskedLM": (
+        "word2vec", word2vec.Word2VecForMaskedLM, lambda: word2vec_config(mask_token_id=4), "w2v_mlm",
+    ),
 }
 
 

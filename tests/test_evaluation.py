@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import refused_file
 
 import hf_seq  # noqa: F401  (registers the Auto classes)
 from hf_seq.evaluation import (
@@ -49,12 +50,9 @@ def test_read_word_pairs_and_spearman(tmp_path):
     path = tmp_path / "sim.txt"
     path.write_text("Word 1\tWord 2\tHuman (mean)\n# a comment\ncat\tdog\t9\ncat mat 2 extra\n\nbird\tzebra\t1\n")
     assert read_word_pairs(path) == [("cat", "dog", 9.0), ("cat", "mat", 2.0), ("bird", "zebra", 1.0)]
-    path.write_text("cat\tdog\t9\ncat\tmat\tnan\n")
-    with pytest.raises(ValueError, match=r"sim.txt:2: score 'nan' is not a finite number"):
-        read_word_pairs(path)
-    path.write_text("cat\tdog\n")
-    with pytest.raises(ValueError, match=r"sim.txt:1: expected 'word1 word2 score'"):
-        read_word_pairs(path)
+    refused_file(path, "cat\tdog\t9\ncat\tmat\tnan\n", read_word_pairs,
+                 r"sim.txt:2: score 'nan' is not a finite number")
+    refused_file(path, "cat\tdog\n", read_word_pairs, r"sim.txt:1: expected 'word1 word2 score'")
 
     tok, config, _ = prepare_word2vec(CORPUS * 3, min_count=1, vector_size=8, window=2)
     model = Word2VecModel(config)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import refused_file
 from transformers import AutoModel, pipeline
 
 import hf_seq  # noqa: F401  (registers the word2vec model type)
@@ -70,12 +71,8 @@ def test_special_token_spellings_fill_the_special_rows(tmp_path, vectors):
 
 def test_bad_files_are_refused_with_the_line(tmp_path):
     path = tmp_path / "bad.txt"
-    path.write_text("a 0.1 0.2\nb 0.3 x\n")
-    with pytest.raises(ValueError, match=r"bad.txt:2: 'x' \(word 'b'\) is not a number"):
-        read_vectors(path)
-    path.write_text("a 0.1 0.2\nb 0.3\n")
-    with pytest.raises(ValueError, match=r"bad.txt:2: 1 values for 'b', expected 2"):
-        read_vectors(path)
+    refused_file(path, "a 0.1 0.2\nb 0.3 x\n", read_vectors, r"bad.txt:2: 'x' \(word 'b'\) is not a number")
+    refused_file(path, "a 0.1 0.2\nb 0.3\n", read_vectors, r"bad.txt:2: 1 values for 'b', expected 2")
     path.write_text("3 2\na 0.1 0.2\n")
     with pytest.raises(ValueError, match=r"ends after 1 of the 3 words"):
         read_vectors(path, format="word2vec")

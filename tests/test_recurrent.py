@@ -220,15 +220,21 @@ def test_bpe_tokenizer_still_round_trips(tmp_path):
     assert again.decode(ids) == " the time machine"
 
 
-def test_text_generation_pipeline_keeps_spaces_between_words(tmp_path):
-    # issue 19 point 10: the pipeline decodes only the new tokens and appends them to the prompt
-    text = ["the time traveller was expounding a recondite matter to us"]
+def _save_text_generation_folder(text: list[str], path) -> None:
+    """A small LSTM LM and its left-padding word tokenizer over `text`, saved for `pipeline("text-generation")`;
+    no end-of-sequence token, so generation runs to `max_new_tokens`."""
     tok = build_word_level_tokenizer(text, padding_side="left")
     torch.manual_seed(0)
     model = LSTMForCausalLM(LSTMConfig(vocab_size=len(tok), hidden_size=16))
     model.generation_config.eos_token_id = None
-    model.save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+
+
+def test_text_generation_pipeline_keeps_spaces_between_words(tmp_path):
+    # issue 19 point 10: the pipeline decodes only the new tokens and appends them to the prompt
+    text = ["the time traveller was expounding a recondite matter to us"]
+    _save_text_generation_folder(text, tmp_path)
     out = pipeline("text-generation", model=str(tmp_path))("the time", max_new_tokens=4, do_sample=False)
     words = out[0]["generated_text"].split(" ")
     assert words[:2] == ["the", "time"] and len(words) == 6, out
@@ -293,12 +299,7 @@ def test_fullgraph_compile_with_dynamo_rnn_support(model_class):
 
 def test_text_generation_pipeline_batched_equals_single(tmp_path):
     text = ["the time traveller was expounding a recondite matter to us", "his grey eyes shone and twinkled"]
-    tok = build_word_level_tokenizer(text, padding_side="left")
-    torch.manual_seed(0)
-    model = LSTMForCausalLM(LSTMConfig(vocab_size=len(tok), hidden_size=16))
-    model.generation_config.eos_token_id = None
-    model.save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
+    _save_text_generation_folder(text, tmp_path)
     pipe = pipeline("text-generation", model=str(tmp_path))
     prompts = ["the time traveller", "his grey eyes shone and"]
     kwargs = dict(max_new_tokens=5, do_sample=False, return_full_text=False)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import run_without_hf_seq
-from mixin import ModelTesterMixin
+from mixin import ModelTesterMixin, parameters_init_leaves_unset
 from transformers import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
@@ -119,13 +119,7 @@ def test_every_cell_and_head_is_initialised_and_trained(cell):
         tester = ClassifierTester(config_class, head, classifier_pooling="mean")
         config = tester.get_config()
         model = cls(config)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.fill_(float("nan"))
-                p._is_hf_initialized = False
-        for module in model.modules():
-            model._init_weights(module)
-        assert not [n for n, p in model.named_parameters() if torch.isnan(p).any()], cls.__name__
+        assert not parameters_init_leaves_unset(model), cls.__name__
         model(**tester.prepare_inputs(config, with_labels=True)).loss.backward()
         assert not [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()], cls.__name__
 

@@ -12,10 +12,11 @@ its cross-attention cache not at all.
 import numpy as np
 import pytest
 import torch
-from reliability_common import MODELS, GRUConfig, GRUForCausalLM, build, good_inputs, main_output, recurrent_config
+from reliability_common import MODELS, build, good_inputs, main_output, recurrent_config
 from transformers import Trainer, TrainingArguments, default_data_collator
 
 import hf_seq  # noqa: F401
+from hf_seq import GRUConfig, GRUForCausalLM
 from hf_seq.data import group_into_blocks
 
 

@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import refused_file
 from transformers import Trainer, TrainingArguments, default_data_collator
 
 import hf_seq  # noqa: F401
@@ -187,27 +188,24 @@ def test_binary_reader_refuses_nan_and_names_the_word(tmp_path):
 def test_evaluations_refuse_undefined_scores(tmp_path):
     kv = _kv()
     pairs = tmp_path / "pairs.txt"
-    pairs.write_text("cat dog 1.0\ncat fish nan\ndog bird 3\n")
-    with pytest.raises(ValueError, match=rf"{pairs}:2: the score 'nan' is not a finite number"):
-        kv.evaluate_word_pairs(str(pairs))
-    pairs.write_text("cat dog 1.0\ncat fish high\n")
-    with pytest.raises(ValueError, match=rf"{pairs}:2: the score 'high' is not a number"):
-        kv.evaluate_word_pairs(str(pairs))
-    pairs.write_text("cat dog 5\ncat fish 5\ndog bird 5\n")
-    with pytest.raises(ValueError, match="every human score.*undefined"):
-        kv.evaluate_word_pairs(str(pairs))
+
+    def pair_scores(path):
+        return kv.evaluate_word_pairs(str(path))
+
+    refused_file(pairs, "cat dog 1.0\ncat fish nan\ndog bird 3\n", pair_scores,
+                 rf"{pairs}:2: the score 'nan' is not a finite number")
+    refused_file(pairs, "cat dog 1.0\ncat fish high\n", pair_scores, rf"{pairs}:2: the score 'high' is not a number")
+    refused_file(pairs, "cat dog 5\ncat fish 5\ndog bird 5\n", pair_scores, "every human score.*undefined")
     pairs.write_text("cat dog 1\ncat fish 2\ndog bird 3\n")
-    assert np.isfinite(kv.evaluate_word_pairs(str(pairs))["spearman"])
+    assert np.isfinite(pair_scores(pairs)["spearman"])
     questions = tmp_path / "questions.txt"
-    questions.write_text("")
-    with pytest.raises(ValueError, match=rf"{questions}: no analogy questions"):
-        kv.evaluate_word_analogies(str(questions))
-    questions.write_text(": capitals\n")
-    with pytest.raises(ValueError, match="no analogy questions"):
-        kv.evaluate_word_analogies(str(questions))
-    questions.write_bytes(b": s\ncat dog fish b\xffrd\n")
-    with pytest.raises(ValueError, match=rf"{questions}:2: not valid UTF-8"):
-        kv.evaluate_word_analogies(str(questions))
+
+    def analogies(path):
+        return kv.evaluate_word_analogies(str(path))
+
+    refused_file(questions, "", analogies, rf"{questions}: no analogy questions")
+    refused_file(questions, ": capitals\n", analogies, "no analogy questions")
+    refused_file(questions, b": s\ncat dog fish b\xffrd\n", analogies, rf"{questions}:2: not valid UTF-8")
     questions.write_text(": s\ncat dog fish bird\n")
     assert kv.evaluate_word_analogies(str(questions))["total_questions"] == 1
 

@@ -7,20 +7,11 @@ import shutil
 
 import pytest
 import torch
-from reliability_common import (
-    MODELS,
-    LSTMConfig,
-    LSTMForCausalLM,
-    TransformerForCausalLM,
-    build,
-    good_inputs,
-    main_output,
-    recurrent_config,
-    transformer_config,
-)
+from reliability_common import MODELS, build, good_inputs, main_output, recurrent_config, transformer_config
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
 import hf_seq  # noqa: F401
+from hf_seq import LSTMConfig, LSTMForCausalLM, TransformerForCausalLM
 from hf_seq.hub.loading import CheckpointError, load_checked
 from hf_seq.tokenization import build_word_level_tokenizer
 

@@ -124,6 +124,18 @@ def _pad(seqs, side, pad=1):
     return ids, mask
 
 
+def _assert_padding_invariant(model, seqs, per_token: bool):
+    """The logits of each sequence in a batch padded on the left, then on the right, equal its logits alone (per
+    token: the logits at its real positions)."""
+    for side in ("left", "right"):
+        ids, mask = _pad(seqs, side)
+        with torch.no_grad():
+            batched = model(ids, attention_mask=mask).logits
+            for i, s in enumerate(seqs):
+                got = batched[i, mask[i].bool()] if per_token else batched[i]
+                torch.testing.assert_close(got, model(s[None]).logits[0], **TOL)
+
+
 def _roundtrip(model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("roundtrip")
     model.save_pretrained(folder)
@@ -198,13 +210,7 @@ def test_recurrent_classifier_padding_invariance(lens, seed, pooling):
     torch.manual_seed(seed)
     model = LSTMForSequenceClassification(LSTMConfig(vocab_size=VOCAB, hidden_size=8, bidirectional=True,
                                                      num_labels=3, classifier_pooling=pooling)).eval()
-    seqs = _sequences(lens, seed)
-    for side in ("left", "right"):
-        ids, mask = _pad(seqs, side)
-        with torch.no_grad():
-            batched = model(ids, attention_mask=mask).logits
-            for i, s in enumerate(seqs):
-                torch.testing.assert_close(batched[i], model(s[None]).logits[0], **TOL)
+    _assert_padding_invariant(model, _sequences(lens, seed), per_token=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -299,13 +305,7 @@ def test_word2vec_pretraining_loss_finite_and_save_load(model, batch, seed, tmp_
 @PROFILE
 @given(model=word2vec(Word2VecForMaskedLM), lens=lengths(max_len=8), seed=st.integers(0, 1000))
 def test_word2vec_fill_mask_padding_invariance(model, lens, seed):
-    seqs = _sequences(lens, seed)
-    for side in ("left", "right"):
-        ids, mask = _pad(seqs, side)
-        with torch.no_grad():
-            batched = model(ids, attention_mask=mask).logits
-            for i, s in enumerate(seqs):
-                torch.testing.assert_close(batched[i, mask[i].bool()], model(s[None]).logits[0], **TOL)
+    _assert_padding_invariant(model, _sequences(lens, seed), per_token=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

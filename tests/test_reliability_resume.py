@@ -16,15 +16,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from reliability_common import (
-    LSTMConfig,
-    LSTMForCausalLM,
-    RNNSeq2SeqForConditionalGeneration,
-    TransformerForConditionalGeneration,
-    recurrent_config,
-    seq2seq_config,
-    transformer_config,
-)
+from reliability_common import recurrent_config, seq2seq_config, transformer_config
 from transformers import (
     DataCollatorForSeq2Seq,
     Seq2SeqTrainer,
@@ -37,6 +29,7 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 import hf_seq  # noqa: F401
+from hf_seq import LSTMConfig, LSTMForCausalLM, RNNSeq2SeqForConditionalGeneration, TransformerForConditionalGeneration
 from hf_seq.data import group_into_blocks
 from hf_seq.models.word2vec import Word2VecForPreTraining
 from hf_seq.models.word2vec.training_word2vec import (

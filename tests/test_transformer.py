@@ -10,13 +10,10 @@ from mixin import GenerationTesterMixin, ModelTesterMixin
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, pipeline
 
 import hf_seq  # noqa: F401  (registers the Auto classes)
+from hf_seq import TransformerConfig, TransformerDecoderConfig, TransformerForCausalLM, TransformerModel
 from hf_seq.models.transformer import (
-    TransformerConfig,
-    TransformerDecoderConfig,
     TransformerDecoderModel,
-    TransformerForCausalLM,
     TransformerForConditionalGeneration,
-    TransformerModel,
     sinusoidal_position_encoding,
 )
 from hf_seq.pipelines import TRANSLATION_TASK, save_translation_pipeline
@@ -337,29 +334,28 @@ def test_lm_cached_generation_equals_uncached(mode):
 
 
 @pytest.mark.parametrize("num_beams", [1, 3])
-def test_seq2seq_batched_generation_equals_one_at_a_time(num_beams):
-    model = seq2seq()
-    sources = [random_ids(1, n) for n in (3, 7, 5)]
-    batch = torch.full((3, 7), 1)
-    for i, s in enumerate(sources):
-        batch[i, : s.shape[1]] = s
+@pytest.mark.parametrize("kind", ["seq2seq", "causal_lm"])
+def test_batched_generation_equals_one_at_a_time(kind, num_beams):
+    # sources padded on the right; decoder-only prompts on the left (as the text-generation pipeline pads them), their
+    # positions counted from the first real token
+    left = kind == "causal_lm"
+    model = causal_lm() if left else seq2seq()
+    rows = [random_ids(1, n) for n in ((2, 6, 4) if left else (3, 7, 5))]
+    width = max(r.shape[1] for r in rows)
+    batch = torch.full((len(rows), width), 1)
+    for i, r in enumerate(rows):
+        if left:
+            batch[i, width - r.shape[1] :] = r
+        else:
+            batch[i, : r.shape[1]] = r
     kw = dict(max_new_tokens=8, min_new_tokens=8, num_beams=num_beams, do_sample=False)
     together = model.generate(batch, attention_mask=(batch != 1).long(), **kw)
-    for i, s in enumerate(sources):
-        assert torch.equal(model.generate(s, **kw)[0], together[i])
-
-
-@pytest.mark.parametrize("num_beams", [1, 3])
-def test_lm_batched_left_padded_generation_equals_one_at_a_time(num_beams):
-    lm = causal_lm()
-    prompts = [random_ids(1, n) for n in (2, 6, 4)]
-    batch = torch.full((3, 6), 1)
-    for i, p in enumerate(prompts):
-        batch[i, 6 - p.shape[1] :] = p
-    kw = dict(max_new_tokens=8, min_new_tokens=8, num_beams=num_beams, do_sample=False)
-    together = lm.generate(batch, attention_mask=(batch != 1).long(), **kw)
-    for i, p in enumerate(prompts):
-        assert torch.equal(lm.generate(p, attention_mask=torch.ones_like(p), **kw)[0, p.shape[1] :], together[i, 6:])
+    for i, r in enumerate(rows):
+        if left:  # the prompt comes back in front of the new tokens
+            alone = model.generate(r, attention_mask=torch.ones_like(r), **kw)[0, r.shape[1] :]
+            assert torch.equal(alone, together[i, width:])
+        else:
+            assert torch.equal(model.generate(r, **kw)[0], together[i])
 
 
 # --- persistence ---------------------------------------------------------------------------------------------------
@@ -807,10 +803,10 @@ def test_a_fully_masked_row_is_refused():
     model, lm = seq2seq(), causal_lm()
     ids, mask = _padded_batch()
     mask[1] = 0
-    with pytest.raises(ValueError, match=r"`attention_mask` masks every token of row\(s\) \[1\]"):
-        model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids)
-    with pytest.raises(ValueError, match=r"`attention_mask` masks every token of row\(s\) \[1\]"):
-        lm(ids, attention_mask=mask)
+    for refused in (lambda: model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids),
+                    lambda: lm(ids, attention_mask=mask)):
+        with pytest.raises(ValueError, match=r"`attention_mask` masks every token of row\(s\) \[1\]"):
+            refused()
 
 
 def test_labels_that_are_all_ignored_are_refused():

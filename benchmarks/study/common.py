@@ -9,6 +9,7 @@ import platform
 import resource
 import subprocess
 import sys
+from dataclasses import asdict
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")
@@ -98,3 +99,23 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: str) -> str:
+    """Lay out, write (110 dpi, the folder created if needed) and close a study figure; returns `path`."""
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
+
+
+def settings_from_overrides(settings_class, quick_values: dict, overrides: dict, quick: bool, part: str):
+    """`settings_class` (a dataclass) with its quick values when `quick`, then `overrides`; an unknown key is
+    refused naming the study part (`lm`, `long_range`) and the known keys."""
+    s = settings_class(**(quick_values if quick else {}))
+    for k, v in overrides.items():
+        if not hasattr(s, k):
+            raise ValueError(f"unknown {part} setting {k!r}; known: {sorted(asdict(s))}")
+        setattr(s, k, v)
+    return s

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .common import DATA_DIR, REPO, peak_rss_mb, pyplot, read_json, write_json
+from .common import DATA_DIR, REPO, peak_rss_mb, pyplot, read_json, save_figure, settings_from_overrides, write_json
 
 ARCHS = ("rnn", "gru", "lstm", "transformer")
 PEERS = ("pytorch_lstm",)
@@ -278,6 +278,8 @@ def step_clock(budget_seconds: float, clock: str = "cpu", curve_points: int | No
     """
     from transformers import TrainerCallback
 
+    from hf_seq.training.trainer import scale_learning_rates
+
     if clock not in ("cpu", "wall"):
         raise ValueError(f"budget_clock must be 'cpu' or 'wall', got {clock!r}")
     if not budget_seconds > 0:
@@ -309,13 +311,7 @@ def step_clock(budget_seconds: float, clock: str = "cpu", curve_points: int | No
             spent = self.spent()
             if self.schedule == "linear" and optimizer is not None:
                 factor = max(0.0, 1.0 - spent / self.budget)
-                if self.base_lrs is None and lr_scheduler is None:
-                    self.base_lrs = [g["lr"] for g in optimizer.param_groups]
-                lrs = lr_scheduler.get_last_lr() if lr_scheduler is not None else self.base_lrs
-                for group, lr in zip(optimizer.param_groups, lrs):
-                    group["lr"] = lr * factor
-                if lr_scheduler is not None:
-                    lr_scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+                self.base_lrs = scale_learning_rates(optimizer, lr_scheduler, factor, self.base_lrs)
             done = spent >= self.budget
             if self.curve_points and (done or spent >= self.budget / self.curve_points * (self.points_done + 1)):
                 control.should_evaluate = control.should_save = True
@@ -737,20 +733,11 @@ def plot_curves(results: list[dict], path: str, s: LMSettings) -> str:
     ax.set_title("Language modelling: perplexity vs training time, equal budget")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def settings_from(overrides: dict, quick: bool) -> LMSettings:
-    s = LMSettings(**(QUICK if quick else {}))
-    for k, v in overrides.items():
-        if not hasattr(s, k):
-            raise ValueError(f"unknown lm setting {k!r}; known: {sorted(asdict(s))}")
-        setattr(s, k, v)
-    return s
+    return settings_from_overrides(LMSettings, QUICK, overrides, quick, "lm")
 
 
 def _alive(pid: int) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 
-from .common import REPO, pyplot, read_json
+from .common import REPO, pyplot, read_json, save_figure
 
 # config file -> (what the row is measured against, test perplexity of it)
 REFERENCES = {
@@ -89,11 +89,7 @@ def plot(rows: list[dict], path: str) -> str:
     ax.set_title("PTB LSTM recipes (dotted: published test perplexity / target)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run(results_dir: str, runs: dict[str, str] | None = None) -> dict:

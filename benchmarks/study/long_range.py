@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .common import DATA_DIR, pyplot
+from .common import DATA_DIR, pyplot, save_figure, settings_from_overrides
 
 CELLS = ("rnn", "gru", "lstm")
 
@@ -163,17 +163,8 @@ def plot_gradients(curves: dict, path: str, s: LongRangeSettings) -> str:
     axes[0].set_ylabel(r"mean $\|\partial L_T / \partial x_{T-k}\|$")
     axes[0].legend()
     fig.suptitle(f"Gradient reaching step T-k (1 layer, hidden {s.hidden_size})")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def settings_from(overrides: dict, quick: bool) -> LongRangeSettings:
-    s = LongRangeSettings(**(QUICK if quick else {}))
-    for k, v in overrides.items():
-        if not hasattr(s, k):
-            raise ValueError(f"unknown long_range setting {k!r}; known: {sorted(asdict(s))}")
-        setattr(s, k, v)
-    return s
+    return settings_from_overrides(LongRangeSettings, QUICK, overrides, quick, "long_range")

@@ -23,6 +23,7 @@ from transformers.utils import logging
 
 from ..models.word2vec import Word2VecConfig, Word2VecKeyedVectors, Word2VecModel
 from ..models.word2vec.corpus_word2vec import word_level_tokenizer_from_vocab
+from ..models.word2vec.keyed_vectors_word2vec import _is_float
 from ..tokenization import MASK_TOKEN, SPECIAL_TOKENS
 
 logger = logging.get_logger(__name__)
@@ -71,14 +72,6 @@ def _parse_row(text: str, dim: int, where: str, word: str) -> np.ndarray:
     if not np.isfinite(row).all():
         raise ValueError(f"{where}: the vector of {word!r} holds NaN or inf")
     return row
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 class _Table:

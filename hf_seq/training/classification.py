@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +50,7 @@ from .experiment import (
     run_experiment,
 )
 from .run_folder import write_run_folder
-from .trainer import TrainingClock
+from .trainer import RunClock, TrainingClock
 
 logger = logging.get_logger(__name__)
 
@@ -371,13 +370,18 @@ def compute_metrics(eval_pred) -> dict:
     return {"accuracy": float(np.mean(pred == labels)), "f1": float(np.mean(f1))}
 
 
+def start_run(exp: Experiment) -> tuple[str | None, RunClock]:
+    """What the classification and tagging runs do first: seed, find the checkpoint to resume from (None: start
+    afresh), start the clock of the run's cost."""
+    set_seed(exp.training.seed)
+    return resume_checkpoint(exp), RunClock()
+
+
 def run(exp: Experiment) -> dict:
     from datasets import Dataset
 
     data, args = exp.data, exp.training
-    set_seed(args.seed)
-    resume = resume_checkpoint(exp)
-    started, cpu_started = time.time(), time.process_time()
+    resume, run_clock = start_run(exp)
 
     # 1. data, split, tokenizer (vocabulary from the training part only)
     splits = read_polarity(data)
@@ -425,8 +429,7 @@ def run(exp: Experiment) -> dict:
         "test_accuracy": test["test_accuracy"], "test_f1": test["test_f1"],
         "epochs": trainer.state.epoch, "best_checkpoint": trainer.state.best_model_checkpoint,
         "train_loss": train_output.training_loss, "train_seconds": round(train_seconds, 1),
-        "wall_seconds": round(time.time() - started, 1),
-        "cpu_seconds": round(time.process_time() - cpu_started, 1),  # a shared machine: CPU time is what it cost
+        **run_clock.seconds(),
     }
 
     # 5. the Hub-ready run folder

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +28,6 @@ from transformers import (
     DataCollatorForTokenClassification,
     Trainer,
     TrainingArguments,
-    set_seed,
 )
 from transformers.utils import logging
 
@@ -44,9 +42,10 @@ from .classification import (
     model_keys,
     resolve_data_dir,
     smoke_model,
+    start_run,
     validate_model,
 )
-from .experiment import ConfigError, Experiment, TaskSpec, resume_checkpoint
+from .experiment import ConfigError, Experiment, TaskSpec
 from .run_folder import write_run_folder
 from .trainer import TrainingClock
 
@@ -168,9 +167,7 @@ def run(exp: Experiment) -> dict:
     from datasets import Dataset
 
     data, args = exp.data, exp.training
-    set_seed(args.seed)
-    resume = resume_checkpoint(exp)
-    started, cpu_started = time.time(), time.process_time()
+    resume, run_clock = start_run(exp)
 
     # 1. data; tokenizer, tags and POS vocabularies from the training part only
     splits = read_splits(data)
@@ -251,8 +248,7 @@ def run(exp: Experiment) -> dict:
         **viterbi,
         "epochs": trainer.state.epoch, "best_checkpoint": trainer.state.best_model_checkpoint,
         "train_loss": train_output.training_loss, "train_seconds": round(train_seconds, 1),
-        "wall_seconds": round(time.time() - started, 1),
-        "cpu_seconds": round(time.process_time() - cpu_started, 1),  # a shared machine: CPU time is what it cost
+        **run_clock.seconds(),
     }
 
     # 5. the Hub-ready run folder

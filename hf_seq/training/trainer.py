@@ -198,6 +198,32 @@ class EpochDecayCallback(TrainerCallback):
                 group["lr"] = lr
 
 
+class RunClock:
+    """Wall and process CPU seconds since a task runner started (on a shared machine the CPU time is what a run
+    cost), for its results: `{**clock.seconds()}` gives `wall_seconds` and `cpu_seconds`."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.time(), time.process_time()
+
+    def seconds(self) -> dict[str, float]:
+        return {"wall_seconds": round(time.time() - self.wall, 1), "cpu_seconds": round(time.process_time() - self.cpu, 1)}
+
+
+def scale_learning_rates(optimizer, lr_scheduler, factor: float, base_lrs: list[float] | None) -> list[float] | None:
+    """Set every parameter group's rate to `factor` times the one the scheduler has just set (Trainer steps it before
+    `on_step_end`), and make the scheduler report the scaled rate, which is what Trainer logs. The scheduler computes
+    its next rate from its base rates again, so the factors never compound. Without a scheduler the base is the
+    rates found on the first call: pass back the `base_lrs` this returns."""
+    if lr_scheduler is None and base_lrs is None:
+        base_lrs = [g["lr"] for g in optimizer.param_groups]
+    lrs = lr_scheduler.get_last_lr() if lr_scheduler is not None else base_lrs
+    for group, lr in zip(optimizer.param_groups, lrs):
+        group["lr"] = lr * factor
+    if lr_scheduler is not None:
+        lr_scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+    return base_lrs
+
+
 class TrainingClock(TrainerCallback):
     """Stamp every log entry with `elapsed_seconds` of training wall time (so validation scores can be plotted against
     time), and stop once `minutes` have passed in this process (the step that crosses the budget still finishes).
@@ -232,16 +258,11 @@ class TrainingClock(TrainerCallback):
         # its next step computes from its base rates again, so the factors never compound
         if self.decay_lr and optimizer is not None:
             factor = max(0.0, 1.0 - self.elapsed() / self.seconds)
-            if lr_scheduler is None and self.base_lrs is None:  # no scheduler: the first step's rates are the base
-                self.base_lrs = [g["lr"] for g in optimizer.param_groups]
-            lrs = lr_scheduler.get_last_lr() if lr_scheduler is not None else self.base_lrs
-            for group, lr in zip(optimizer.param_groups, lrs):
-                group["lr"] = lr * factor
-            if lr_scheduler is not None:
-                lr_scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+            self.base_lrs = scale_learning_rates(optimizer, lr_scheduler, factor, self.base_lrs)
         spent = self.elapsed() if self.decay_lr else time.time() - self.start
         if self.seconds is not None and spent > self.seconds:
             control.should_training_stop = True
 
 
-__all__ = ["EpochDecayCallback", "StatefulLMTrainer", "TrainingClock", "load_carried_state", "save_carried_state"]
+__all__ = ["EpochDecayCallback", "RunClock", "StatefulLMTrainer", "TrainingClock", "load_carried_state",
+           "save_carried_state", "scale_learning_rates"]

@@ -310,7 +310,7 @@ class RecurrentLayer(nn.Module):
 
 class RecurrentPreTrainedModel(PreTrainedModel):
     config_class = RecurrentConfig
-    base_model_prefix = "model"
+    base_model_prefix = "model"  # the heads' embedding accessors are transformers' defaults: the body's, `lm_head`
     main_input_name = "input_ids"
     # every layer is its own single-layer kernel, so checkpointing recomputes one layer at a time (issue 19)
     supports_gradient_checkpointing = True
@@ -490,12 +490,6 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             out_width = config.embedding_size
         self.lm_head = nn.Linear(out_width, config.vocab_size)
         self.post_init()
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head = new_embeddings
 
     def prepare_inputs_for_generation(
         self, input_ids, next_sequence_length=None, cache=None, attention_mask=None, is_first_iteration=False, **kwargs

@@ -114,12 +114,6 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size * config.num_directions, config.num_labels)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.embeddings
-
-    def set_input_embeddings(self, value):
-        self.model.embeddings = value
-
     def pool(self, last_hidden_state, final_hidden_state, attention_mask):
         """(B, T, D*H) outputs and (B, D*H) final states -> (B, D*H), with padding excluded."""
         pooling = self.config.classifier_pooling
@@ -133,7 +127,6 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
         real = real.unsqueeze(-1)  # (B, T, 1)
         if pooling == "mean":
             # the clamp only guards the division: every row has a real token (the encoder refuses empty rows)
-            # clamp: a row has at least one real token (checked by the encoder); the clamp only guards the division
             return (last_hidden_state * real).sum(1) / real.sum(1).clamp(min=1)
         # -inf at padding so that a padded position can never be the maximum (InferSent max pooling)
         return last_hidden_state.masked_fill(~real, float("-inf")).amax(1)
@@ -230,12 +223,6 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
         self.crf = LinearChainCRF(config.num_labels) if getattr(config, "use_crf", False) else None
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.embeddings
-
-    def set_input_embeddings(self, value):
-        self.model.embeddings = value
-
     @torch.no_grad()
     def decode(
         self,
@@ -245,13 +232,7 @@ class RecurrentForTokenClassification(RecurrentPreTrainedModel):
         feature_ids: torch.LongTensor | None = None,
     ) -> torch.LongTensor:
         """The best tag sequence, (batch, seq_len) with -100 at padding: Viterbi with a CRF, else per-token arg-max."""
-        out = self(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds,
-            feature_ids=feature_ids,
-            return_dict=True,
-        )
+        out = self(input_ids, attention_mask, inputs_embeds, feature_ids, return_dict=True)
         mask = self._real_mask(out.logits, attention_mask)
         if self.crf is None:
             return out.logits.argmax(-1).masked_fill(~mask, -100)

@@ -412,30 +412,17 @@ class TransformerDecoderLayer(nn.Module):
         cache=None,
         output_attentions=False,
     ):
-        x, self_weights = self._sublayer(
-            hidden_states,
-            self.self_attn_layer_norm,
-            lambda h: self.self_attn(
-                h,
-                attention_bias=self_attention_bias,
-                is_causal=is_causal,
-                cache=cache,
-                output_attentions=output_attentions,
-            ),
-        )
+        # TransformerAttention(hidden_states, key_value_states, attention_bias, is_causal, cache, output_attentions)
+        def self_attention(h):  # masked (§3.2.3): each position attends to itself and the positions before it
+            return self.self_attn(h, None, self_attention_bias, is_causal, cache, output_attentions)
+
+        def encoder_decoder_attention(h):  # §3.2.3: queries from the decoder, keys/values from the encoder output
+            return self.encoder_attn(h, encoder_hidden_states, encoder_attention_bias, False, cache, output_attentions)
+
+        x, self_weights = self._sublayer(hidden_states, self.self_attn_layer_norm, self_attention)
         cross_weights = None
-        if self.encoder_attn is not None:  # §3.2.3: queries from the decoder, keys/values from the encoder output
-            x, cross_weights = self._sublayer(
-                x,
-                self.encoder_attn_layer_norm,
-                lambda h: self.encoder_attn(
-                    h,
-                    key_value_states=encoder_hidden_states,
-                    attention_bias=encoder_attention_bias,
-                    cache=cache,
-                    output_attentions=output_attentions,
-                ),
-            )
+        if self.encoder_attn is not None:
+            x, cross_weights = self._sublayer(x, self.encoder_attn_layer_norm, encoder_decoder_attention)
         if self.norm_first:
             x = x + self.dropout(self.ffn(self.final_layer_norm(x)))
         else:
@@ -471,12 +458,42 @@ class TransformerPreTrainedModel(PreTrainedModel):
         elif isinstance(module, TransformerSinusoidalPositionalEncoding):
             init.copy_(module.table, sinusoidal_position_encoding(module.num_positions, module.d_model))
 
-    def _run_layer(self, layer: nn.Module, *args):
-        """One layer, recomputed in the backward pass when activation checkpointing is on (positional arguments:
-        reentrant checkpointing passes no keywords)."""
-        if self.gradient_checkpointing and self.training:
-            return self._gradient_checkpointing_func(layer.__call__, *args)
-        return layer(*args)
+    # The encoder and decoder stacks (§3.1) are built and run alike: the two methods below serve both. The embedding
+    # accessors are transformers' defaults: `embeddings.embed_tokens` in a stack, the body's in a head, and `lm_head`.
+    def _build_stack(self, config: TransformerConfig, layer_class: type, num_layers: int):
+        self.embeddings = TransformerEmbeddings(config)
+        self.layers = nn.ModuleList([layer_class(config, i) for i in range(num_layers)])
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.norm_first else None
+        self.gradient_checkpointing = False
+
+    def _run_stack(self, hidden: torch.Tensor, layer_args: tuple, output_attentions: bool, output_hidden_states: bool):
+        """Every layer in turn, then the final LayerNorm of pre-LN. Returns the output (B, T, d_model), the hidden
+        states (each layer's input, then the output) or None, and per layer the tuple of its attention weights."""
+        all_hidden, all_weights = (), ()
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden += (hidden,)
+            if self.gradient_checkpointing and self.training:
+                # recomputed in the backward pass; positional arguments: reentrant checkpointing passes no keywords
+                hidden, *weights = self._gradient_checkpointing_func(
+                    layer.__call__, hidden, *layer_args, output_attentions
+                )
+            else:
+                hidden, *weights = layer(hidden, *layer_args, output_attentions)
+            if output_attentions:
+                all_weights += (weights,)
+        if self.layer_norm is not None:  # pre-LN leaves the residual stream unnormalized: one final LayerNorm
+            hidden = self.layer_norm(hidden)
+        if output_hidden_states:
+            all_hidden += (hidden,)
+        return hidden, all_hidden if output_hidden_states else None, all_weights
+
+    def _logits(self, hidden: torch.Tensor, logits_to_keep: int) -> torch.Tensor:
+        """The heads' pre-softmax linear transformation (§3.4), tied to the token embedding: (B, T, d_model) →
+        (B, T, vocab_size), over the last `logits_to_keep` positions only when it is > 0 (generate() reads one)."""
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        return self.lm_head(hidden)
 
 
 def _convert_config(config: TransformerConfig, config_class: type, is_encoder_decoder: bool) -> TransformerConfig:
@@ -499,17 +516,8 @@ class TransformerEncoder(TransformerPreTrainedModel):
 
     def __init__(self, config: TransformerConfig):
         super().__init__(config)
-        self.embeddings = TransformerEmbeddings(config)
-        self.layers = nn.ModuleList([TransformerEncoderLayer(config, i) for i in range(config.encoder_layers)])
-        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.norm_first else None
-        self.gradient_checkpointing = False
+        self._build_stack(config, TransformerEncoderLayer, config.encoder_layers)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embeddings.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.embeddings.embed_tokens = value
 
     def forward(
         self,
@@ -539,21 +547,11 @@ class TransformerEncoder(TransformerPreTrainedModel):
         hidden = self.embeddings(input_ids, positions, S, inputs_embeds=inputs_embeds)
         bias = _key_padding_bias(attention_mask, hidden.dtype)  # (B, 1, 1, S) or None
         # 2. encode: every position attends to every real source token (§3.2.3)
-        all_hidden, all_attn = (), ()
-        for layer in self.layers:
-            if output_hidden_states:
-                all_hidden += (hidden,)
-            hidden, weights = self._run_layer(layer, hidden, bias, output_attentions)
-            if output_attentions:
-                all_attn += (weights,)
-        if self.layer_norm is not None:  # pre-LN leaves the residual stream unnormalized: one final LayerNorm
-            hidden = self.layer_norm(hidden)
-        if output_hidden_states:
-            all_hidden += (hidden,)
+        hidden, all_hidden, weights = self._run_stack(hidden, (bias,), output_attentions, output_hidden_states)
         output = BaseModelOutput(
             last_hidden_state=hidden,
-            hidden_states=all_hidden if output_hidden_states else None,
-            attentions=all_attn if output_attentions else None,
+            hidden_states=all_hidden,
+            attentions=tuple(w[0] for w in weights) if output_attentions else None,
         )
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
@@ -570,17 +568,8 @@ class TransformerDecoderModel(TransformerPreTrainedModel):
 
     def __init__(self, config: TransformerConfig):
         super().__init__(config)
-        self.embeddings = TransformerEmbeddings(config)
-        self.layers = nn.ModuleList([TransformerDecoderLayer(config, i) for i in range(config.decoder_layers)])
-        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.norm_first else None
-        self.gradient_checkpointing = False
+        self._build_stack(config, TransformerDecoderLayer, config.decoder_layers)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embeddings.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.embeddings.embed_tokens = value
 
     def forward(
         self,
@@ -645,26 +634,16 @@ class TransformerDecoderModel(TransformerPreTrainedModel):
         cross_bias = _key_padding_bias(encoder_attention_mask, hidden.dtype) if self.config.is_encoder_decoder else None
 
         # 3. decode: each layer writes its keys/values into `cache` (None under checkpointing and training)
-        all_hidden, all_self, all_cross = (), (), ()
-        for layer in self.layers:
-            if output_hidden_states:
-                all_hidden += (hidden,)
-            hidden, self_w, cross_w = self._run_layer(
-                layer, hidden, self_bias, is_causal, encoder_hidden_states, cross_bias, cache, output_attentions
-            )
-            if output_attentions:
-                all_self += (self_w,)
-                all_cross += (cross_w,)
-        if self.layer_norm is not None:
-            hidden = self.layer_norm(hidden)
-        if output_hidden_states:
-            all_hidden += (hidden,)
+        layer_args = (self_bias, is_causal, encoder_hidden_states, cross_bias, cache)
+        hidden, all_hidden, weights = self._run_stack(hidden, layer_args, output_attentions, output_hidden_states)
         output = BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden,
             cache=cache if use_cache else None,
-            hidden_states=all_hidden if output_hidden_states else None,
-            attentions=all_self if output_attentions else None,
-            cross_attentions=all_cross if output_attentions and self.config.is_encoder_decoder else None,
+            hidden_states=all_hidden,
+            attentions=tuple(w[0] for w in weights) if output_attentions else None,
+            cross_attentions=(
+                tuple(w[1] for w in weights) if output_attentions and self.config.is_encoder_decoder else None
+            ),
         )
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
@@ -775,18 +754,6 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
         self._tied_weights_keys = {"lm_head.weight": f"model.{source}.embeddings.embed_tokens.weight"}
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.model.get_input_embeddings()
-
-    def set_input_embeddings(self, value):
-        self.model.set_input_embeddings(value)
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, value):
-        self.lm_head = value
-
     def get_encoder(self, modality=None):
         return self.model.encoder
 
@@ -838,22 +805,11 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        hidden = outputs.last_hidden_state  # (B, T, d_model)
-        if logits_to_keep:  # generate() needs only the last position's distribution
-            hidden = hidden[:, -logits_to_keep:]
-        logits = self.lm_head(hidden)  # (B, T, vocab_size): the pre-softmax linear transformation of §3.4
+        logits = self._logits(outputs.last_hidden_state, logits_to_keep)
         loss = _lm_loss(logits, labels, self.config.vocab_size, num_items_in_batch) if labels is not None else None
-        output = Seq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            cache=outputs.cache,
-            decoder_hidden_states=outputs.decoder_hidden_states,
-            decoder_attentions=outputs.decoder_attentions,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
-            encoder_attentions=outputs.encoder_attentions,
-        )
+        # Seq2SeqLMOutput holds the fields of Seq2SeqModelOutput, the logits standing for its last hidden state
+        body = {key: value for key, value in outputs.items() if key != "last_hidden_state"}
+        output = Seq2SeqLMOutput(loss=loss, logits=logits, **body)
         return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 
@@ -875,18 +831,6 @@ class TransformerForCausalLM(TransformerPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self._tied_weights_keys = {"lm_head.weight": "model.embeddings.embed_tokens.weight"}
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.model.embeddings.embed_tokens
-
-    def set_input_embeddings(self, value):
-        self.model.embeddings.embed_tokens = value
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, value):
-        self.lm_head = value
 
     def get_decoder(self, modality=None):
         return self.model
@@ -945,17 +889,14 @@ class TransformerForCausalLM(TransformerPreTrainedModel, GenerationMixin):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        hidden = outputs.last_hidden_state  # (B, T, d_model)
-        if logits_to_keep:
-            hidden = hidden[:, -logits_to_keep:]
-        logits = self.lm_head(hidden)  # (B, T, vocab_size), tied to the token embedding (§3.4)
+        logits = self._logits(outputs.last_hidden_state, logits_to_keep)
         loss = None
         if labels is not None or shift_labels is not None:
             if shift_labels is None:
-                if labels.shape != hidden.shape[:2]:
+                if labels.shape != logits.shape[:2]:
                     raise ValueError(
                         f"labels shape {tuple(labels.shape)} must be the input's (batch, length) "
-                        f"{tuple(hidden.shape[:2])}."
+                        f"{tuple(logits.shape[:2])}."
                     )
                 shift_labels = F.pad(labels, (0, 1), value=-100)[:, 1:]  # (B, T): the last position has no target
             loss = _lm_loss(logits, shift_labels, self.config.vocab_size, num_items_in_batch)

@@ -181,6 +181,18 @@ def _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, nois
     return loss
 
 
+@_njit(inline="always")
+def _example(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, noise, sig_table, logsig_table, draw, state,
+             alias_prob, alias):
+    """One example (a pair, or a CBOW window): the error `neu1e` starts at zero, the noise words are drawn for it
+    unless a shared draw serves it (`draw` False), then `_output_step`; returns its loss."""
+    for d in range(neu1e.shape[0]):
+        neu1e[d] = 0.0
+    if draw:
+        _draw_noise(state, alias_prob, alias, noise)
+    return _output_step(h, neu1e, target, alpha, syn1, hs, points, codes, lengths, noise, sig_table, logsig_table)
+
+
 @_njit()
 def train_span(syn0, syn1, ids, windows, left_room, right_room, start, stop, alpha_start, alpha_end,
                cbow, cbow_mean, hs, points, codes, lengths, alias_prob, alias, negative, seed,
@@ -233,12 +245,8 @@ def train_span(syn0, syn1, ids, windows, left_room, right_room, start, stop, alp
                 inv = np.float32(1.0 / count)
                 for d in range(dim):
                     neu1[d] *= inv
-            for d in range(dim):
-                neu1e[d] = 0.0
-            if shared_by == 0:
-                _draw_noise(state, alias_prob, alias, noise)
-            loss += _output_step(neu1, neu1e, centre, alpha, syn1, hs, points, codes, lengths, noise, sig_table,
-                                 logsig_table)
+            loss += _example(neu1, neu1e, centre, alpha, syn1, hs, points, codes, lengths, noise, sig_table,
+                             logsig_table, shared_by == 0, state, alias_prob, alias)
             examples += 1
             for j in range(lo, hi + 1):
                 if j != i:  # every context word gets the whole error (word2vec.c and gensim, for the mean too)
@@ -250,12 +258,8 @@ def train_span(syn0, syn1, ids, windows, left_room, right_room, start, stop, alp
                 if j == i:
                     continue
                 row = syn0[ids[j]]
-                for d in range(dim):
-                    neu1e[d] = 0.0
-                if shared_by == 0:
-                    _draw_noise(state, alias_prob, alias, noise)
-                loss += _output_step(row, neu1e, centre, alpha, syn1, hs, points, codes, lengths, noise, sig_table,
-                                     logsig_table)
+                loss += _example(row, neu1e, centre, alpha, syn1, hs, points, codes, lengths, noise, sig_table,
+                                 logsig_table, shared_by == 0, state, alias_prob, alias)
                 examples += 1
                 for d in range(dim):
                     row[d] += neu1e[d]

@@ -281,7 +281,7 @@ class Word2VecOutputLayer(nn.Module):
 
 class Word2VecPreTrainedModel(PreTrainedModel):
     config_class = Word2VecConfig
-    base_model_prefix = "word2vec"
+    base_model_prefix = "word2vec"  # the heads' `get_input_embeddings` is transformers' default: the body's
     main_input_name = "input_ids"
     accepts_loss_kwargs = False
     _supports_sdpa = False
@@ -364,9 +364,6 @@ class Word2VecForPreTraining(Word2VecPreTrainedModel):
         self.output_layer = Word2VecOutputLayer(config)
         self.post_init()
 
-    def get_input_embeddings(self):
-        return self.word2vec.embeddings
-
     def hidden_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """`[B]` → input vectors `[B, d]`; `[B, C]` context windows → their mean (or sum) over `attention_mask`."""
         vectors = self.word2vec.embeddings(input_ids)
@@ -443,9 +440,6 @@ class Word2VecForMaskedLM(Word2VecPreTrainedModel):
         self.word2vec = Word2VecModel(config)
         self.output_layer = Word2VecOutputLayer(config)
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.word2vec.embeddings
 
     def forward(
         self,

@@ -121,6 +121,20 @@ if triton is not None:
                         tl.store(syn1 + word * DIM + offs, row + g * h, mask=mask)
         return neu1e, loss
 
+    @triton.jit
+    def _example(h, target, alpha, syn1, offs, mask, HS: tl.constexpr, points, codes, lengths, max_depth, noise, state,
+                 shared_by, alias_prob, alias, vocab, NEG_BLOCK: tl.constexpr, NEGATIVE: tl.constexpr, sig_table,
+                 logsig_table, DIM: tl.constexpr, BLOCK: tl.constexpr):
+        """`word2vec_kernels._example`: one example's error starts at zero, its noise words are drawn unless a shared
+        draw serves it, then `_output_step`. Returns (error, loss, noise, generator state)."""
+        neu1e = tl.zeros((BLOCK,), dtype=tl.float32)
+        if not HS:
+            if shared_by == 0:
+                noise, state = _draw_noise(state, alias_prob, alias, vocab, NEG_BLOCK, NEGATIVE)
+        neu1e, step_loss = _output_step(h, neu1e, target, alpha, syn1, offs, mask, HS, points, codes, lengths,
+                                        max_depth, noise, NEG_BLOCK, NEGATIVE, sig_table, logsig_table, DIM)
+        return neu1e, step_loss, noise, state
+
     # integer arguments that change from launch to launch are not specialised on (Triton compiles a variant for
     # values equal to 1 or divisible by 16): one compile per model shape, not one per batch size
     @triton.jit(do_not_specialize=["base", "total", "span", "max_depth", "vocab", "seed", "shared_by"])
@@ -164,13 +178,9 @@ if triton is not None:
                 if count > 0:  # word2vec.c skips a centre word left without context
                     if CBOW_MEAN:
                         neu1 = neu1 / count.to(tl.float32)
-                    neu1e = tl.zeros((BLOCK,), dtype=tl.float32)
-                    if not HS:
-                        if shared_by == 0:
-                            noise, state = _draw_noise(state, alias_prob, alias, vocab, NEG_BLOCK, NEGATIVE)
-                    neu1e, step_loss = _output_step(neu1, neu1e, centre, alpha, syn1, offs, mask, HS, points, codes,
-                                                    lengths, max_depth, noise, NEG_BLOCK, NEGATIVE, sig_table,
-                                                    logsig_table, DIM)
+                    neu1e, step_loss, noise, state = _example(
+                        neu1, centre, alpha, syn1, offs, mask, HS, points, codes, lengths, max_depth, noise, state,
+                        shared_by, alias_prob, alias, vocab, NEG_BLOCK, NEGATIVE, sig_table, logsig_table, DIM, BLOCK)
                     loss += step_loss
                     examples += 1
                     for j in range(lo, hi + 1):
@@ -182,13 +192,10 @@ if triton is not None:
                     if j != i:  # word2vec.c: the context word's input vector predicts the centre word
                         where = syn0 + tl.load(ids + j) * DIM + offs
                         h = tl.load(where, mask=mask, other=0.0)
-                        neu1e = tl.zeros((BLOCK,), dtype=tl.float32)
-                        if not HS:
-                            if shared_by == 0:
-                                noise, state = _draw_noise(state, alias_prob, alias, vocab, NEG_BLOCK, NEGATIVE)
-                        neu1e, step_loss = _output_step(h, neu1e, centre, alpha, syn1, offs, mask, HS, points, codes,
-                                                        lengths, max_depth, noise, NEG_BLOCK, NEGATIVE, sig_table,
-                                                        logsig_table, DIM)
+                        neu1e, step_loss, noise, state = _example(
+                            h, centre, alpha, syn1, offs, mask, HS, points, codes, lengths, max_depth, noise, state,
+                            shared_by, alias_prob, alias, vocab, NEG_BLOCK, NEGATIVE, sig_table, logsig_table, DIM,
+                            BLOCK)
                         loss += step_loss
                         examples += 1
                         tl.store(where, tl.load(where, mask=mask, other=0.0) + neu1e, mask=mask)
