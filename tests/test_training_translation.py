@@ -172,6 +172,63 @@ def test_validation_errors_name_file_section_and_key(tmp_path, text, match):
         load_experiment(str(_bad(tmp_path, text)), output_dir=str(tmp_path / "run"))
 
 
+def test_split_seed_defaults_to_the_training_seed_and_fixes_the_split_across_seeds():
+    """`data.split_seed` unset: the Tatoeba split follows `training.seed` exactly as before; set, every training seed
+    gets the same pairs (hence the same joint BPE vocabulary), and the fingerprint keeps it."""
+    from hf_seq.training.translation import experiment_pairs, split_seed
+
+    name = SMOKE_RUNS["rnn"]
+    for seed in (0, 3):
+        exp = load_experiment(name, [f"training.seed={seed}"])
+        assert exp.data.split_seed is None and split_seed(exp) == seed
+        assert experiment_pairs(exp) == load_pairs("tatoeba", source_lang="en", target_lang="fr", seed=seed,
+                                                   heldout=exp.data.tatoeba_heldout,
+                                                   limits={"validation": exp.data.max_eval_samples})
+    default = experiment_pairs(load_experiment(name))
+    assert experiment_pairs(load_experiment(name, ["training.seed=3"]))["test"] != default["test"]
+    pinned = load_experiment(name, ["training.seed=3", "data.split_seed=0"])
+    assert split_seed(pinned) == 0 and experiment_pairs(pinned) == default
+    assert pinned.fingerprint()["data"]["split_seed"] == 0  # a resumed run keeps its split
+    # unset, the key is not in the fingerprint: runs checkpointed before it existed still resume
+    assert "split_seed" not in load_experiment(name).fingerprint()["data"]
+
+
+def test_two_training_seeds_on_one_split_ensemble(smoke_runs, tmp_path):
+    """The point of `data.split_seed`: a second training seed on the first one's split shares its vocabulary, so the
+    two runs form an ensemble that decodes, and the results record the split seed; without it the second seed trains
+    on other pairs."""
+    from hf_seq.ensemble import load_ensemble
+    from hf_seq.training.translation import experiment_pairs
+
+    results, first = smoke_runs("rnn")
+    second = tmp_path / "seed1"
+    exp = load_experiment(SMOKE_RUNS["rnn"], ["training.seed=1", "data.split_seed=0"], smoke=True,
+                          output_dir=str(second))
+    assert experiment_pairs(exp)["test"] == experiment_pairs(
+        load_experiment(SMOKE_RUNS["rnn"], smoke=True, output_dir=str(tmp_path / "x")))["test"]
+    assert run_experiment(exp)["split_seed"] == 0 and results["split_seed"] == 0
+    assert (second / "tokenizer.json").read_text() == (first / "tokenizer.json").read_text()
+    ensemble, tokenizer, target_tokenizer = load_ensemble([str(first), str(second)])
+    sources = [row["source"] for row in results["sample_translations"]]
+    hyps = translate(ensemble, tokenizer, sources, num_beams=2, max_new_tokens=24, target_tokenizer=target_tokenizer)
+    assert len(hyps) == len(sources) and all(isinstance(h, str) for h in hyps)
+    unpinned = load_experiment(SMOKE_RUNS["rnn"], ["training.seed=1"], smoke=True, output_dir=str(tmp_path / "y"))
+    assert experiment_pairs(unpinned)["train"] != experiment_pairs(exp)["train"]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("data:\n  split_seed: -1\n", r"bad.yaml: section 'data': split_seed=-1 must be >= 0"),
+    ("data:\n  split_seed: first\n", r"bad.yaml: section 'data': split_seed='first' is a str, expected int \| None"),
+    ("data:\n  dataset: multi30k\n  source_lang: de\n  target_lang: en\n  split_seed: 1\n",
+     r"bad.yaml: section 'data': split_seed=1 has no effect: the multi30k splits are fixed files"),
+])
+def test_split_seed_is_validated(tmp_path, data_root, text, match):
+    with pytest.raises(ConfigError, match=match):
+        load_experiment(str(_bad(tmp_path, text)), output_dir=str(tmp_path / "run"))
+    ok = load_experiment(str(_bad(tmp_path, "data:\n  split_seed: 7\n")), output_dir=str(tmp_path / "run"))
+    assert ok.data.split_seed == 7
+
+
 def test_resuming_a_folder_of_another_experiment_is_refused(smoke_runs, tmp_path):
     """A translation run started in the folder of another run (here: the RNN smoke run) stops before training."""
     _, trained = smoke_runs("rnn")

@@ -63,6 +63,9 @@ VOLATILE = {
              "test_length_penalty", "heatmap_sentence", "max_test_samples"},  # test-time settings
     "generate": None,  # sampling a text after training does not change the trained weights
 }
+# Keys added after runs were checkpointed whose unset value (None) keeps the behaviour from before them (translation's
+# data.split_seed: the split follows training.seed): left out of the fingerprint while unset, so those runs resume.
+UNSET_AS_BEFORE = {"data": {"split_seed"}}
 
 
 class ConfigError(ValueError):
@@ -366,6 +369,10 @@ class Experiment:
             elif isinstance(d.get(section), dict):
                 for k in keys:
                     d[section].pop(k, None)
+        for section, keys in UNSET_AS_BEFORE.items():
+            for k in keys:
+                if isinstance(d.get(section), dict) and k in d[section] and d[section][k] is None:
+                    d[section].pop(k)
         return d
 
 

@@ -14,6 +14,9 @@ scored on detokenized text with sacreBLEU (BLEU and chrF with their signatures, 
 source-length bucket, `test_hypotheses.txt`, and one attention heatmap (`attention.png`).
 
 The run folder is the Hub-ready model folder (`pipeline(model=RUN, trust_remote_code=True)` translates).
+The Tatoeba splits (and the toy pairs) are shuffled with `data.split_seed`, which defaults to `training.seed`; fix it
+(`data.split_seed=0 training.seed=1`, `... training.seed=2`) to train several seeds on the same split and vocabulary,
+e.g. for an ensemble of seeds (`hf_seq.ensemble`). Multi30k's split is its files.
 `data.tune_decoding: true` first chooses the beam size and length penalty on the validation pairs (never the test
 set) and saves them as the model's generation settings; with `data.eval_only: true` it re-scores a finished run.
 """
@@ -70,6 +73,8 @@ FROM_TOKENIZER = {"vocab_size", "target_vocab_size", "pad_token_id", "bos_token_
 # the synthetic `toy` data set's size per architecture (what each script used)
 TOY = {"rnn": {"n": 700, "train": 600, "validation": 50, "vocab": 20, "lengths": (2, 6)},
        "transformer": {"n": 1200, "train": 1000, "validation": 100, "vocab": 30, "lengths": (3, 8)}}
+# the data sets split by a seeded shuffle (`data.split_seed`); multi30k ships its own train / val / test files
+SHUFFLED_DATASETS = ("tatoeba", "tatoeba-en-fr", "toy")
 # `data.tune_decoding`: the grid searched on the validation pairs
 DECODING_GRID = {"num_beams": (1, 4, 8), "length_penalty": (0.6, 1.0, 1.4)}
 HEATMAP = "attention.png"
@@ -78,7 +83,7 @@ HEATMAP = "attention.png"
 @dataclass
 class DataArguments:
     RANGES = {"tatoeba_test_size": (1, True), "tatoeba_max_words": (1, True),  # noqa: RUF012  (not a field)
-              "bpe_min_frequency": (1, True), "heatmap_sentence": (0, True)}
+              "bpe_min_frequency": (1, True), "heatmap_sentence": (0, True), "split_seed": (0, True)}
 
     dataset: str = field(
         default="tatoeba",
@@ -91,6 +96,11 @@ class DataArguments:
     tatoeba_heldout: int = field(default=500, metadata={"help": "validation and test pairs each (tatoeba)"})
     tatoeba_test_size: int = field(default=1000, metadata={"help": "validation and test pairs each (tatoeba-en-fr)"})
     tatoeba_max_words: int = field(default=12, metadata={"help": "tatoeba-en-fr: pairs up to this many words a side"})
+    split_seed: int | None = field(
+        default=None, metadata={"help": "seed of the test / validation / train split of tatoeba and tatoeba-en-fr (and "
+                                        "of the toy pairs); null: training.seed. Fix it to train several seeds on one "
+                                        "split and one vocabulary (an ensemble of seeds). multi30k's split is fixed"}
+    )
     max_train_samples: int | None = None
     max_eval_samples: int | None = field(default=200, metadata={"help": "validation pairs (BLEU during training, "
                                                                         "tune_decoding); null: all"})
@@ -195,6 +205,9 @@ def validate(exp: Experiment) -> None:
         if missing:
             fail("data", "data_dir", f"{data.data_dir!r} lacks {missing[0]} (dataset {data.dataset}, "
                                      f"{data.source_lang}->{data.target_lang})")
+    if data.split_seed is not None and data.dataset not in SHUFFLED_DATASETS:
+        fail("data", "split_seed", f"={data.split_seed} has no effect: the {data.dataset} splits are fixed files "
+                                   f"(split_seed applies to {', '.join(SHUFFLED_DATASETS)})")
     if not math.isfinite(data.test_length_penalty):
         fail("data", "test_length_penalty", f"={data.test_length_penalty} must be a finite number")
     n_test = _test_split_size(data)
@@ -376,12 +389,20 @@ def training_record(trainer, train_result, train_seconds: float, train_cpu_secon
     }
 
 
-def _pairs(exp: Experiment) -> dict:
+def split_seed(exp: Experiment) -> int | None:
+    """The seed that splits the experiment's pairs: `data.split_seed`, else `training.seed` (None: fixed splits)."""
+    if exp.data.dataset not in SHUFFLED_DATASETS:
+        return None
+    return exp.training.seed if exp.data.split_seed is None else exp.data.split_seed
+
+
+def experiment_pairs(exp: Experiment) -> dict:
+    """{"train", "validation", "test"}: the experiment's pairs, split and cut as the runner trains and tests on them."""
     data, arch = exp.data, architecture(exp.model)
     return load_pairs(
         data.dataset, source_lang=data.source_lang, target_lang=data.target_lang, data_dir=data.data_dir,
-        seed=exp.training.seed, heldout=data.tatoeba_heldout, test_size=data.tatoeba_test_size,
-        max_words=data.tatoeba_max_words, toy=TOY[arch],
+        seed=exp.training.seed if data.split_seed is None else data.split_seed, heldout=data.tatoeba_heldout,
+        test_size=data.tatoeba_test_size, max_words=data.tatoeba_max_words, toy=TOY[arch],
         limits={"train": data.max_train_samples, "validation": data.max_eval_samples, "test": data.max_test_samples},
     )
 
@@ -428,7 +449,7 @@ def run(exp: Experiment) -> dict:
 
     # 1. data and a joint byte-level BPE vocabulary over both sides of the training set
     resume = None if data.eval_only else resume_checkpoint(exp)  # refuses another experiment's folder
-    pairs = _pairs(exp)
+    pairs = experiment_pairs(exp)
     if data.heatmap_sentence >= len(pairs["test"]):
         raise ValueError(f"data.heatmap_sentence={data.heatmap_sentence} but the test set has {len(pairs['test'])} "
                          "pairs")
@@ -475,6 +496,7 @@ def run(exp: Experiment) -> dict:
         "direction": f"{data.source_lang}->{data.target_lang}",
         "tokenizer": f"joint byte-level BPE ({len(tokenizer)} tokens, tokenizers library)",
         "train_pairs": len(pairs["train"]),
+        **({"split_seed": split_seed(exp)} if split_seed(exp) is not None else {}),
         "vocab_size": len(tokenizer),
         "parameters": n_params,
         **({"word_vectors": word_vectors} if word_vectors else {}),
@@ -523,4 +545,5 @@ def summary(results: dict) -> str:
     return line
 
 
-__all__ = ["SPEC", "DataArguments", "run", "summary", "tune_decoding", "test_report"]
+__all__ = ["SPEC", "DataArguments", "experiment_pairs", "run", "split_seed", "summary", "tune_decoding",
+           "test_report"]
