@@ -206,20 +206,53 @@ def _left_padded(vocab=40, B=3, T=6, seed=0):
     return ids.masked_fill(mask == 0, 1), mask
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
-def test_onnx_recurrent_lm_equals_generate(tmp_path, kind):
-    model = _recurrent(kind)
-    runner = export.load_runner(export.to_onnx(model, tmp_path / "onnx"))
-    assert isinstance(runner, export.ORTRecurrentForCausalLM)
-    assert not model.training  # the exporter leaves the model's mode as it was
-    ids, mask = _left_padded()
+def _onnx_runner(model, tmp_path, cls, **kwargs):
+    """Export `model` to ONNX and load the runner, which must be a `cls`."""
+    runner = export.load_runner(export.to_onnx(model, tmp_path / "onnx", **kwargs))
+    assert isinstance(runner, cls)
+    return runner
+
+
+def _assert_generate_equal(model, runner, ids, mask) -> torch.Tensor:
+    """The runner's generate() gives the model's tokens, greedy and beam 3; returns the beam-3 output."""
     with torch.no_grad():
         for beams in (1, 3):
             kwargs = dict(max_new_tokens=10, do_sample=False, num_beams=beams)
             ref = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
             assert torch.equal(runner.generate(input_ids=ids, attention_mask=mask, **kwargs), ref)
+    return ref
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_onnx_recurrent_lm_equals_generate(tmp_path, kind):
+    model = _recurrent(kind)
+    runner = _onnx_runner(model, tmp_path, export.ORTRecurrentForCausalLM)
+    assert not model.training  # the exporter leaves the model's mode as it was
+    ids, mask = _left_padded()
+    _assert_generate_equal(model, runner, ids, mask)
+    with torch.no_grad():
         eager = model(input_ids=ids, attention_mask=mask).logits[:, -1]
     torch.testing.assert_close(runner(input_ids=ids, attention_mask=mask).logits[:, -1], eager, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+def test_onnx_recurrent_unpadded_prompt_runs_as_one_sequence_call(tmp_path, kind):
+    """Without padding the prompt and every decode step go through the sequence graph (ONNX's own recurrent
+    operator, T tokens per call); the masked step graph is never opened. Tokens and logits stay the model's."""
+    onnx = pytest.importorskip("onnx")
+    model = _recurrent(kind)
+    runner = _onnx_runner(model, tmp_path, export.ORTRecurrentForCausalLM)
+    ids = _left_padded(B=2)[0][:, 2:]  # (2, 4), no padding
+    _assert_generate_equal(model, runner, ids, torch.ones_like(ids))
+    _assert_generate_equal(model, runner, ids[:1], None)
+    assert set(runner.sessions) == {"sequence"}
+    with torch.no_grad():
+        eager = model(input_ids=ids).logits[:, -1]
+    torch.testing.assert_close(runner(input_ids=ids).logits[:, -1], eager, atol=1e-5, rtol=1e-4)
+    for name in ("decoder_model.onnx", "decoder_sequence_model.onnx"):  # every weight product is a Gemm now
+        graph = onnx.load(str(tmp_path / "onnx" / name)).graph
+        weights = {init.name for init in graph.initializer}
+        assert not [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
@@ -229,7 +262,8 @@ def test_recurrent_int8_paths_run_and_stay_close(tmp_path, kind):
     with torch.no_grad():
         eager = torch.log_softmax(model(input_ids=ids).logits[:, -1], -1)
     runner = export.load_runner(export.to_onnx(model, tmp_path / "onnx", quantize="int8"))
-    assert export.read_marker(tmp_path / "onnx")["quantization"] == "int8"
+    marker = export.read_marker(tmp_path / "onnx")
+    assert marker["quantization"] == "int8" and "sequence" not in marker["files"]  # the quantized step graph only
     onnx_int8 = torch.log_softmax(runner(input_ids=ids).logits[:, -1], -1)
     torch_int8 = export.quantize_dynamic_int8(model)
     assert type(model.model.layers[0].rnn) is not type(torch_int8.model.layers[0].rnn)  # the copy is quantized
@@ -245,14 +279,10 @@ def test_onnx_rnn_seq2seq_equals_generate(tmp_path, cell, attention):
     cfg = hf_seq.RNNSeq2SeqConfig(vocab_size=40, hidden_size=16, encoder_embedding_size=16, decoder_embedding_size=16,
                                   encoder_layers=2, decoder_layers=2, cell_type=cell, attention=attention, dropout=0.0)  # fmt: skip
     model = _spread(hf_seq.RNNSeq2SeqForConditionalGeneration(cfg))
-    runner = export.load_runner(export.to_onnx(model, tmp_path / "onnx", max_source_length=9))
-    assert isinstance(runner, export.ORTRNNSeq2SeqForConditionalGeneration)
+    runner = _onnx_runner(model, tmp_path, export.ORTRNNSeq2SeqForConditionalGeneration, max_source_length=9)
     ids, mask = _batch()
+    _assert_generate_equal(model, runner, ids, mask)
     with torch.no_grad():
-        for beams in (1, 3):
-            kwargs = dict(max_new_tokens=10, do_sample=False, num_beams=beams)
-            ref = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-            assert torch.equal(runner.generate(input_ids=ids, attention_mask=mask, **kwargs), ref)
         dec = torch.full((4, 1), cfg.decoder_start_token_id)
         eager = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits[:, -1]
     got = runner(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits[:, -1]
@@ -263,15 +293,10 @@ def test_onnx_rnn_seq2seq_equals_generate(tmp_path, cell, attention):
 
 def test_onnx_transformer_seq2seq_equals_generate(tmp_path):
     model = _transformer(norm_first=True, position_embedding_type="learned", share_embeddings=False)
-    runner = export.load_runner(export.to_onnx(model, tmp_path / "onnx"))
-    assert isinstance(runner, export.ORTTransformerForConditionalGeneration)
+    runner = _onnx_runner(model, tmp_path, export.ORTTransformerForConditionalGeneration)
     ids, mask = _batch()
+    dec = _assert_generate_equal(model, runner, ids, mask)[:, :6]
     with torch.no_grad():
-        for beams in (1, 3):
-            kwargs = dict(max_new_tokens=10, do_sample=False, num_beams=beams)
-            ref = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-            assert torch.equal(runner.generate(input_ids=ids, attention_mask=mask, **kwargs), ref)
-        dec = ref[:, :6]
         eager = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits[:, -1]
     # without past (the whole prefix), then with the cache (one token after a 5-token prefix)
     torch.testing.assert_close(runner(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits[:, -1], eager,
@@ -283,14 +308,8 @@ def test_onnx_transformer_seq2seq_equals_generate(tmp_path):
 
 def test_onnx_transformer_causal_lm_equals_generate(tmp_path):
     model = _transformer_lm()
-    runner = export.load_runner(export.to_onnx(model, tmp_path / "onnx"))
-    assert isinstance(runner, export.ORTTransformerForCausalLM)
-    ids, mask = _left_padded()
-    with torch.no_grad():
-        for beams in (1, 3):
-            kwargs = dict(max_new_tokens=10, do_sample=False, num_beams=beams)
-            ref = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-            assert torch.equal(runner.generate(input_ids=ids, attention_mask=mask, **kwargs), ref)
+    runner = _onnx_runner(model, tmp_path, export.ORTTransformerForCausalLM)
+    _assert_generate_equal(model, runner, *_left_padded())
 
 
 def test_onnx_folder_export_and_cli(tmp_path):

@@ -108,6 +108,17 @@ def write_marker(output_dir: str, **fields) -> dict:
     return marker
 
 
+def finish_export(output_dir: str, model: PreTrainedModel, tokenizer, source_folder: str | None, **fields) -> dict:
+    """What every export writes beside the engine's files: the tokenizer, generation_config.json, the marker (format,
+    task, model type, architecture, `fields`) and the README. Returns the marker."""
+    has_tokenizer = save_tokenizer(tokenizer, source_folder, output_dir)
+    model.generation_config.save_pretrained(output_dir)
+    marker = write_marker(output_dir, task=task_of(model), model_type=model.config.model_type,
+                          architecture=type(model).__name__, has_tokenizer=has_tokenizer, **fields)  # fmt: skip
+    write_readme(output_dir, marker)
+    return marker
+
+
 def read_marker(folder) -> dict | None:
     """The folder's `hf_seq_export.json`, or None when the folder is not an hf-seq export."""
     path = os.path.join(os.fspath(folder), MARKER_FILE)

@@ -21,15 +21,12 @@ from transformers.utils import logging
 
 from ._common import (
     default_max_new_tokens,
+    finish_export,
     load_model_and_tokenizer,
     model_family,
     prepare_output_dir,
     read_marker,
     require,
-    save_tokenizer,
-    task_of,
-    write_marker,
-    write_readme,
 )
 
 logger = logging.get_logger(__name__)
@@ -228,34 +225,27 @@ def to_ctranslate2(folder_or_model, output_dir, quantization: str | None = None,
     spec.optimize(quantization=quantization)
     output_dir = prepare_output_dir(output_dir)
     spec.save(output_dir)
-    has_tokenizer = save_tokenizer(tokenizer, source, output_dir)
-    model.generation_config.save_pretrained(output_dir)
     config = model.config
-    marker = write_marker(
-        output_dir,
-        format="ctranslate2",
-        task=task_of(model),
-        family="transformer",
-        model_type=config.model_type,
-        architecture=type(model).__name__,
-        quantization=quantization,
-        has_tokenizer=has_tokenizer,
-        eos_token_id=config.eos_token_id,
-        max_position_embeddings=config.max_position_embeddings,
-    )
-    write_readme(output_dir, marker)
+    finish_export(output_dir, model, tokenizer, source, format="ctranslate2", family="transformer",
+                  quantization=quantization, eos_token_id=config.eos_token_id,
+                  max_position_embeddings=config.max_position_embeddings)  # fmt: skip
     logger.info(f"CTranslate2 model written to {output_dir} (quantization={quantization})")
     return output_dir
 
 
 class _CTranslate2Runner:
-    """Shared loading: the CTranslate2 model, the tokenizer and the exported generation settings."""
+    """Shared loading: the CTranslate2 model (`engine`: a `ctranslate2.<_engine>` for a `_task` export), the tokenizer
+    and the exported generation settings."""
+
+    _task, _engine, _other_runner = "", "", ""
 
     def __init__(self, folder, device="cpu", compute_type="default", intra_threads=0, inter_threads=1):
         self.folder = os.fspath(folder)
         self.marker = read_marker(self.folder)
         if self.marker is None or self.marker["format"] != "ctranslate2":
             raise ValueError(f"{self.folder} is not a CTranslate2 export of hf-seq (no hf_seq_export.json)")
+        if self.marker["task"] != self._task:
+            raise ValueError(f"{self.folder} holds a {self.marker['task']} model; use {self._other_runner}")
         self._ct2 = require("ctranslate2")
         self.options = dict(device=device, compute_type=compute_type, intra_threads=intra_threads,
                             inter_threads=inter_threads)  # fmt: skip
@@ -266,6 +256,9 @@ class _CTranslate2Runner:
             self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
             target = os.path.join(self.folder, "target_tokenizer")
             self.target_tokenizer = AutoTokenizer.from_pretrained(target) if os.path.isdir(target) else self.tokenizer
+        self.engine = getattr(self._ct2, self._engine)(self.folder, **self.options)
+        # also as `runner.translator` / `runner.generator`, for CTranslate2's own calls (score_batch, ...)
+        setattr(self, self._engine.lower(), self.engine)
 
     @classmethod
     def from_folder(cls, folder, **kwargs):
@@ -285,29 +278,26 @@ class _CTranslate2Runner:
         if self.tokenizer is None:
             raise ValueError(f"{self.folder} was exported without a tokenizer: use the *_ids methods")
 
+    def _batch_tokens(self, sequences: list[list[int]], what: str) -> tuple[list[list[str]], int]:
+        """Id lists → CTranslate2's token lists, and the longest length; refuses an empty batch or sequence."""
+        if not sequences or any(len(s) == 0 for s in sequences):
+            raise ValueError(f"give at least one {what}, each with at least one token id")
+        return [self._tokens(s) for s in sequences], max(len(s) for s in sequences)
+
 
 class CTranslate2Translator(_CTranslate2Runner):
     """Translate with an exported encoder-decoder: `CTranslate2Translator.from_folder(out).translate([...])`."""
 
-    def __init__(self, folder, **kwargs):
-        super().__init__(folder, **kwargs)
-        if self.marker["task"] != "translation":
-            raise ValueError(f"{self.folder} holds a {self.marker['task']} model; use CTranslate2Generator")
-        self.translator = self._ct2.Translator(self.folder, **self.options)
+    _task, _engine, _other_runner = "translation", "Translator", "CTranslate2Generator"
 
     def translate_ids(
         self, sources: list[list[int]], num_beams: int | None = None, max_new_tokens: int | None = None, **kwargs
     ) -> list[list[int]]:
         """Source ids → generated target ids (without the start and end tokens)."""
-        if not sources or any(len(s) == 0 for s in sources):
-            raise ValueError("give at least one source, each with at least one token id")
-        max_len = max(len(s) for s in sources)
-        results = self.translator.translate_batch(
-            [self._tokens(s) for s in sources],
-            beam_size=num_beams or 1,
-            max_decoding_length=max_new_tokens or default_max_new_tokens(max_len),
-            min_decoding_length=0,
-            **kwargs,
+        tokens, max_len = self._batch_tokens(sources, "source")
+        max_length = max_new_tokens or default_max_new_tokens(max_len)
+        results = self.engine.translate_batch(
+            tokens, beam_size=num_beams or 1, max_decoding_length=max_length, min_decoding_length=0, **kwargs
         )
         return [self._ids(r.hypotheses[0], self.target_tokenizer) for r in results]
 
@@ -323,28 +313,18 @@ class CTranslate2Translator(_CTranslate2Runner):
 class CTranslate2Generator(_CTranslate2Runner):
     """Continue prompts with an exported decoder-only Transformer LM."""
 
-    def __init__(self, folder, **kwargs):
-        super().__init__(folder, **kwargs)
-        if self.marker["task"] != "text-generation":
-            raise ValueError(f"{self.folder} holds a {self.marker['task']} model; use CTranslate2Translator")
-        self.generator = self._ct2.Generator(self.folder, **self.options)
+    _task, _engine, _other_runner = "text-generation", "Generator", "CTranslate2Translator"
 
     def generate_ids(
         self, prompts: list[list[int]], max_new_tokens: int = 32, num_beams: int | None = None, **kwargs
     ) -> list[list[int]]:
         """Prompt ids → prompt + generated ids (the end token is not returned)."""
-        if not prompts or any(len(p) == 0 for p in prompts):
-            raise ValueError("give at least one prompt, each with at least one token id")
+        tokens, longest = self._batch_tokens(prompts, "prompt")
         # CTranslate2's max_length counts every decoded position after the first prompt token, for the whole batch
-        longest = max(len(p) for p in prompts)
-        results = self.generator.generate_batch(
-            [self._tokens(p) for p in prompts],
-            max_length=longest - 1 + max_new_tokens,
-            beam_size=num_beams or 1,
-            min_length=0,
-            include_prompt_in_result=True,
-            **kwargs,
-        )
+        results = self.engine.generate_batch(
+            tokens, max_length=longest - 1 + max_new_tokens, beam_size=num_beams or 1, min_length=0,
+            include_prompt_in_result=True, **kwargs,
+        )  # fmt: skip
         return [self._ids(r.sequences[0], self.tokenizer)[: len(p) + max_new_tokens] for r, p in zip(results, prompts)]
 
     def generate_text(self, prompt: str, max_new_tokens: int = 32, num_beams: int | None = None) -> str:

@@ -8,6 +8,7 @@ branch (a padded attention mask, more than one target token), and the runners ke
 
 | family | files | inputs → outputs |
 | recurrent LM | `decoder_model.onnx` | input_ids (B, 1), attention_mask (B, 1), past_state.{i}.{h,c} → logits (B, V), present_state.{i}.{h,c} |
+|              | `decoder_sequence_model.onnx` | input_ids (B, T) without padding, past_state.* → logits (B, V) of the last position, present_state.* (float32 exports) |
 | RNN seq2seq | `encoder_model.onnx` | input_ids, attention_mask (B, max_source_length), right-padded → encoder_hidden_states, init_state.* |
 |             | `decoder_model.onnx` | decoder_input_ids (B, 1), encoder_hidden_states, encoder_attention_mask, past_state.* → logits, present_state.* |
 | Transformer seq2seq | `encoder_model.onnx` | input_ids, attention_mask → last_hidden_state |
@@ -17,7 +18,8 @@ branch (a padded attention mask, more than one target token), and the runners ke
 
 File and tensor names follow optimum's (`encoder_model.onnx`, `decoder_with_past_model.onnx`, `past_key_values.{i}.
 decoder.key`, `present.{i}.encoder.value`); the recurrent state, which optimum has no name for, is `past_state.{layer}.
-{h|c}` / `present_state...`. Logits are those of the last position only (what generation reads).
+{h|c}` / `present_state...`. Logits are those of the last position only (what generation reads). After export every
+`MatMul` by a weight becomes a `Gemm` (`onnx_graph.matmul_to_gemm`: faster for the one-row products of decoding).
 """
 
 from __future__ import annotations
@@ -29,21 +31,19 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
-from ._common import (
-    load_model_and_tokenizer,
-    model_family,
-    prepare_output_dir,
-    require,
-    save_tokenizer,
-    task_of,
-    write_marker,
-    write_readme,
-)
+from ._common import finish_export, load_model_and_tokenizer, model_family, prepare_output_dir, require
+from .onnx_graph import rewrite_file as matmul_to_gemm_file
 
 logger = logging.get_logger(__name__)
 
 OPSET = 17
 ONNX_QUANTIZATIONS = (None, "int8")
+
+
+def _last_logits(model, cache, **inputs):
+    """The model's forward on `inputs` with `cache`, logits of the last position only: (logits (B, V), the cache)."""
+    out = model(**inputs, cache=cache, use_cache=True, logits_to_keep=1)
+    return out.logits[:, -1], out.cache
 
 
 # --- recurrent language models ------------------------------------------------------------------------------------
@@ -94,14 +94,53 @@ class RecurrentLMStep(nn.Module):
         from ..models.recurrent import RecurrentCache
 
         states = [tuple(state[i : i + self.k]) for i in range(0, len(state), self.k)]
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            cache=RecurrentCache(states, 0),
-            use_cache=True,
-            logits_to_keep=1,
+        logits, cache = _last_logits(self.model, RecurrentCache(states, 0), input_ids=input_ids,
+                                     attention_mask=attention_mask)  # fmt: skip
+        return (logits, *[t for layer in cache.states for t in layer])
+
+
+class RecurrentLMSequence(nn.Module):
+    """input_ids (B, T), every position a real token, + the state of every layer → logits (B, V) of the last position
+    + the new state.
+
+    Each layer runs its own fused-kernel path (`RecurrentLayer.forward(..., tracing=False)`, what eager `generate()`
+    runs), which the exporter writes as ONNX's LSTM/GRU/RNN operator with a dynamic number of steps: a whole prompt is
+    one call, and a decode step is a graph of about a dozen nodes (embedding gather, one recurrent op per layer, the
+    output Gemm) instead of the unrolled, masked step. Dropout is left out: the exported model is in eval mode."""
+
+    def __init__(self, model, layout: dict):
+        super().__init__()
+        self.model = model
+        self.k = len(layout["per_layer"])
+
+    def forward(self, input_ids, *state):
+        base = self.model.model
+        hidden = base.embeddings(input_ids)
+        new_state = []
+        for i, layer in enumerate(base.layers):
+            hidden, layer_state = layer(hidden, None, tuple(state[i * self.k : (i + 1) * self.k]), tracing=False)
+            new_state += layer_state
+        last = hidden[:, -1]  # (B, H)
+        if self.model.projection is not None:
+            last = self.model.projection(last)
+        return (self.model.lm_head(last), *new_state)
+
+
+def _check_sequence_wrapper(model, wrapper, ids, state, k: int) -> None:
+    """The sequence wrapper re-assembles the LM from its modules: refuse to export it if it no longer computes what
+    the model's own forward does (a model change the wrapper does not know about)."""
+    from ..models.recurrent import RecurrentCache
+
+    cache = RecurrentCache([tuple(state[i : i + k]) for i in range(0, len(state), k)], 0)
+    with torch.no_grad():
+        logits, cache = _last_logits(model, cache, input_ids=ids)
+        got = wrapper(ids, *state)
+    expected = (logits, *[t for layer in cache.states for t in layer])
+    if not all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(got, expected)):
+        raise TypeError(
+            f"{type(model).__name__}: the ONNX sequence graph's wrapper no longer matches the model's forward; "
+            "update RecurrentLMSequence in hf_seq/export/onnx_export.py"
         )
-        return (out.logits[:, -1], *[t for layer in out.cache.states for t in layer])
 
 
 # --- RNN encoder-decoder ------------------------------------------------------------------------------------------
@@ -152,9 +191,15 @@ class Seq2SeqDecoderExport(nn.Module):
 
 
 # --- Transformer --------------------------------------------------------------------------------------------------
-def _kv(cache, i):
-    layer = cache.layers[i]
-    return layer.keys, layer.values
+def _flat_kv(caches, num_layers: int) -> list:
+    """Keys and values layer by layer, each layer's in the order of `caches`: [k, v, k, v, ...]."""
+    return [t for i in range(num_layers) for cache in caches for t in (cache.layers[i].keys, cache.layers[i].values)]
+
+
+def _transformer_decode(model, input_ids, position_ids, memory, encoder_attention_mask, cache):
+    """The encoder-decoder Transformer's decoder on its target ids: (last-position logits, the filled cache)."""
+    return _last_logits(model, cache, decoder_input_ids=input_ids, decoder_position_ids=position_ids,
+                        encoder_outputs=(memory,), attention_mask=encoder_attention_mask)  # fmt: skip
 
 
 class TransformerEncoderExport(nn.Module):
@@ -176,19 +221,11 @@ class TransformerSeq2SeqDecoderExport(nn.Module):
     def forward(self, input_ids, position_ids, encoder_hidden_states, encoder_attention_mask):
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-        out = self.model(
-            decoder_input_ids=input_ids,
-            decoder_position_ids=position_ids,
-            encoder_outputs=(encoder_hidden_states,),
-            attention_mask=encoder_attention_mask,
-            cache=EncoderDecoderCache(DynamicCache(), DynamicCache()),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        flat = []
-        for i in range(self.model.config.decoder_layers):
-            flat += [*_kv(out.cache.self_attention_cache, i), *_kv(out.cache.cross_attention_cache, i)]
-        return (out.logits[:, -1], *flat)
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        logits, cache = _transformer_decode(self.model, input_ids, position_ids, encoder_hidden_states,
+                                            encoder_attention_mask, cache)  # fmt: skip
+        caches = [cache.self_attention_cache, cache.cross_attention_cache]
+        return (logits, *_flat_kv(caches, self.model.config.decoder_layers))
 
 
 class TransformerSeq2SeqDecoderWithPastExport(nn.Module):
@@ -207,19 +244,8 @@ class TransformerSeq2SeqDecoderWithPastExport(nn.Module):
         B, _, S, _ = past[2].shape
         # the decoder requires encoder states, but with a filled cross-attention cache it never reads them
         unused = past[2].new_zeros(B, S, self.model.config.hidden_size)
-        out = self.model(
-            decoder_input_ids=input_ids,
-            decoder_position_ids=position_ids,
-            encoder_outputs=(unused,),
-            attention_mask=encoder_attention_mask,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        flat = []
-        for i in range(self.model.config.decoder_layers):
-            flat += list(_kv(out.cache.self_attention_cache, i))
-        return (out.logits[:, -1], *flat)
+        logits, cache = _transformer_decode(self.model, input_ids, position_ids, unused, encoder_attention_mask, cache)
+        return (logits, *_flat_kv([cache.self_attention_cache], self.model.config.decoder_layers))
 
 
 class TransformerLMDecoderExport(nn.Module):
@@ -233,18 +259,9 @@ class TransformerLMDecoderExport(nn.Module):
         from transformers.cache_utils import DynamicCache
 
         cache = DynamicCache([(past[i], past[i + 1]) for i in range(0, len(past), 2)]) if past else DynamicCache()
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        flat = []
-        for i in range(self.model.config.decoder_layers):
-            flat += list(_kv(out.cache, i))
-        return (out.logits[:, -1], *flat)
+        logits, cache = _last_logits(self.model, cache, input_ids=input_ids, attention_mask=attention_mask,
+                                     position_ids=position_ids)  # fmt: skip
+        return (logits, *_flat_kv([cache], self.model.config.decoder_layers))
 
 
 # --- export driver ------------------------------------------------------------------------------------------------
@@ -273,7 +290,7 @@ def _kv_names(num_layers: int, prefix: str, parts=("decoder", "encoder")) -> lis
     return [f"{prefix}.{i}.{p}.{kv}" for i in range(num_layers) for p in parts for kv in ("key", "value")]
 
 
-def _export_recurrent(model, out: str) -> dict:
+def _export_recurrent(model, out: str, with_sequence: bool) -> dict:
     layout = recurrent_state_layout(model)
     B = 2
     ids = torch.randint(0, model.config.vocab_size, (B, 1))
@@ -285,7 +302,23 @@ def _export_recurrent(model, out: str) -> dict:
     axes.update({n: {bd: "batch"} for n in past + present})
     _export(RecurrentLMStep(model, layout), [ids, mask, *state], os.path.join(out, "decoder_model.onnx"),
             ["input_ids", "attention_mask", *past], ["logits", *present], axes)  # fmt: skip
-    return {"files": {"decoder": "decoder_model.onnx"}, "state": layout}
+    files = {"decoder": "decoder_model.onnx"}
+    if with_sequence:
+        wrapper = RecurrentLMSequence(model, layout)
+        ids = torch.randint(0, model.config.vocab_size, (B, 3))
+        _check_sequence_wrapper(model, wrapper, ids, state, len(layout["per_layer"]))
+        axes = {"input_ids": {0: "batch", 1: "sequence"}, "logits": {0: "batch"},
+                **{n: {bd: "batch"} for n in past + present}}  # fmt: skip
+        _export(
+            wrapper,
+            [ids, *state],
+            os.path.join(out, "decoder_sequence_model.onnx"),
+            ["input_ids", *past],
+            ["logits", *present],
+            axes,
+        )
+        files["sequence"] = "decoder_sequence_model.onnx"
+    return {"files": files, "state": layout}
 
 
 def _export_seq2seq(model, out: str, max_source_length: int) -> dict:
@@ -340,7 +373,9 @@ def _export_transformer_seq2seq(model, out: str) -> dict:
             "encoder_hidden_states": {0: "batch", 1: "source"}, "encoder_attention_mask": {0: "batch", 1: "source"},
             "logits": {0: "batch"}}  # fmt: skip
     axes.update({n: kv_axes[n.split(".")[2]] for n in present_all})
-    axes_present = {n: ({0: "batch", 2: "target"} if ".decoder." in n else v) for n, v in axes.items() if n in present_all}
+    axes_present = {
+        n: ({0: "batch", 2: "target"} if ".decoder." in n else v) for n, v in axes.items() if n in present_all
+    }
     axes.update(axes_present)
     _export(TransformerSeq2SeqDecoderExport(model), [dec_ids, pos, memory, mask], os.path.join(out, "decoder_model.onnx"),
             ["input_ids", "position_ids", "encoder_hidden_states", "encoder_attention_mask"], ["logits", *present_all],
@@ -373,8 +408,14 @@ def _export_transformer_lm(model, out: str) -> dict:
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "total"},
             "position_ids": {0: "batch", 1: "sequence"}, "logits": {0: "batch"},
             **{n: {0: "batch", 2: "total"} for n in present}}  # fmt: skip
-    _export(TransformerLMDecoderExport(model, False), [ids, mask, pos], os.path.join(out, "decoder_model.onnx"),
-            ["input_ids", "attention_mask", "position_ids"], ["logits", *present], axes)
+    _export(
+        TransformerLMDecoderExport(model, False),
+        [ids, mask, pos],
+        os.path.join(out, "decoder_model.onnx"),
+        ["input_ids", "attention_mask", "position_ids"],
+        ["logits", *present],
+        axes,
+    )
     with torch.no_grad():
         past = list(TransformerLMDecoderExport(model, False)(ids, mask, pos)[1:])
     past_names = _kv_names(L, "past_key_values", ("decoder",))
@@ -424,7 +465,9 @@ def to_onnx(
     output_dir = prepare_output_dir(output_dir)
     try:
         if family == "recurrent":
-            info = _export_recurrent(model, output_dir)
+            # int8: ONNX Runtime's dynamic quantization has no GRU/RNN operator and leaves Gemm in float, so the
+            # sequence graph would stay mostly float32; the quantized single-step graph alone is kept
+            info = _export_recurrent(model, output_dir, with_sequence=quantize is None)
         elif family == "seq2seq":
             info = _export_seq2seq(model, output_dir, max_source_length)
         elif model.config.is_encoder_decoder:
@@ -433,25 +476,13 @@ def to_onnx(
             info = _export_transformer_lm(model, output_dir)
     finally:
         model.train(was_training)
-    if quantize == "int8":
-        for name in info["files"].values():
+    for name in info["files"].values():
+        if quantize == "int8":
             quantize_onnx_int8(os.path.join(output_dir, name))
+        matmul_to_gemm_file(os.path.join(output_dir, name))  # after quantizing: it leaves int8 products alone
     model.config.save_pretrained(output_dir)
-    model.generation_config.save_pretrained(output_dir)
-    has_tokenizer = save_tokenizer(tokenizer, source, output_dir)
-    marker = write_marker(
-        output_dir,
-        format="onnx",
-        task=task_of(model),
-        family=family,
-        model_type=model.config.model_type,
-        architecture=type(model).__name__,
-        quantization=quantize,
-        has_tokenizer=has_tokenizer,
-        opset=OPSET,
-        **info,
-    )
-    write_readme(output_dir, marker)
+    finish_export(output_dir, model, tokenizer, source, format="onnx", family=family, quantization=quantize,
+                  opset=OPSET, **info)  # fmt: skip
     logger.info(f"ONNX model written to {output_dir} (quantize={quantize})")
     return output_dir
 

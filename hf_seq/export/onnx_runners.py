@@ -24,8 +24,8 @@ logger = logging.get_logger(__name__)
 
 
 class ORTStateCache:
-    """Generation state held as numpy arrays for ONNX Runtime: `arrays[name]` with its batch dimension in
-    `batch_dims[name]`; `seen_tokens` target tokens consumed so far."""
+    """Generation state held as numpy arrays for ONNX Runtime: `arrays[name]` (an array, or a list of arrays that
+    share a layout) with its batch dimension in `batch_dims[name]`; `seen_tokens` target tokens consumed so far."""
 
     is_compileable = False
     is_croppable = False
@@ -45,7 +45,12 @@ class ORTStateCache:
         return self.seen_tokens
 
     def _apply(self, fn) -> None:
-        self.arrays = {n: np.ascontiguousarray(fn(a, self.batch_dims[n])) for n, a in self.arrays.items()}
+        def one(a, d):
+            return (
+                [np.ascontiguousarray(fn(x, d)) for x in a] if isinstance(a, list) else np.ascontiguousarray(fn(a, d))
+            )
+
+        self.arrays = {n: one(a, self.batch_dims[n]) for n, a in self.arrays.items()}
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> "ORTStateCache":
         idx = beam_idx.cpu().numpy()
@@ -64,6 +69,7 @@ def _session(path: str, num_threads: int | None):
     ort = require("onnxruntime")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # one chain of small ops per step: nothing to overlap
     if num_threads:
         options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1
@@ -102,6 +108,7 @@ class _ORTRunner(PreTrainedModel, GenerationMixin):
         self.folder, self.marker = folder, marker
         if os.path.isfile(os.path.join(folder, "generation_config.json")):
             self.generation_config = GenerationConfig.from_pretrained(folder)
+        self.num_threads = num_threads
         self.sessions = {key: _session(os.path.join(folder, marker["files"][key]), num_threads) for key in self._files}
         self._input_names: dict[str, set[str]] = {}
         self.tokenizer = self.target_tokenizer = None
@@ -133,12 +140,24 @@ class _ORTRunner(PreTrainedModel, GenerationMixin):
     def dtype(self) -> torch.dtype:
         return torch.float32
 
+    def _session(self, key: str):
+        """The session of graph `key`, opened on first use (a graph a generation never needs costs no memory)."""
+        session = self.sessions.get(key)
+        if session is None:
+            session = self.sessions[key] = _session(
+                os.path.join(self.folder, self.marker["files"][key]), self.num_threads
+            )
+        return session
+
     def _run(self, key: str, feeds: dict) -> list[np.ndarray]:
-        session = self.sessions[key]
-        if key not in self._input_names:
-            self._input_names[key] = {i.name for i in session.get_inputs()}
-        # the exporter drops inputs a graph does not read (the source, for an RNN seq2seq without attention)
-        return session.run(None, {k: v for k, v in feeds.items() if k in self._input_names[key]})
+        session = self._session(key)
+        names = self._input_names.get(key)
+        if names is None:
+            names = self._input_names[key] = {i.name for i in session.get_inputs()}
+        if len(names) != len(feeds):
+            # the exporter drops inputs a graph does not read (the source, for an RNN seq2seq without attention)
+            feeds = {k: v for k, v in feeds.items() if k in names}
+        return session.run(None, feeds)
 
     def _need_tokenizer(self):
         if self.tokenizer is None:
@@ -147,52 +166,75 @@ class _ORTRunner(PreTrainedModel, GenerationMixin):
 
 # --- recurrent language models ------------------------------------------------------------------------------------
 class ORTRecurrentForCausalLM(_ORTRunner):
-    """RNN/GRU/LSTM language model on ONNX Runtime: one single-step graph, for the prompt and each new token."""
+    """RNN/GRU/LSTM language model on ONNX Runtime.
 
-    _files = ("decoder",)
+    Tokens without padding (a batch-1 prompt, every decode step) go through the sequence graph, all T of them in one
+    call (ONNX's own recurrent operators); a left-padded prompt goes through the masked single-step graph, token by
+    token, so that padding never enters a row's state. Folders exported without the sequence graph (int8, older
+    exports) use the single-step graph throughout."""
+
+    _files = ()  # sessions open on first use: most generations never need the masked step graph
 
     def __init__(self, folder, num_threads: int | None = None):
         super().__init__(folder, num_threads)
         layout = self.marker["state"]
         self.layout = layout
         self.state_names = [f"{i}.{n}" for i in range(layout["num_layers"]) for n in layout["per_layer"]]
+        self._past_names = [f"past_state.{n}" for n in self.state_names]
+        self._has_sequence = "sequence" in self.marker["files"]
 
-    def _zero_state(self, batch: int) -> dict[str, np.ndarray]:
-        return {n: np.zeros([batch if s == -1 else s for s in shape], np.float32)
-                for n, shape in zip(self.state_names, self.layout["shapes"])}  # fmt: skip
+    def _zero_state(self, batch: int) -> list[np.ndarray]:
+        return [np.zeros([batch if s == -1 else s for s in shape], np.float32) for shape in self.layout["shapes"]]
 
-    def _step(self, ids: np.ndarray, mask: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
-        feeds = {"input_ids": ids, "attention_mask": mask, **{f"past_state.{n}": a for n, a in state.items()}}
-        out = self._run("decoder", feeds)
-        return out[0], dict(zip(self.state_names, out[1:]))
+    def _run_state(self, key: str, feeds: dict, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        feeds.update(zip(self._past_names, state))
+        out = self._session(key).run(None, feeds)
+        return out[0], out[1:]
+
+    def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, cache=None, attention_mask=None,
+                                      is_first_iteration=False, **kwargs):  # fmt: skip
+        if is_first_iteration or next_sequence_length != 1 or not isinstance(cache, ORTStateCache):
+            return super().prepare_inputs_for_generation(
+                input_ids, next_sequence_length=next_sequence_length, cache=cache, attention_mask=attention_mask,
+                is_first_iteration=is_first_iteration, **kwargs,
+            )  # fmt: skip
+        # A decode step, as in the eager model: generate() marks every new token real and the state already keeps
+        # the prompt's padding out, so the step needs no mask (and takes the sequence graph when there is one).
+        return {"input_ids": input_ids[:, -1:], "cache": cache}
 
     def forward(self, input_ids=None, attention_mask=None, cache: ORTStateCache | None = None, **kwargs):
         """input_ids (B, T); attention_mask (B, past + T) or (B, T). Returns logits (B, 1, V) of the last position.
 
-        The graph is one step, so a prompt runs token by token; a padded position (mask 0) leaves its row's state
-        as it was, which is what the eager model's packing does."""
-        ids = _np(input_ids).astype(np.int64)
+        A padded position (mask 0) leaves its row's state as it was, which is what the eager model's packing does."""
+        ids = _np(input_ids)
+        if ids.dtype != np.int64:
+            ids = ids.astype(np.int64)
         B, T = ids.shape
-        state = cache.arrays if cache is not None else self._zero_state(B)
-        if attention_mask is None:
-            mask = np.ones((B, T), np.int64)
+        state = cache.arrays["state"] if cache is not None else self._zero_state(B)
+        mask = None if attention_mask is None else _np(attention_mask)[:, -T:]
+        if self._has_sequence and (mask is None or mask.all()):
+            logits, state = self._run_state("sequence", {"input_ids": ids}, state)
         else:
-            mask = np.ascontiguousarray(_np(attention_mask)[:, -T:]).astype(np.int64)
-        logits = None
-        for t in range(T):
-            step_logits, state = self._step(np.ascontiguousarray(ids[:, t : t + 1]), mask[:, t : t + 1].copy(), state)
-            logits = step_logits if logits is None else np.where(mask[:, t : t + 1] > 0, step_logits, logits)
+            mask = np.ones((B, T), np.int64) if mask is None else mask.astype(np.int64)
+            logits = None
+            for t in range(T):
+                feeds = {
+                    "input_ids": np.ascontiguousarray(ids[:, t : t + 1]),
+                    "attention_mask": mask[:, t : t + 1].copy(),
+                }
+                step_logits, state = self._run_state("decoder", feeds, state)
+                logits = step_logits if logits is None else np.where(mask[:, t : t + 1] > 0, step_logits, logits)
         seen = (cache.seen_tokens if cache is not None else 0) + T
-        new_cache = ORTStateCache(state, {n: self.layout["batch_dim"] for n in state}, self.layout["num_layers"], seen)
-        return RunnerCausalLMOutput(logits=torch.from_numpy(logits).unsqueeze(1), cache=new_cache)
+        new_cache = ORTStateCache(
+            {"state": state}, {"state": self.layout["batch_dim"]}, self.layout["num_layers"], seen
+        )
+        return RunnerCausalLMOutput(logits=torch.from_numpy(logits[:, None]), cache=new_cache)
 
     def generate_text(self, prompt: str, max_new_tokens: int = 32, num_beams: int | None = None, **kwargs) -> str:
         self._need_tokenizer()
         enc = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
         out = self.generate(**enc, max_new_tokens=max_new_tokens, num_beams=num_beams or 1, do_sample=False, **kwargs)
         return self.tokenizer.decode(out[0], skip_special_tokens=True)
-
-
 
 
 # --- encoder-decoders ---------------------------------------------------------------------------------------------
