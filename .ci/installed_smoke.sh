@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run inside a virtual environment where hf-seq is installed from its wheel, in a folder outside the checkout:
-# every family's smoke experiment trains, each run folder evaluates / generates / translates, a run publishes to a
-# Hub folder, and that folder loads by remote code in a process where hf_seq cannot be imported.
+# every family's smoke experiment trains, each run folder evaluates / generates / translates (ensembles too), eole
+# checkpoints and word vectors import, runs export to CTranslate2 / ONNX (when the export extra is installed), a run
+# publishes to a Hub folder, and that folder loads by remote code in a process where hf_seq cannot be imported.
 set -euo pipefail
 cd "$1"
 CHECKOUT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +24,25 @@ hf-seq evaluate runs/smoke/lstm_timemachine text.txt --quiet > /dev/null
 hf-seq generate runs/smoke/lstm_timemachine "the time" --max-new-tokens 5
 hf-seq translate runs/smoke/seq2seq_tatoeba_bahdanau "I am here."
 hf-seq translate runs/smoke/transformer_smoke "I am here."
+hf-seq translate runs/smoke/seq2seq_tatoeba_bahdanau "I am here." --models runs/smoke/seq2seq_tatoeba_bahdanau  # ensemble
+
+# interop: eole checkpoints (written by eole 0.6.4's own CLI, kept in the checkout as test fixtures) and word vectors
+for fixture in rnn_brnn_lstm_mlp_feed transformer; do
+  hf-seq import eole "$CHECKOUT/tests/fixtures/eole/$fixture" --output-dir "eole_$fixture" > /dev/null
+  hf-seq translate "eole_$fixture" "s1 s2 s3"
+done
+printf 'king 0.5 0.1 0.3\nqueen 0.5 0.2 0.3\nman 0.1 -0.4 0.2\napple -0.3 0.9 0.1\n' > glove.txt  # GloVe: no header line
+hf-seq import vectors glove.txt --output-dir vectors > /dev/null
+hf-seq similar vectors king
+
+# deploy: the export extra, CTranslate2 for the Transformer, ONNX Runtime for a recurrent LM
+if python -c "import ctranslate2, onnxruntime" 2> /dev/null; then
+  hf-seq export runs/smoke/transformer_smoke --format ctranslate2 --quantization int8 --output-dir ct2 > /dev/null
+  hf-seq translate ct2 "I am here."
+  hf-seq export runs/smoke/lstm_timemachine --format onnx --output-dir lstm_onnx > /dev/null
+  hf-seq generate lstm_onnx "the time" --max-new-tokens 5
+fi
+
 hf-seq publish runs/smoke/lstm_timemachine --output-dir hub_lstm > /dev/null
 hf-seq publish runs/smoke/transformer_smoke --output-dir hub_transformer > /dev/null
 

@@ -465,6 +465,21 @@ def test_translate_runs_an_exported_folder(capsys, tmp_path):
     assert out.splitlines() == load_runner(tmp_path / "ct2").translate(["the cat", "a dog sat"], max_new_tokens=5)
 
 
+def test_generate_runs_an_exported_language_model(capsys, lm_folder, tmp_path):
+    """`hf-seq generate` on an ONNX export of a language model: the runner's greedy and beam-search text equals the
+    model folder's; sampling is refused with what to do instead."""
+    pytest.importorskip("onnxruntime")
+    code, _, err = run(capsys, "export", str(lm_folder), "--format", "onnx", "--output-dir", str(tmp_path / "onnx"))
+    assert code == 0, err
+    for beams in ("1", "3"):
+        args = ("the cat", "--max-new-tokens", "8", "--num-beams", beams)
+        code, exported, err = run(capsys, "generate", str(tmp_path / "onnx"), *args)
+        assert code == 0, err
+        assert exported == run(capsys, "generate", str(lm_folder), *args)[1]
+    code, _, err = run(capsys, "generate", str(tmp_path / "onnx"), "the cat", "--do-sample")
+    assert code != 0 and "exported folder" in err and "sample with the model folder" in err
+
+
 def test_publish_quotes_the_study_only_when_given(capsys, lm_folder, tmp_path):
     """The card reads no file of the source checkout: the study's rows come from --results only."""
     study = {"subsets": {"lm": {"settings": {"budget_seconds": 60.0}, "models": [

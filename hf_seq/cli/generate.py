@@ -1,12 +1,14 @@
-"""`hf-seq generate MODEL PROMPT`: continue a prompt with a causal language model."""
+"""`hf-seq generate MODEL PROMPT`: continue a prompt with a causal language model, a model folder or a folder written
+by `hf-seq export` (ONNX Runtime or CTranslate2, run through `hf_seq.export.load_runner`)."""
 
 from __future__ import annotations
 
 from .common import CLIError, _emit, add_model_argument, add_parser, load
+from .translate import is_exported_folder
 
 DESCRIPTION = """Continue PROMPT with a causal language model. Greedy unless --do-sample, whatever the model's
 generation config says (a run may save `do_sample: true` for its own samples); the model's other generation settings
-(e.g. its end-of-sequence token) apply."""
+(e.g. its end-of-sequence token) apply. MODEL may be a folder written by `hf-seq export` (greedy or beam search)."""
 
 
 def register(subparsers) -> None:
@@ -41,6 +43,8 @@ def run(args) -> int:
     kwargs = generate_kwargs(args)
     if not args.prompt.strip():
         raise CLIError("PROMPT is empty: give the text to continue")
+    if is_exported_folder(args.model):
+        return _run_exported(args, kwargs)
     model, tokenizer, _ = load(args.model, "generate", args.revision)
     set_seed(args.seed)
     enc = tokenizer(args.prompt, return_tensors="pt", add_special_tokens=False)
@@ -49,4 +53,23 @@ def run(args) -> int:
     with torch.no_grad():
         out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs)
     _emit(tokenizer.decode(out[0], skip_special_tokens=True).strip())  # word-level decoding starts with a space
+    return 0
+
+
+def _run_exported(args, kwargs: dict) -> int:
+    """An exported language model: its runner's own greedy / beam decoding."""
+    from ..export import load_runner, read_marker
+
+    if kwargs["do_sample"]:
+        raise CLIError(f"{args.model!r} is an exported folder: its runner decodes greedily or with --num-beams; "
+                       "sample with the model folder it was exported from")
+    try:
+        task = read_marker(args.model)["task"]
+        if task == "translation":
+            raise CLIError(f"{args.model!r} is an exported translation model: use `hf-seq translate`")
+        runner = load_runner(args.model)
+    except (ValueError, ImportError) as e:
+        raise CLIError(f"{args.model}: {e}") from e
+    _emit(runner.generate_text(args.prompt, max_new_tokens=kwargs["max_new_tokens"],
+                               num_beams=kwargs["num_beams"]).strip())
     return 0
