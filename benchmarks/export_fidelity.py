@@ -11,10 +11,14 @@ of right-padded sources, the same `max_new_tokens`), and reports per path: the s
 eager's (same beam size), BLEU / chrF and their difference to eager, the sentences per second, and for the first
 sentences that differ the position and the two tokens where they part.
 
-Two diagnostic rows for the Transformer explain a beam-search difference rather than measure an export:
-`eager-early-stopping` is eager `generate(early_stopping=True)` (stop once `num_beams` hypotheses ended, CTranslate2's
-rule; `generate()` defaults to early_stopping=False), and `ct2-patience-2` is CTranslate2 with `patience=2`. CTranslate2
-rows also count their sentences identical to `eager-early-stopping` (`identical_to_eager_early_stopping`).
+Three diagnostic rows for the Transformer (beam search only) explain beam-search differences rather than measure an
+export: `eager-early-stopping` is eager `generate(early_stopping=True)` (stop once `num_beams` hypotheses ended,
+CTranslate2's own rule, patience 1; `generate()` defaults to early_stopping=False), `eager-never` is eager
+`generate(early_stopping="never")`, and `ct2-early-stopping` is the CTranslate2 runner with `early_stopping=True`
+(patience 1, what the runner did before it mapped the generation config; the `ct2` rows use the runner's default
+mapping, early_stopping=False -> patience 2, `hf_seq.export.ctranslate2_export.search_options`). CTranslate2 rows also
+count their sentences identical to the two eager diagnostics (`identical_to_eager_early_stopping`,
+`identical_to_eager_never`).
 
     # an RNN seq2seq (results/ensemble_multi30k.md, seed 1) and a Transformer trained for 10 minutes on one thread:
     OMP_NUM_THREADS=1 hf-seq train transformer_multi30k_cpu data.max_train_minutes=10 data.test_num_beams=1 \
@@ -54,10 +58,15 @@ INT8_BLEU = 0.5  # int8 within 0.5 BLEU
 def paths_for(model) -> list[str]:
     paths = ["torch-int8", "onnx", "onnx-int8"]
     if "transformer" in model.config.model_type:
-        # eager-early-stopping: generate(early_stopping=True), CTranslate2's stopping rule (a beam-search diagnostic)
-        # ct2-patience-2: CTranslate2 searching until 2 x beam hypotheses ended (`patience=2`, another diagnostic)
-        paths = ["eager-early-stopping", "ct2", "ct2-int8", "ct2-patience-2", *paths]
+        # beam-search diagnostics: eager generate(early_stopping=True) (CTranslate2's own rule, patience 1) and
+        # generate(early_stopping="never"); the CTranslate2 runner with early_stopping=True (patience 1)
+        paths = [*DIAGNOSTICS, "ct2", "ct2-int8", *paths]
     return paths
+
+
+# diagnostic path -> the generate() / translate_ids() keyword that makes it (beam search only)
+DIAGNOSTICS = {"eager-early-stopping": {"early_stopping": True}, "eager-never": {"early_stopping": "never"},
+               "ct2-early-stopping": {"early_stopping": True}}
 
 
 class Decoder:
@@ -124,10 +133,8 @@ def first_differences(reference: list[list[int]], other: list[list[int]], source
 
 def build(path: str, folder: str, model, work_dir: str, threads: int):
     """(kind, object) for one path: ("generate", a GenerationMixin model) or ("ct2", a CTranslate2 runner)."""
-    if path == "eager":
+    if path.startswith("eager"):
         return "generate", model
-    if path == "eager-early-stopping":
-        return "generate-early-stopping", model
     if path == "torch-int8":
         return "generate", quantize_dynamic_int8(model)
     out = os.path.join(work_dir, path)
@@ -135,7 +142,7 @@ def build(path: str, folder: str, model, work_dir: str, threads: int):
         to_onnx(folder, out, quantize="int8" if path == "onnx-int8" else None)
         return "generate", load_runner(out, num_threads=threads)
     to_ctranslate2(folder, out, quantization="int8" if path == "ct2-int8" else None)
-    return ("ct2-patience-2" if path == "ct2-patience-2" else "ct2"), load_runner(out, intra_threads=threads)
+    return "ct2", load_runner(out, intra_threads=threads)
 
 
 def measure(folder: str, args, threads: int) -> dict:
@@ -160,7 +167,7 @@ def measure(folder: str, args, threads: int) -> dict:
 
     reference: dict[int, list[list[int]]] = {}
     reference_bleu: dict[int, float] = {}
-    early_stopping: dict[int, list[list[int]]] = {}
+    diagnostic_ids: dict[tuple[str, int], list[list[int]]] = {}
     rows, errors = [], []
     for path in paths:
         try:
@@ -173,12 +180,12 @@ def measure(folder: str, args, threads: int) -> dict:
             print(json.dumps(errors[-1]), flush=True)  # noqa: T201  (a benchmark script)
             continue
         for beams in args.beams:
+            if path in DIAGNOSTICS and beams == 1:
+                continue  # the stopping rules of beam search: greedy decoding has none
             try:
                 start = time.perf_counter()
-                if kind.startswith("ct2"):
-                    ids = decoder.with_ctranslate2(runner, beams, **({"patience": 2} if kind == "ct2-patience-2" else {}))
-                else:
-                    ids = decoder.with_generate(runner, beams, early_stopping=kind == "generate-early-stopping")
+                decode = decoder.with_ctranslate2 if kind == "ct2" else decoder.with_generate
+                ids = decode(runner, beams, **DIAGNOSTICS.get(path, {}))
                 seconds = time.perf_counter() - start
             except Exception as e:
                 errors.append({"path": path, "stage": f"decode num_beams={beams}", "error": f"{type(e).__name__}: {e}",
@@ -193,9 +200,8 @@ def measure(folder: str, args, threads: int) -> dict:
                    "hit_max_new_tokens": sum(len(r) >= exp.data.max_target_length - 1 for r in ids)}
             if path == "eager":
                 reference[beams], reference_bleu[beams] = ids, scores["bleu"]
-            elif path in ("eager-early-stopping", "ct2-patience-2"):
-                if path == "eager-early-stopping":
-                    early_stopping[beams] = ids
+            elif path in DIAGNOSTICS:
+                diagnostic_ids[path, beams] = ids
                 same = sum(a == b for a, b in zip(reference[beams], ids))
                 row.update(target="diagnostic", identical=same, identical_share=round(same / len(ids), 4),
                            bleu_delta=round(scores["bleu"] - reference_bleu[beams], 2),
@@ -216,10 +222,12 @@ def measure(folder: str, args, threads: int) -> dict:
                 row.update(identical=same, identical_share=round(same / len(ids), 4), bleu_delta=round(delta, 2))
                 differ = [i for i, (a, b) in enumerate(zip(reference[beams], ids)) if a != b]
                 row["differing_shorter_than_eager"] = sum(len(ids[i]) < len(reference[beams][i]) for i in differ)
-                if path.startswith("ct2") and beams in early_stopping:
-                    row["identical_to_eager_early_stopping"] = sum(a == b for a, b in zip(early_stopping[beams], ids))
                 row["differences"] = first_differences(reference[beams], ids, sources, target_tokenizer,
                                                        args.examples)
+            for name in ("eager-early-stopping", "eager-never"):
+                if path.startswith("ct2") and (name, beams) in diagnostic_ids:
+                    row[f"identical_to_{name.replace('-', '_')}"] = sum(
+                        a == b for a, b in zip(diagnostic_ids[name, beams], ids))
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "differences"}), flush=True)  # noqa: T201
     return {

@@ -114,6 +114,89 @@ def test_ctranslate2_causal_lm_equals_generate(tmp_path):
         ref = ref[: ref.index(3)] if 3 in ref[len(prompt) :] else ref
         assert got == ref[: len(got)] and len(got) >= min(len(ref), len(prompt) + 1)
     assert runner.generate_ids(prompts, max_new_tokens=10)[1][:2] == [7, 8]
+    for prompt in prompts:  # beam 4, with both stopping rules (the generation config's default and early_stopping)
+        for kwargs in ({}, {"early_stopping": True}):
+            with torch.no_grad():
+                ref = model.generate(input_ids=torch.tensor([prompt]), max_new_tokens=10, num_beams=4,
+                                     do_sample=False, **kwargs)[0].tolist()  # fmt: skip
+            ref = ref[: ref.index(3, len(prompt))] if 3 in ref[len(prompt) :] else ref
+            assert runner.generate_ids([prompt], max_new_tokens=10, num_beams=4, **kwargs)[0] == ref
+
+
+def _ends_early_transformer():
+    """A tiny Transformer whose hypotheses end at different lengths (a stronger end-token row of the output layer):
+    with the plain random model every beam runs to max_new_tokens and the stopping rule of beam search never acts."""
+    model = _transformer(norm_first=True, tie_word_embeddings=False, share_embeddings=False)
+    with torch.no_grad():
+        row = model.get_output_embeddings().weight[model.config.eos_token_id]
+        row += 0.5 * row.sign()
+    return model
+
+
+def _sources_and_beam4(model, seeds=(0, 1, 2), **generate_kwargs):
+    """[(source id lists, eager beam-4 ids)] per seed's batch of six right-padded sources."""
+    out = []
+    for seed in seeds:
+        ids, mask = _batch(B=6, seed=seed)
+        with torch.no_grad():
+            ref = model.generate(input_ids=ids, attention_mask=mask, num_beams=4, do_sample=False, **generate_kwargs)
+        out.append(([row[: int(m.sum())] for row, m in zip(ids.tolist(), mask)], _generated(ref)))
+    return out
+
+
+def test_ctranslate2_beam_search_stops_like_generate(tmp_path):
+    """CTranslate2 stops a beam search once beam_size hypotheses ended (generate()'s early_stopping=True); the runner
+    maps the generation config's early_stopping to CTranslate2's patience and its length_penalty across, so beam 4
+    gives generate()'s tokens with early_stopping=True (exact) and with the default early_stopping=False (patience 2,
+    equal on these sentences although the two stopping rules choose differently on some of them)."""
+    model = _ends_early_transformer()
+    runner = export.load_runner(export.to_ctranslate2(model, tmp_path / "ct2"))
+    early = _sources_and_beam4(model, max_new_tokens=12, early_stopping=True)
+    default = _sources_and_beam4(model, max_new_tokens=12)
+    rule_matters = ct2_own_default_differs = 0
+    for (sources, ref_early), (_, ref) in zip(early, default):
+        assert runner.translate_ids(sources, num_beams=4, max_new_tokens=12, early_stopping=True) == ref_early
+        assert runner.translate_ids(sources, num_beams=4, max_new_tokens=12) == ref  # the generation config's rule
+        rule_matters += sum(a != b for a, b in zip(ref, ref_early))
+        # CTranslate2's own default, patience 1, stops like early_stopping=True, not like generate()'s default
+        own = runner.translate_ids(sources, num_beams=4, max_new_tokens=12, patience=1)
+        ct2_own_default_differs += sum(a != b for a, b in zip(own, ref))
+    assert rule_matters > 0 and ct2_own_default_differs > 0  # the sentences tell the two rules apart
+    # length_penalty: the same exponent on the same length in both engines (exact with early_stopping=True)
+    for length_penalty in (0.5, 2.0):
+        sources, ref = _sources_and_beam4(model, seeds=(0,), max_new_tokens=12, early_stopping=True,
+                                          length_penalty=length_penalty)[0]  # fmt: skip
+        assert runner.translate_ids(sources, num_beams=4, max_new_tokens=12, early_stopping=True,
+                                    length_penalty=length_penalty) == ref  # fmt: skip
+
+
+def test_ctranslate2_runner_reads_the_exported_generation_config(tmp_path):
+    model = _ends_early_transformer()
+    config = model.generation_config
+    config.num_beams, config.early_stopping, config.length_penalty, config.max_new_tokens = 4, True, 0.5, 7
+    runner = export.load_runner(export.to_ctranslate2(model, tmp_path / "ct2"))
+    for sources, ref in _sources_and_beam4(model, seeds=(0, 1)):  # generate() reads the same config
+        assert runner.translate_ids(sources) == ref
+    assert max(len(r) for r in ref) == 7  # the config's max_new_tokens carried over
+    assert max(len(r) for r in runner.translate_ids(sources, max_new_tokens=3)) <= 3
+
+
+def test_ctranslate2_search_options_mapping():
+    from transformers import GenerationConfig
+
+    from hf_seq.export.ctranslate2_export import search_options
+
+    default = GenerationConfig()
+    assert search_options(default, 4, None) == ({"beam_size": 4, "patience": 2.0}, None)
+    assert search_options(default, None, 9) == ({"beam_size": 1}, 9)  # greedy: patience does not apply
+    assert search_options(GenerationConfig(early_stopping=True, length_penalty=0.6, max_new_tokens=20), 4, None) == (
+        {"beam_size": 4, "patience": 1.0, "length_penalty": 0.6}, 20)  # fmt: skip
+    assert search_options(default, 4, 5, early_stopping=True, patience=3)[0]["patience"] == 3  # caller's patience
+    assert search_options(None, 4, None, early_stopping="never")[0]["patience"] >= 100
+    with pytest.raises(ValueError, match="early_stopping"):
+        search_options(default, 4, None, early_stopping="sometimes")
+    with pytest.raises(ValueError, match="num_beams"):
+        search_options(default, 0.5, None)
 
 
 @pytest.mark.parametrize("quantization", ["int8", "int8_float32", "float16"])
@@ -289,6 +372,78 @@ def test_onnx_rnn_seq2seq_equals_generate(tmp_path, cell, attention):
     torch.testing.assert_close(got, eager, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="max_source_length=9"):
         runner.generate(input_ids=torch.ones(1, 10, dtype=torch.long), max_new_tokens=2)
+
+
+EOLE_FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "eole")
+
+
+def _positional_seq2seq(name):
+    """(model, ids, mask) of an RNN seq2seq with target positions (`position_encoding="sinusoidal"`): an eole
+    fixture converted by hf_seq.interop.eole (trained by eole, sources from its dump), or a tiny random model."""
+    if name == "tiny":
+        cfg = hf_seq.RNNSeq2SeqConfig(vocab_size=40, hidden_size=16, encoder_embedding_size=16,
+                                      decoder_embedding_size=16, encoder_layers=2, decoder_layers=2, cell_type="lstm",
+                                      attention="luong", attention_score="mlp", input_feeding=True, bridge="concat",
+                                      position_encoding="sinusoidal", dropout=0.0)  # fmt: skip
+        return (_spread(hf_seq.RNNSeq2SeqForConditionalGeneration(cfg)), *_batch())
+    from hf_seq.interop.eole import eole_to_hf_seq
+
+    folder = os.path.join(EOLE_FIXTURES, name)
+    model, source, _ = eole_to_hf_seq(folder)
+    with open(os.path.join(folder, "eole_outputs.json"), encoding="utf-8") as f:
+        texts = [r["src"] for r in json.load(f)["sentences"]]
+    source.padding_side = "right"
+    enc = source(texts, return_tensors="pt", padding=True)
+    return model.eval(), enc["input_ids"], enc["attention_mask"]
+
+
+@pytest.mark.parametrize("name", ["rnn_brnn_lstm_mlp_feed", "rnn_brnn_gru_mlp_small_tgt", "tiny"])
+def test_onnx_rnn_seq2seq_with_target_positions_equals_generate(tmp_path, name):
+    """With `position_encoding="sinusoidal"` every decode step adds the position of its target token: the decoder
+    graph takes `seen_tokens` (B, 1) and the runner feeds its step count, so greedy and beam-4 tokens and the logits
+    of every step equal the eager model's (a graph traced at position 0 gave other tokens from the second step on)."""
+    model, ids, mask = _positional_seq2seq(name)
+    assert model.config.position_encoding == "sinusoidal"
+    runner = _onnx_runner(model, tmp_path, export.ORTRNNSeq2SeqForConditionalGeneration, max_source_length=9)
+    assert "seen_tokens" in {i.name for i in runner.sessions["decoder"].get_inputs()}
+    with torch.no_grad():
+        for beams in (1, 4):
+            kwargs = dict(max_new_tokens=12, do_sample=False, num_beams=beams)
+            ref = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            assert torch.equal(runner.generate(input_ids=ids, attention_mask=mask, **kwargs), ref)
+        dec = ref[:, :-1]  # teacher-forced on beam 4's tokens
+        eager = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
+    encoder_outputs, cache = runner.get_encoder()(input_ids=ids, attention_mask=mask), None
+    for t in range(dec.shape[1]):  # one decode step at a time, with the runner's own cache
+        out = runner(attention_mask=mask, decoder_input_ids=dec[:, t : t + 1], encoder_outputs=encoder_outputs,
+                     cache=cache)  # fmt: skip
+        torch.testing.assert_close(out.logits[:, -1], eager[:, t], atol=1e-4, rtol=1e-4)
+        cache = out.cache
+
+
+def test_onnx_rnn_seq2seq_graph_without_positions_has_no_seen_tokens_input(tmp_path):
+    """A model without target positions keeps the decoder graph's old inputs (folders exported before `seen_tokens`
+    load and run as before); a folder whose config adds positions but whose graph lacks the input, an export from
+    before the fix, loads with a warning that it decodes every step at position 0."""
+    from transformers.testing_utils import CaptureLogger
+
+    from hf_seq.export import onnx_runners
+
+    cfg = hf_seq.RNNSeq2SeqConfig(vocab_size=40, hidden_size=8, encoder_embedding_size=8, decoder_embedding_size=8,
+                                  encoder_layers=1, decoder_layers=1, cell_type="gru", attention="luong", dropout=0.0)  # fmt: skip
+    model = _spread(hf_seq.RNNSeq2SeqForConditionalGeneration(cfg))
+    out = export.to_onnx(model, tmp_path / "onnx", max_source_length=8)
+    with CaptureLogger(onnx_runners.logger) as quiet:
+        runner = export.load_runner(out)
+    assert "seen_tokens" not in {i.name for i in runner.sessions["decoder"].get_inputs()}
+    assert "position" not in quiet.out
+    ids, mask = _batch(S=6)
+    _assert_generate_equal(model, runner, ids, mask)
+    config = json.loads((tmp_path / "onnx" / "config.json").read_text())
+    (tmp_path / "onnx" / "config.json").write_text(json.dumps({**config, "position_encoding": "sinusoidal"}))
+    with CaptureLogger(onnx_runners.logger) as old_export:
+        export.load_runner(out)
+    assert "decodes every step at position 0" in old_export.out
 
 
 def test_onnx_transformer_seq2seq_equals_generate(tmp_path):

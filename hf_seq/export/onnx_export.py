@@ -10,7 +10,7 @@ branch (a padded attention mask, more than one target token), and the runners ke
 | recurrent LM | `decoder_model.onnx` | input_ids (B, 1), attention_mask (B, 1), past_state.{i}.{h,c} → logits (B, V), present_state.{i}.{h,c} |
 |              | `decoder_sequence_model.onnx` | input_ids (B, T) without padding, past_state.* → logits (B, V) of the last position, present_state.* (float32 exports) |
 | RNN seq2seq | `encoder_model.onnx` | input_ids, attention_mask (B, max_source_length), right-padded → encoder_hidden_states, init_state.* |
-|             | `decoder_model.onnx` | decoder_input_ids (B, 1), encoder_hidden_states, encoder_attention_mask, past_state.* → logits, present_state.* |
+|             | `decoder_model.onnx` | decoder_input_ids (B, 1), encoder_hidden_states, encoder_attention_mask, seen_tokens (B, 1) int64 (only with `position_encoding="sinusoidal"`), past_state.* → logits, present_state.* |
 | Transformer seq2seq | `encoder_model.onnx` | input_ids, attention_mask → last_hidden_state |
 |   | `decoder_model.onnx` | input_ids, position_ids, encoder_hidden_states, encoder_attention_mask → logits, present.{i}.{decoder,encoder}.{key,value} |
 |   | `decoder_with_past_model.onnx` | input_ids (B, 1), position_ids, encoder_attention_mask, past_key_values.{i}.* → logits, present.{i}.decoder.* |
@@ -170,17 +170,22 @@ class Seq2SeqEncoderExport(nn.Module):
 
 
 class Seq2SeqDecoderExport(nn.Module):
-    """Target ids + encoder outputs + the decoder state → last-position logits + the new state (keys are constant)."""
+    """Target ids + encoder outputs + the target tokens seen so far + the decoder state → last-position logits + the
+    new state (keys are constant).
+
+    `seen_tokens` (B, 1) int64 becomes the cache's `seen_tokens`: with `position_encoding="sinusoidal"` the decoder
+    adds the position table at `seen_tokens + t`, so a decode step needs its real position (a constant 0 would give
+    every step position 0). A model without positions never reads it and the exporter drops the input."""
 
     def __init__(self, model, fields):
         super().__init__()
         self.model, self.fields = model, fields
 
-    def forward(self, decoder_input_ids, encoder_hidden_states, encoder_attention_mask, *state):
+    def forward(self, decoder_input_ids, encoder_hidden_states, encoder_attention_mask, seen_tokens, *state):
         from ..models.seq2seq.modeling_seq2seq import RNNSeq2SeqCache
 
         values = dict(zip(self.fields, state))
-        cache = RNNSeq2SeqCache(*[values.get(n) for n in SEQ2SEQ_STATE_FIELDS], seen_tokens=0)
+        cache = RNNSeq2SeqCache(*[values.get(n) for n in SEQ2SEQ_STATE_FIELDS], seen_tokens=seen_tokens)
         out = self.model(
             decoder_input_ids=decoder_input_ids,
             encoder_outputs={"last_hidden_state": encoder_hidden_states, "source_mask": encoder_attention_mask},
@@ -343,11 +348,14 @@ def _export_seq2seq(model, out: str, max_source_length: int) -> dict:
     dec_ids = torch.randint(4, cfg.decoder_vocab_size, (B, T))
     past = [f"past_state.{n}" for n in fields]
     present = [f"present_state.{n}" for n in fields if n != "keys"]
+    seen = torch.tensor([[3], [5]])  # rows at different steps, so the graph keeps the per-row positions
     axes = {"decoder_input_ids": {0: "batch"}, "encoder_hidden_states": {0: "batch", 1: "source"},
-            "encoder_attention_mask": {0: "batch", 1: "source"}, "logits": {0: "batch"},
+            "encoder_attention_mask": {0: "batch", 1: "source"}, "seen_tokens": {0: "batch"}, "logits": {0: "batch"},
             **{n: ({0: "batch", 1: "source"} if n.endswith("keys") else {0: "batch"}) for n in past + present}}  # fmt: skip
-    _export(Seq2SeqDecoderExport(model, fields), [dec_ids, memory, mask, *state], os.path.join(out, "decoder_model.onnx"),
-            ["decoder_input_ids", "encoder_hidden_states", "encoder_attention_mask", *past], ["logits", *present], axes)  # fmt: skip
+    _export(Seq2SeqDecoderExport(model, fields), [dec_ids, memory, mask, seen, *state],
+            os.path.join(out, "decoder_model.onnx"),
+            ["decoder_input_ids", "encoder_hidden_states", "encoder_attention_mask", "seen_tokens", *past],
+            ["logits", *present], axes)  # fmt: skip
     return {"files": {"encoder": "encoder_model.onnx", "decoder": "decoder_model.onnx"}, "state_fields": fields,
             "max_source_length": max_source_length}  # fmt: skip
 

@@ -277,15 +277,18 @@ class _ORTSeq2SeqRunner(_ORTRunner):
 
     def translate(self, texts: list[str], num_beams: int | None = None, max_new_tokens: int | None = None) -> list[str]:
         """Sentences → translations, batched (the sources are right-padded, the layout the encoders were traced
-        with); without `max_new_tokens` a translation may be up to 2 * source length + 10 tokens long."""
+        with). `num_beams` and `max_new_tokens` default to the exported generation config's; without a
+        max_new_tokens there either, a translation may be up to 2 * source length + 10 tokens long."""
         if isinstance(texts, str):
             raise TypeError("translate takes a list of sentences; wrap one sentence in a list")
         self._need_tokenizer()
         self.tokenizer.padding_side = "right"
         enc = self.tokenizer(list(texts), return_tensors="pt", padding=True)
         enc = {k: enc[k] for k in ("input_ids", "attention_mask")}
-        max_new = max_new_tokens or default_max_new_tokens(enc["input_ids"].shape[1])
-        out = self.generate(**enc, num_beams=num_beams or 1, max_new_tokens=max_new, do_sample=False)
+        source_length = enc["input_ids"].shape[1]
+        max_new = max_new_tokens or self.generation_config.max_new_tokens or default_max_new_tokens(source_length)
+        beams = {"num_beams": num_beams} if num_beams else {}  # else generate() reads the generation config's
+        out = self.generate(**enc, max_new_tokens=max_new, do_sample=False, **beams)
         return [self.target_tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]
 
 
@@ -297,6 +300,14 @@ class ORTRNNSeq2SeqForConditionalGeneration(_ORTSeq2SeqRunner):
     def __init__(self, folder, num_threads: int | None = None):
         super().__init__(folder, num_threads)
         self.fields = self.marker["state_fields"]
+        inputs = {i.name for i in self._session("decoder").get_inputs()}
+        if getattr(self.config, "position_encoding", "none") != "none" and "seen_tokens" not in inputs:
+            # exports before the decoder graph took `seen_tokens` traced target position 0 into every step
+            logger.warning(
+                f"{self.folder}: the decoder graph has no `seen_tokens` input but the model adds target positions "
+                f"(position_encoding={self.config.position_encoding!r}); this export decodes every step at position 0 "
+                "and gives wrong outputs: export the model again with hf_seq.export.to_onnx"
+            )
 
     def _encode(self, input_ids, attention_mask):
         ids = _np(input_ids).astype(np.int64)
@@ -326,8 +337,11 @@ class ORTRNNSeq2SeqForConditionalGeneration(_ORTSeq2SeqRunner):
             state, seen = dict(cache.arrays), cache.seen_tokens
         ids = _np(decoder_input_ids).astype(np.int64)
         for t in range(ids.shape[1]):  # the decoder graph takes one target token
+            # every row has seen as many target tokens (beam search reorders rows, all at the same step); a graph of
+            # a model without target positions has no `seen_tokens` input and `_run` leaves it out
             feeds = {"decoder_input_ids": np.ascontiguousarray(ids[:, t : t + 1]), "encoder_hidden_states": memory,
-                     "encoder_attention_mask": mask, **{f"past_state.{n}": a for n, a in state.items()}}  # fmt: skip
+                     "encoder_attention_mask": mask, "seen_tokens": np.full((ids.shape[0], 1), seen + t, np.int64),
+                     **{f"past_state.{n}": a for n, a in state.items()}}  # fmt: skip
             out = self._run("decoder", feeds)
             state.update(zip([n for n in self.fields if n != "keys"], out[1:]))
         new_cache = ORTStateCache(state, {n: 0 for n in state}, self.config.decoder_layers, seen + ids.shape[1])
