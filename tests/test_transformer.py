@@ -803,8 +803,10 @@ def test_a_fully_masked_row_is_refused():
     model, lm = seq2seq(), causal_lm()
     ids, mask = _padded_batch()
     mask[1] = 0
-    for refused in (lambda: model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids),
-                    lambda: lm(ids, attention_mask=mask)):
+    for refused in (
+        lambda: model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids),
+        lambda: lm(ids, attention_mask=mask),
+    ):
         with pytest.raises(ValueError, match=r"`attention_mask` masks every token of row\(s\) \[1\]"):
             refused()
 
@@ -831,3 +833,98 @@ def test_generate_refuses_right_padded_prompts():
     with pytest.raises(ValueError, match=r"attention_mask ends with padding in row\(s\) \[0\].*padding_side='left'"):
         lm.generate(ids, attention_mask=right, max_new_tokens=2)
     assert lm.generate(ids, attention_mask=mask, max_new_tokens=2, do_sample=False).shape == (3, 11)
+
+
+# --- static cache (generate(cache_implementation="static"), torch.compile of the decode step) ----------------------
+def _static_cases(kind):
+    """A left-padded batch of prompts (decoder-only) or a right-padded batch of sources (encoder-decoder)."""
+    torch.manual_seed(3)
+    ids = random_ids(3, 7)
+    mask = torch.ones_like(ids)
+    if kind == "causal_lm":
+        mask[0, :3] = 0
+        mask[2, :1] = 0
+        return causal_lm(), dict(input_ids=ids.masked_fill(mask == 0, 1), attention_mask=mask)
+    mask[1, 5:] = 0
+    return seq2seq(), dict(input_ids=ids.masked_fill(mask == 0, 1), attention_mask=mask)
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+@pytest.mark.parametrize("variant", [{}, {"norm_first": True, "position_embedding_type": "learned"}])
+@pytest.mark.parametrize("kind", ["seq2seq", "causal_lm"])
+def test_static_cache_generation_equals_dynamic(kind, variant, num_beams):
+    model, inputs = _static_cases(kind)
+    if variant:
+        model = (causal_lm if kind == "causal_lm" else seq2seq)(**variant)
+    kw = dict(inputs, max_new_tokens=9, min_new_tokens=9, num_beams=num_beams, do_sample=False)
+    dynamic = _generate(model, 0, **kw)
+    static = _generate(model, 0, cache_implementation="static", **kw)
+    self_cache = static.cache.self_attention_cache if kind == "seq2seq" else static.cache
+    assert type(self_cache).__name__ == "StaticCache"  # the static cache really ran
+    assert torch.equal(static.sequences, dynamic.sequences)
+    for x, y in zip(static.scores, dynamic.scores):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+
+
+def test_static_cache_forward_takes_2d_and_4d_masks_and_refuses_malformed_ones():
+    """Step by step with a StaticCache: a 2-D mask (built into a bias over the cache's fixed length here) and the 4-D
+    mask transformers builds both give the DynamicCache logits; a 4-D mask of the wrong shape or dtype is refused."""
+    from transformers import DynamicCache, StaticCache
+    from transformers.masking_utils import create_causal_mask
+
+    lm, inputs = _static_cases("causal_lm")
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    steps = [ids[:, :5], ids[:, 5:6], ids[:, 6:7]]
+    with torch.no_grad():
+        caches = {"dynamic": DynamicCache(), "2d": StaticCache(lm.config, 12), "4d": StaticCache(lm.config, 12)}
+        seen = 0
+        for step in steps:
+            seen += step.shape[1]
+            logits = {}
+            for name, cache in caches.items():
+                step_mask = mask[:, :seen]
+                if name == "4d":
+                    embeds = torch.empty(3, step.shape[1], 0)
+                    step_mask = create_causal_mask(lm.config, embeds, step_mask, cache)
+                    assert step_mask.dim() == 4 and step_mask.shape[-1] == 12
+                positions = (mask[:, :seen].cumsum(-1) - 1).clamp(min=0)[:, -step.shape[1] :]
+                out = lm(step, attention_mask=step_mask, position_ids=positions, cache=cache)
+                logits[name] = out.logits.masked_fill(mask[:, seen - step.shape[1] : seen, None] == 0, 0)
+            torch.testing.assert_close(logits["2d"], logits["dynamic"], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(logits["4d"], logits["dynamic"], atol=1e-5, rtol=1e-5)
+        cache = StaticCache(lm.config, 12)
+        with pytest.raises(ValueError, match=r"4-D `attention_mask` must be .*\(3, 1, 2, 12\).*\(3, 1, 2, 9\)"):
+            lm(ids[:, :2], attention_mask=torch.ones(3, 1, 2, 9, dtype=torch.bool), cache=cache)
+        with pytest.raises(TypeError, match="4-D `attention_mask` must be boolean or floating.*int64"):
+            lm(ids[:, :2], attention_mask=torch.ones(3, 1, 2, 12, dtype=torch.long), cache=cache)
+        with pytest.raises(ValueError, match="additive bias"):
+            lm(ids[:, :2], attention_mask=torch.ones(3, 1, 2, 12), cache=cache)
+        with pytest.raises(ValueError, match=r"attention_mask shape \(3, 4\) should be .* \(3, 2\)"):
+            lm(ids[:, :2], attention_mask=torch.ones(3, 4, dtype=torch.long), cache=cache)
+
+
+def _compiled_static_generate(kind, backend):
+    from transformers import CompileConfig
+
+    model, inputs = _static_cases(kind)
+    compile_config = CompileConfig(fullgraph=True, backend=backend, mode=None if backend == "eager" else "default")
+    compile_config._compile_all_devices = True  # transformers compiles the decode step on GPUs only otherwise
+    kw = dict(inputs, max_new_tokens=6, min_new_tokens=6, do_sample=False)
+    eager = _generate(model, 0, **kw)
+    compiled = _generate(model, 0, cache_implementation="static", compile_config=compile_config, **kw)
+    assert hasattr(model, "_compiled_call")  # the decode step did run compiled
+    assert torch.equal(compiled.sequences, eager.sequences)
+    for x, y in zip(compiled.scores, eager.scores):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["seq2seq", "causal_lm"])
+def test_static_cache_decode_step_traces_fullgraph(kind):
+    """The decode step with a static cache traces into one graph (backend "eager": fast) and equals eager generate."""
+    _compiled_static_generate(kind, "eager")
+
+
+@pytest.mark.slow  # inductor compiles for ~8 s per model on these cores
+@pytest.mark.parametrize("kind", ["seq2seq", "causal_lm"])
+def test_compiled_static_cache_generate_equals_eager(kind):
+    _compiled_static_generate(kind, "inductor")

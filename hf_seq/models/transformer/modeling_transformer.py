@@ -9,6 +9,10 @@ runs instead when `output_attentions=True` or `attn_implementation="eager"`, so 
 
 Input checks that read tensor values (id range, mask values) run in eager mode only: a Python `if` over a tensor value
 cannot be traced by `torch.compile(fullgraph=True)` or `torch.export` (issue #19), so they are skipped there.
+
+Both generative heads work with transformers' static cache (`generate(..., cache_implementation="static")`, issue #21):
+the keys/values then have the cache's fixed length at every step, generate() passes the 4-D masks it builds for them
+(accepted as prepared masks), and the decode step traces into one graph for `torch.compile` (`compile_config=`).
 """
 
 import copy
@@ -161,11 +165,11 @@ def _lm_loss(logits: torch.Tensor, labels: torch.Tensor, vocab_size: int, num_it
 
 
 # --- masks -----------------------------------------------------------------------------------------------------------
-def _positions_from_mask(attention_mask: torch.Tensor | None, past_length: int, length: int, device) -> torch.Tensor:
+def _positions_from_mask(attention_mask: torch.Tensor | None, past_length, length: int, device) -> torch.Tensor:
     """Position of each of the last `length` tokens: count of real tokens before it, so left padding does not shift
     positions. attention_mask: (B, past_length + length) or None. Returns (B or 1, length)."""
     if attention_mask is None:
-        return torch.arange(past_length, past_length + length, device=device).unsqueeze(0)
+        return (torch.arange(length, device=device) + past_length).unsqueeze(0)  # past_length: int or tensor
     positions = attention_mask.long().cumsum(-1) - 1
     return positions.clamp(min=0)[:, -length:]
 
@@ -181,18 +185,34 @@ def _key_padding_bias(attention_mask: torch.Tensor | None, dtype) -> torch.Tenso
 
 
 def _causal_bias(
-    attention_mask: torch.Tensor | None, query_length: int, past_length: int, dtype, device
+    attention_mask: torch.Tensor | None,
+    query_length: int,
+    past_length: int | torch.Tensor,
+    dtype,
+    device,
+    static_length: int | None = None,
 ) -> tuple[torch.Tensor | None, bool]:
     """Bias for masked (causal) self-attention over `past_length + query_length` keys, plus whether SDPA's own
-    `is_causal` flag can replace it (no padding and no cache). Returns (B or 1, 1, T, past + T) or None."""
-    key_length = past_length + query_length
-    has_padding = attention_mask is not None and (_is_traced(attention_mask) or not bool(attention_mask.all()))
-    if not has_padding:
-        if past_length == 0 and query_length > 1:
-            return None, True
-        if query_length == 1:
-            return None, False
-    query_pos = torch.arange(past_length, key_length, device=device)[:, None]
+    `is_causal` flag can replace it (no padding and no cache). Returns (B or 1, 1, T, past + T) or None.
+
+    With a static cache (`static_length`: its fixed key length) the keys are always `static_length` long, the slots
+    after `past + T` unfilled: the bias covers all of them and masks the unfilled ones (never `is_causal`).
+    `past_length` may then be a tensor (what a static cache's `get_seq_length()` gives under torch.compile)."""
+    if static_length is not None:
+        key_length = static_length
+        has_padding = attention_mask is not None
+        query_pos = torch.arange(query_length, device=device)[:, None] + past_length
+        if has_padding:  # (B, past + T) → (B, K): the unfilled slots are not keys
+            attention_mask = F.pad(attention_mask.long(), (0, key_length - attention_mask.shape[-1]))
+    else:
+        key_length = past_length + query_length
+        has_padding = attention_mask is not None and (_is_traced(attention_mask) or not bool(attention_mask.all()))
+        if not has_padding:
+            if past_length == 0 and query_length > 1:
+                return None, True
+            if query_length == 1:
+                return None, False
+        query_pos = torch.arange(past_length, key_length, device=device)[:, None]
     allowed = (torch.arange(key_length, device=device)[None, :] <= query_pos)[None, None]  # (1, 1, T, K)
     if has_padding:
         allowed = allowed & attention_mask[:, None, None, -key_length:].bool()  # (B, 1, T, K)
@@ -202,6 +222,30 @@ def _causal_bias(
     bias = torch.zeros(allowed.shape, dtype=dtype, device=device)
     bias.masked_fill_(~allowed, torch.finfo(dtype).min)
     return bias, False
+
+
+def _prepared_bias(mask: torch.Tensor, batch: int, query_length: int, key_length: int, name: str, dtype):
+    """A 4-D mask already built for the keys the cache returns, as `generate()` builds for a static cache:
+    (B or 1, 1, T, K), boolean (True = attend) or additive float (0 = attend, very negative = masked). Returns the
+    additive bias; a query row that sees no key (a left-pad position) is unmasked so that softmax stays finite."""
+    if mask.shape[0] not in (1, batch) or mask.shape[1] != 1 or tuple(mask.shape[2:]) != (query_length, key_length):
+        raise ValueError(
+            f"A 4-D `{name}` must be (batch or 1, 1, new tokens, keys) = ({batch}, 1, {query_length}, {key_length}), "
+            f"got shape {tuple(mask.shape)}."
+        )
+    if mask.dtype == torch.bool:
+        allowed = mask
+    elif mask.is_floating_point():
+        if not _is_traced(mask) and bool((mask.isnan() | (mask > 0)).any()):
+            raise ValueError(
+                f"A float 4-D `{name}` is an additive bias: 0 to attend, negative to mask; got NaN or > 0."
+            )
+        allowed = mask == 0
+    else:
+        raise TypeError(f"A 4-D `{name}` must be boolean or floating point, got dtype {mask.dtype}.")
+    allowed = allowed | ~allowed.any(-1, keepdim=True)
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=mask.device)
+    return bias.masked_fill_(~allowed, torch.finfo(dtype).min)
 
 
 # §3.5 Positional encoding
@@ -245,7 +289,8 @@ class TransformerEmbeddings(nn.Module):
     ) -> torch.Tensor:
         """`inputs_embeds` (B, T, d_model) stand for `embed_tokens(input_ids)` (what `get_input_embeddings()` gives),
         so they are scaled like the ids' rows and `generate(inputs_embeds=...)` equals `generate(input_ids)`."""
-        if total_length > self.max_positions:
+        compiled_static = isinstance(total_length, torch.Tensor) and torch.compiler.is_compiling()  # no value
+        if not compiled_static and total_length > self.max_positions:
             raise ValueError(
                 f"Sequence length {total_length} (cached + new tokens) exceeds max_position_embeddings="
                 f"{self.max_positions}; shorten the input or build the model with a larger max_position_embeddings."
@@ -561,7 +606,9 @@ class TransformerDecoderModel(TransformerPreTrainedModel):
 
     Built from a [`TransformerDecoderConfig`] it is the decoder-only body (`AutoModel`, feature extraction) of
     [`TransformerForCausalLM`]; inside [`TransformerModel`] it is the decoder stack. The key/value cache is a
-    transformers `EncoderDecoderCache` (encoder-decoder) or `DynamicCache` (decoder only).
+    transformers `EncoderDecoderCache` (encoder-decoder) or `DynamicCache` (decoder only), or a `StaticCache` (inside
+    the `EncoderDecoderCache` for the encoder-decoder) when generate() is asked for one. `attention_mask` may then also
+    be a prepared 4-D mask (B or 1, 1, T, keys), boolean or additive, as generate() builds for static caches.
     """
 
     config_class = TransformerDecoderConfig
@@ -608,19 +655,35 @@ class TransformerDecoderModel(TransformerPreTrainedModel):
                 else DynamicCache()
             )
         past_length = cache.get_seq_length() if cache is not None else 0
-        if attention_mask is not None and attention_mask.shape not in ((B, past_length + T), (B, T)):
+        # a static cache (generate(cache_implementation="static")) returns keys of a fixed length at every step and
+        # counts its tokens in a tensor: a Python int in eager mode, a traced tensor under torch.compile
+        self_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
+        static_length = self_cache.get_mask_sizes(T, 0)[0] if getattr(self_cache, "is_compileable", False) else None
+        if static_length is not None and isinstance(past_length, torch.Tensor) and not torch.compiler.is_compiling():
+            past_length = int(past_length)
+        compiled_static = static_length is not None and isinstance(past_length, torch.Tensor)
+        prepared_mask = None
+        if attention_mask is not None and attention_mask.dim() == 4:  # generate() builds them for static caches
+            # positions then count from the cache (or come as position_ids); the mask is checked with the bias below
+            prepared_mask, attention_mask = attention_mask, None
+        # (compiled with a static cache, `past_length` is a tensor: a 2-D mask is taken to cover cached + new tokens)
+        if (
+            attention_mask is not None
+            and not compiled_static
+            and attention_mask.shape not in ((B, past_length + T), (B, T))
+        ):
             raise ValueError(
                 f"{prefix}attention_mask shape {tuple(attention_mask.shape)} should be (batch, cached + new tokens) = "
                 f"{(B, past_length + T)}."
             )
-        if attention_mask is not None and attention_mask.shape[1] != past_length + T:
+        if attention_mask is not None and not compiled_static and attention_mask.shape[1] != past_length + T:
             # a mask for the new tokens only: the cached ones were real
             attention_mask = torch.cat([attention_mask.new_ones(B, past_length), attention_mask], dim=1)
         _check_mask(attention_mask, f"{prefix}attention_mask")
         if self.config.is_encoder_decoder:
             if encoder_hidden_states is None:
                 raise ValueError("The encoder-decoder decoder needs `encoder_hidden_states` (run the encoder first).")
-            if past_length == 0:  # the same mask comes back at every generation step
+            if not compiled_static and past_length == 0:  # the same mask comes back at every generation step
                 _check_mask(encoder_attention_mask)  # the source mask, `attention_mask` of the encoder-decoder
 
         # 1. embed: positions count real tokens, so left padding keeps them equal to the unpadded sequence
@@ -630,7 +693,14 @@ class TransformerDecoderModel(TransformerPreTrainedModel):
         hidden = self.embeddings(input_ids, position_ids, past_length + T, inputs_embeds=inputs_embeds)
 
         # 2. masks, built once for all layers
-        self_bias, is_causal = _causal_bias(attention_mask, T, past_length, hidden.dtype, hidden.device)
+        if prepared_mask is not None:
+            key_length = static_length if static_length is not None else past_length + T
+            name = f"{prefix}attention_mask"
+            self_bias, is_causal = _prepared_bias(prepared_mask, B, T, key_length, name, hidden.dtype), False
+        else:
+            self_bias, is_causal = _causal_bias(
+                attention_mask, T, past_length, hidden.dtype, hidden.device, static_length
+            )
         cross_bias = _key_padding_bias(encoder_attention_mask, hidden.dtype) if self.config.is_encoder_decoder else None
 
         # 3. decode: each layer writes its keys/values into `cache` (None under checkpointing and training)
