@@ -402,6 +402,33 @@ class ConventionsTesterMixin:
             want = _first_tensor(model(**inputs))
             got = _first_tensor(program.module()(**inputs))
         torch.testing.assert_close(got, want, atol=self.compile_atol, rtol=0, msg=f"{cls.__name__} exported")
+        self._check_dynamo_onnx(cls, program, inputs)
+
+    def _check_dynamo_onnx(self, cls, program, inputs, tmp_dir=None):
+        """The dynamo ONNX exporter (`torch.onnx.export(..., dynamo=True)`, built on torch.export) writes a graph that
+        ONNX Runtime runs to the exported program's outputs, every output tensor in order."""
+        ort = pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnxscript")
+        import tempfile
+        import warnings
+
+        from torch.utils._pytree import tree_leaves
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            onnx_program = torch.onnx.export(program, (), kwargs=inputs, dynamo=True, verbose=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = f"{tmp}/model.onnx"
+            onnx_program.save(path)
+            session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            feeds = {i.name: inputs[i.name].numpy() for i in session.get_inputs()}
+            outputs = session.run(None, feeds)
+        with torch.no_grad():
+            leaves = [t for t in tree_leaves(program.module()(**inputs)) if isinstance(t, torch.Tensor)]
+        assert len(outputs) == len(leaves), f"{cls.__name__}: ONNX gives {len(outputs)} outputs, torch {len(leaves)}"
+        for i, (got, want) in enumerate(zip(outputs, leaves)):
+            torch.testing.assert_close(torch.from_numpy(got), want, atol=self.compile_atol, rtol=0,
+                                       msg=f"{cls.__name__} dynamo ONNX output {i}")
 
     def test_torch_compile_padded_batch_equals_eager(self):
         for cls in self._heavy_classes(every_class=False):
