@@ -404,7 +404,7 @@ class ConventionsTesterMixin:
         torch.testing.assert_close(got, want, atol=self.compile_atol, rtol=0, msg=f"{cls.__name__} exported")
         self._check_dynamo_onnx(cls, program, inputs)
 
-    def _check_dynamo_onnx(self, cls, program, inputs, tmp_dir=None):
+    def _check_dynamo_onnx(self, cls, program, inputs):
         """The dynamo ONNX exporter (`torch.onnx.export(..., dynamo=True)`, built on torch.export) writes a graph that
         ONNX Runtime runs to the exported program's outputs, every output tensor in order."""
         ort = pytest.importorskip("onnxruntime")

@@ -21,6 +21,17 @@ COMMAND_TASKS = {  # command -> tasks it serves, and how to name them in an erro
 }
 
 
+def is_exported_folder(folder: str) -> bool:
+    """A folder written by `hf-seq export` (it carries hf_seq.export's marker file)."""
+    try:
+        from ..export import is_exported_folder as exported
+    except ModuleNotFoundError as e:
+        if e.name != "hf_seq.export":
+            raise
+        return False  # a build without the export package
+    return os.path.isdir(folder) and exported(folder)
+
+
 def _emit(*args, file=None) -> None:
     """The command's output (stdout) or its error lines (stderr): the one place the CLI prints."""
     print(*args, file=file or sys.stdout)  # noqa: T201

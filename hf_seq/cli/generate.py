@@ -3,8 +3,7 @@ by `hf-seq export` (ONNX Runtime or CTranslate2, run through `hf_seq.export.load
 
 from __future__ import annotations
 
-from .common import CLIError, _emit, add_model_argument, add_parser, load
-from .translate import is_exported_folder
+from .common import CLIError, _emit, add_model_argument, add_parser, is_exported_folder, load
 
 DESCRIPTION = """Continue PROMPT with a causal language model. Greedy unless --do-sample, whatever the model's
 generation config says (a run may save `do_sample: true` for its own samples); the model's other generation settings

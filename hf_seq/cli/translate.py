@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from .. import evaluation
-from .common import CLIError, _emit, add_model_argument, add_parser, load, read_lines
+from .common import CLIError, _emit, add_model_argument, add_parser, is_exported_folder, load, read_lines
 
 DESCRIPTION = """Translate TEXT arguments and/or the lines of --file with an encoder-decoder (RNN seq2seq or
 Transformer); one translation per line on stdout. MODEL may also be a folder written by `hf-seq export`
@@ -24,17 +24,6 @@ def register(subparsers) -> None:
     p.add_argument("--models", nargs="+", metavar="MODEL", default=[],
                    help="more models decoding together with MODEL (an ensemble: the mean of their log-probabilities; "
                         "they must share the source and target vocabularies)")
-
-
-def is_exported_folder(folder: str) -> bool:
-    """A folder written by `hf-seq export` (it carries hf_seq.export's marker file)."""
-    try:
-        from ..export import is_exported_folder as exported
-    except ModuleNotFoundError as e:
-        if e.name != "hf_seq.export":
-            raise
-        return False  # a build without the export package
-    return os.path.isdir(folder) and exported(folder)
 
 
 def target_tokenizer_of(model):

@@ -64,7 +64,7 @@ def load_pairs(
     source_lang: str,
     target_lang: str,
     data_dir: str | None = None,
-    seed: int = 0,
+    seed: int | None = 0,
     heldout: int = 500,
     test_size: int = 1000,
     max_words: int = 12,

@@ -109,7 +109,9 @@ class _ORTRunner(PreTrainedModel, GenerationMixin):
         if os.path.isfile(os.path.join(folder, "generation_config.json")):
             self.generation_config = GenerationConfig.from_pretrained(folder)
         self.num_threads = num_threads
-        self.sessions = {key: _session(os.path.join(folder, marker["files"][key]), num_threads) for key in self._files}
+        self.sessions = {}
+        for key in self._files:
+            self._open_session(key)
         self._input_names: dict[str, set[str]] = {}
         self.tokenizer = self.target_tokenizer = None
         if marker.get("has_tokenizer"):
@@ -140,17 +142,16 @@ class _ORTRunner(PreTrainedModel, GenerationMixin):
     def dtype(self) -> torch.dtype:
         return torch.float32
 
-    def _session(self, key: str):
+    def _open_session(self, key: str):
         """The session of graph `key`, opened on first use (a graph a generation never needs costs no memory)."""
         session = self.sessions.get(key)
         if session is None:
-            session = self.sessions[key] = _session(
-                os.path.join(self.folder, self.marker["files"][key]), self.num_threads
-            )
+            path = os.path.join(self.folder, self.marker["files"][key])
+            session = self.sessions[key] = _session(path, self.num_threads)
         return session
 
     def _run(self, key: str, feeds: dict) -> list[np.ndarray]:
-        session = self._session(key)
+        session = self._open_session(key)
         names = self._input_names.get(key)
         if names is None:
             names = self._input_names[key] = {i.name for i in session.get_inputs()}
@@ -188,7 +189,7 @@ class ORTRecurrentForCausalLM(_ORTRunner):
 
     def _run_state(self, key: str, feeds: dict, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         feeds.update(zip(self._past_names, state))
-        out = self._session(key).run(None, feeds)
+        out = self._open_session(key).run(None, feeds)
         return out[0], out[1:]
 
     def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, cache=None, attention_mask=None,
@@ -300,7 +301,7 @@ class ORTRNNSeq2SeqForConditionalGeneration(_ORTSeq2SeqRunner):
     def __init__(self, folder, num_threads: int | None = None):
         super().__init__(folder, num_threads)
         self.fields = self.marker["state_fields"]
-        inputs = {i.name for i in self._session("decoder").get_inputs()}
+        inputs = {i.name for i in self._open_session("decoder").get_inputs()}
         if getattr(self.config, "position_encoding", "none") != "none" and "seen_tokens" not in inputs:
             # exports before the decoder graph took `seen_tokens` traced target position 0 into every step
             logger.warning(

@@ -421,40 +421,35 @@ def _transformer_config_and_weights(model: dict, vocab: dict, w: dict[str, np.nd
     if not tie:
         state["lm_head.weight"] = w["generator.weight"]
 
+    def weight_and_bias(eole_name: str, hf_name: str) -> None:
+        """One layer's weight and bias (LayerNorm or Linear); a bias eole does not store is zero in hf-seq."""
+        weight = w[f"{eole_name}.weight"]
+        state[f"{hf_name}.weight"] = weight
+        state[f"{hf_name}.bias"] = w.get(f"{eole_name}.bias", np.zeros(weight.shape[0], np.float32))
+
     def block(eole_prefix: str, hf_prefix: str) -> None:
         for eole_name, hf_name in _ATTENTION_NAMES.items():
-            weight = w[f"{eole_prefix}.{eole_name}.weight"]
-            state[f"{hf_prefix}.{hf_name}.weight"] = weight
-            state[f"{hf_prefix}.{hf_name}.bias"] = w.get(f"{eole_prefix}.{eole_name}.bias",
-                                                        np.zeros(weight.shape[0], np.float32))
-
-    def norm(eole_name: str, hf_name: str) -> None:
-        state[f"{hf_name}.weight"] = w[f"{eole_name}.weight"]
-        state[f"{hf_name}.bias"] = w.get(f"{eole_name}.bias", np.zeros(d, np.float32))
+            weight_and_bias(f"{eole_prefix}.{eole_name}", f"{hf_prefix}.{hf_name}")
 
     def ffn(eole_prefix: str, hf_prefix: str) -> None:
         for eole_name, hf_name in (("gate_up_proj", "fc1"), ("down_proj", "fc2")):
-            weight = w[f"{eole_prefix}.{eole_name}.weight"]
-            state[f"{hf_prefix}.{hf_name}.weight"] = weight
-            state[f"{hf_prefix}.{hf_name}.bias"] = w.get(f"{eole_prefix}.{eole_name}.bias",
-                                                        np.zeros(weight.shape[0], np.float32))
+            weight_and_bias(f"{eole_prefix}.{eole_name}", f"{hf_prefix}.{hf_name}")
+
+    def layer(e: str, h: str, cross: bool):
+        weight_and_bias(f"{e}.input_layernorm", f"{h}.self_attn_layer_norm")
+        block(f"{e}.self_attn", f"{h}.self_attn")
+        if cross:  # decoder layers: attention over the source between self-attention and the FFN
+            weight_and_bias(f"{e}.precontext_layernorm", f"{h}.encoder_attn_layer_norm")
+            block(f"{e}.context_attn", f"{h}.encoder_attn")
+        weight_and_bias(f"{e}.post_attention_layernorm", f"{h}.final_layer_norm")
+        ffn(f"{e}.mlp", f"{h}.ffn")
 
     for i in range(enc["layers"]):
-        e, h = f"encoder.transformer_layers.{i}", f"model.encoder.layers.{i}"
-        norm(f"{e}.input_layernorm", f"{h}.self_attn_layer_norm")
-        block(f"{e}.self_attn", f"{h}.self_attn")
-        norm(f"{e}.post_attention_layernorm", f"{h}.final_layer_norm")
-        ffn(f"{e}.mlp", f"{h}.ffn")
-    norm("encoder.layer_norm", "model.encoder.layer_norm")
+        layer(f"encoder.transformer_layers.{i}", f"model.encoder.layers.{i}", cross=False)
+    weight_and_bias("encoder.layer_norm", "model.encoder.layer_norm")
     for i in range(dec["layers"]):
-        e, h = f"decoder.transformer_layers.{i}", f"model.decoder.layers.{i}"
-        norm(f"{e}.input_layernorm", f"{h}.self_attn_layer_norm")
-        block(f"{e}.self_attn", f"{h}.self_attn")
-        norm(f"{e}.precontext_layernorm", f"{h}.encoder_attn_layer_norm")
-        block(f"{e}.context_attn", f"{h}.encoder_attn")
-        norm(f"{e}.post_attention_layernorm", f"{h}.final_layer_norm")
-        ffn(f"{e}.mlp", f"{h}.ffn")
-    norm("decoder.layer_norm", "model.decoder.layer_norm")
+        layer(f"decoder.transformer_layers.{i}", f"model.decoder.layers.{i}", cross=True)
+    weight_and_bias("decoder.layer_norm", "model.decoder.layer_norm")
     return config, state
 
 

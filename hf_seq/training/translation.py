@@ -401,7 +401,7 @@ def experiment_pairs(exp: Experiment) -> dict:
     data, arch = exp.data, architecture(exp.model)
     return load_pairs(
         data.dataset, source_lang=data.source_lang, target_lang=data.target_lang, data_dir=data.data_dir,
-        seed=exp.training.seed if data.split_seed is None else data.split_seed, heldout=data.tatoeba_heldout,
+        seed=split_seed(exp), heldout=data.tatoeba_heldout,
         test_size=data.tatoeba_test_size, max_words=data.tatoeba_max_words, toy=TOY[arch],
         limits={"train": data.max_train_samples, "validation": data.max_eval_samples, "test": data.max_test_samples},
     )
@@ -449,7 +449,7 @@ def run(exp: Experiment) -> dict:
 
     # 1. data and a joint byte-level BPE vocabulary over both sides of the training set
     resume = None if data.eval_only else resume_checkpoint(exp)  # refuses another experiment's folder
-    pairs = experiment_pairs(exp)
+    pairs, pairs_seed = experiment_pairs(exp), split_seed(exp)
     if data.heatmap_sentence >= len(pairs["test"]):
         raise ValueError(f"data.heatmap_sentence={data.heatmap_sentence} but the test set has {len(pairs['test'])} "
                          "pairs")
@@ -496,7 +496,7 @@ def run(exp: Experiment) -> dict:
         "direction": f"{data.source_lang}->{data.target_lang}",
         "tokenizer": f"joint byte-level BPE ({len(tokenizer)} tokens, tokenizers library)",
         "train_pairs": len(pairs["train"]),
-        **({"split_seed": split_seed(exp)} if split_seed(exp) is not None else {}),
+        **({"split_seed": pairs_seed} if pairs_seed is not None else {}),
         "vocab_size": len(tokenizer),
         "parameters": n_params,
         **({"word_vectors": word_vectors} if word_vectors else {}),
