@@ -191,10 +191,26 @@ def test_resize_token_embeddings_keeps_tying_and_rejects_separate_vocabularies()
 
 
 # ---------------------------------------------------------------- generation
+class _Restore:
+    def __init__(self, decoder):
+        self.decoder = decoder
+
+    def remove(self):
+        del self.decoder._forward  # back to the class's method
+
+
 def _count_decoder_lengths(model):
+    """Target lengths entering the decoder's `_forward` (what forward and generate()'s lean decode step both run)."""
     lengths = []
-    handle = model.model.decoder.register_forward_pre_hook(lambda mod, args: lengths.append(args[0].shape[1]))
-    return lengths, handle
+    decoder = model.model.decoder
+    original = decoder._forward
+
+    def spy(inputs_embeds, *args, **kwargs):
+        lengths.append(inputs_embeds.shape[1])
+        return original(inputs_embeds, *args, **kwargs)
+
+    decoder._forward = spy
+    return lengths, _Restore(decoder)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,201 @@
+"""generate()'s lean decode loop (issue 21, point 4): on CPU, greedy and sampled decoding of the encoder-decoder models
+run `lean_sample` with a direct decode step instead of transformers' `_sample` plumbing. Every test compares it with
+transformers' own loop on the same model (`model.lean_decoding = False`): equal tokens, token for token."""
+
+import pytest
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+
+from hf_seq.models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration
+from hf_seq.models.transformer import TransformerConfig, TransformerForConditionalGeneration
+
+VOCAB = 48
+
+TRANSFORMERS = {
+    "post-ln-sinusoidal-shared": dict(),
+    "pre-ln-learned-gelu": dict(norm_first=True, position_embedding_type="learned", activation_function="gelu"),
+    "separate-embeddings-unscaled": dict(share_embeddings=False, scale_embedding=False),
+}
+RNNS = {
+    "none-gru": dict(attention="none", cell_type="gru"),
+    "bahdanau-lstm-2-layers": dict(attention="bahdanau", cell_type="lstm", encoder_layers=2, decoder_layers=2),
+    "luong-feed-rnn-tied": dict(attention="luong", input_feeding=True, cell_type="rnn", tie_word_embeddings=True),
+    "eole-mlp-concat-sinusoidal": dict(attention="luong", attention_score="mlp", bridge="concat", cell_type="gru",
+                                       position_encoding="sinusoidal", target_vocab_size=30),
+}
+MODELS = [("transformer", name) for name in TRANSFORMERS] + [("rnn", name) for name in RNNS]
+
+
+def make_model(family: str, name: str):
+    torch.manual_seed(0)
+    if family == "transformer":
+        config = TransformerConfig(
+            vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_attention_heads=4, encoder_layers=2,
+            decoder_layers=2, max_position_embeddings=64, **TRANSFORMERS[name],
+        )
+        return TransformerForConditionalGeneration(config).eval()
+    config = RNNSeq2SeqConfig(
+        vocab_size=VOCAB, hidden_size=16, encoder_embedding_size=8, decoder_embedding_size=8, attention_size=12,
+        dropout=0.0, **RNNS[name],
+    )
+    return RNNSeq2SeqForConditionalGeneration(config).eval()
+
+
+def padded_sources(lengths=(7, 3, 5)):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.full((len(lengths), max(lengths)), 1)
+    mask = torch.zeros_like(ids)
+    for i, n in enumerate(lengths):
+        ids[i, :n] = torch.randint(4, VOCAB, (n,), generator=g)
+        mask[i, :n] = 1
+    return ids, mask
+
+
+def count_lean_steps(model):
+    """Spy: how many generate() calls built a lean decode step."""
+    calls = []
+    original = model._lean_step
+
+    def spy(*args):
+        calls.append(1)
+        return original(*args)
+
+    model._lean_step = spy
+    return calls
+
+
+def both_loops(model, seed=None, **kwargs):
+    """(lean loop result, transformers' loop result) of the same generate() call."""
+    results = []
+    for lean in (True, False):
+        model.lean_decoding = lean
+        if seed is not None:
+            torch.manual_seed(seed)
+        results.append(model.generate(**kwargs))
+    model.lean_decoding = True
+    return results
+
+
+CALLS = {
+    "greedy": dict(max_new_tokens=12),
+    "min-new-tokens-two-eos": dict(max_new_tokens=14, min_new_tokens=4, eos_token_id=[3, 5]),
+    "max-length-repetition-penalty": dict(max_length=9, repetition_penalty=1.5, no_repeat_ngram_size=2),
+    "sampling-top-k": dict(do_sample=True, top_k=8, temperature=0.8, max_new_tokens=10),
+}
+
+
+@pytest.mark.parametrize("call", list(CALLS), ids=list(CALLS))
+@pytest.mark.parametrize("family,name", MODELS, ids=[f"{f}-{n}" for f, n in MODELS])
+def test_lean_loop_equals_transformers_loop(family, name, call):
+    model = make_model(family, name)
+    ids, mask = padded_sources()
+    steps = count_lean_steps(model)
+    lean, reference = both_loops(model, seed=5, input_ids=ids, attention_mask=mask, **CALLS[call])
+    assert len(steps) == 1  # the lean loop ran once, the reference did not use it
+    torch.testing.assert_close(lean, reference, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3]], ids=["transformer", "rnn"])
+def test_lean_loop_batched_equals_one_at_a_time_and_eos_padding(family, name):
+    model = make_model(family, name)
+    ids, mask = padded_sources()
+    # an end token the random model does produce, so rows finish at different steps and get padded
+    probe = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, eos_token_id=None)
+    eos = int(probe[0, 3])
+    batched = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, eos_token_id=eos)
+    for i in range(ids.shape[0]):
+        single = model.generate(input_ids=ids[i : i + 1, : int(mask[i].sum())], max_new_tokens=12, eos_token_id=eos)
+        n = single.shape[1]
+        torch.testing.assert_close(batched[i, :n], single[0], rtol=0, atol=0)
+        assert torch.all(batched[i, n:] == model.generation_config.pad_token_id)
+    assert (batched == eos).any()
+
+
+def test_transformer_decoder_prompt_continues_from_the_prefill():
+    model = make_model("transformer", "post-ln-sinusoidal-shared")
+    ids, mask = padded_sources()
+    prompt = torch.tensor([[2, 9, 11, 13]] * ids.shape[0])
+    lean, reference = both_loops(model, input_ids=ids, attention_mask=mask, decoder_input_ids=prompt, max_new_tokens=8)
+    torch.testing.assert_close(lean, reference, rtol=0, atol=0)
+    assert torch.equal(lean[:, :4], prompt)
+
+
+class StopAfterToken(StoppingCriteria):
+    """A criterion the lean loop cannot read inline: it calls it like transformers does."""
+
+    def __init__(self, token: int):
+        self.token = token
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return input_ids[:, -1] == self.token
+
+
+class Collect(BaseStreamer):
+    def __init__(self):
+        self.tokens, self.ended = [], False
+
+    def put(self, value):
+        self.tokens.append(value.tolist())
+
+    def end(self):
+        self.ended = True
+
+
+@pytest.mark.parametrize("family,name", [MODELS[1], MODELS[4]], ids=["transformer", "rnn"])
+def test_custom_stopping_criteria_and_streamer(family, name):
+    model = make_model(family, name)
+    ids = padded_sources((6,))[0]
+    probe = model.generate(input_ids=ids, max_new_tokens=10, eos_token_id=None)
+    stop = int(probe[0, 4])
+    results, streams = [], []
+    for lean in (True, False):
+        model.lean_decoding = lean
+        streamer = Collect()
+        criteria = StoppingCriteriaList([StopAfterToken(stop)])
+        results.append(model.generate(input_ids=ids, max_new_tokens=10, stopping_criteria=criteria, streamer=streamer))
+        assert streamer.ended
+        streams.append(streamer.tokens)
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
+    assert streams[0] == streams[1]
+    assert results[0][0, -1] == stop and results[0].shape[1] <= 5
+
+
+@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3]], ids=["transformer", "rnn"])
+def test_transformers_loop_where_the_lean_loop_does_not_apply(family, name):
+    model = make_model(family, name)
+    ids, mask = padded_sources()
+    steps = count_lean_steps(model)
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5, return_dict_in_generate=True,
+                         output_scores=True)
+    assert len(out.scores) == 5
+    model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5, num_beams=2)  # beam search: its own loop
+    model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5, use_cache=False)
+    model.train()  # training mode (dropout is zero here)
+    model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5)
+    assert steps == []
+    model.eval()
+    model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5)
+    assert len(steps) == 1
+
+
+@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3]], ids=["transformer", "rnn"])
+def test_cached_decode_weights_follow_weight_updates(family, name):
+    """The transposed / fused copies the lean step keeps are rebuilt when a weight changes in place (an optimizer
+    step, load_state_dict) or is replaced, and train() drops them."""
+    model = make_model(family, name)
+    ids, mask = padded_sources()
+    kwargs = dict(input_ids=ids, attention_mask=mask, max_new_tokens=8)
+    model.generate(**kwargs)
+    assert "_lean_weights_cache" in model.__dict__
+    with torch.no_grad():
+        model.lm_head.weight.mul_(-1.0)  # in place: same object, new version
+    lean, reference = both_loops(model, **kwargs)
+    torch.testing.assert_close(lean, reference, rtol=0, atol=0)
+    torch.manual_seed(3)
+    state = {k: torch.randn_like(v) for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    lean, reference = both_loops(model, **kwargs)
+    torch.testing.assert_close(lean, reference, rtol=0, atol=0)
+    model.train()
+    assert "_lean_weights_cache" not in model.__dict__
