@@ -1,5 +1,5 @@
 """generate()'s lean decode loop (issue 21, point 4): on CPU, greedy and sampled decoding of the encoder-decoder models
-run `lean_sample` with a direct decode step instead of transformers' `_sample` plumbing. Every test compares it with
+and the decoder-only Transformer run `lean_sample` with a direct decode step instead of transformers' `_sample` plumbing. Every test compares it with
 transformers' own loop on the same model (`model.lean_decoding = False`): equal tokens, token for token."""
 
 import pytest
@@ -8,7 +8,12 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from hf_seq.models.seq2seq import RNNSeq2SeqConfig, RNNSeq2SeqForConditionalGeneration
-from hf_seq.models.transformer import TransformerConfig, TransformerForConditionalGeneration
+from hf_seq.models.transformer import (
+    TransformerConfig,
+    TransformerDecoderConfig,
+    TransformerForCausalLM,
+    TransformerForConditionalGeneration,
+)
 
 VOCAB = 48
 
@@ -24,11 +29,19 @@ RNNS = {
     "eole-mlp-concat-sinusoidal": dict(attention="luong", attention_score="mlp", bridge="concat", cell_type="gru",
                                        position_encoding="sinusoidal", target_vocab_size=30),
 }
+LMS = {"post-ln-sinusoidal": dict(), "pre-ln-learned": dict(norm_first=True, position_embedding_type="learned")}
 MODELS = [("transformer", name) for name in TRANSFORMERS] + [("rnn", name) for name in RNNS]
+MODELS += [("transformer-lm", name) for name in LMS]
 
 
 def make_model(family: str, name: str):
     torch.manual_seed(0)
+    if family == "transformer-lm":
+        config = TransformerDecoderConfig(
+            vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_attention_heads=4, decoder_layers=2,
+            max_position_embeddings=64, **LMS[name],
+        )
+        return TransformerForCausalLM(config).eval()
     if family == "transformer":
         config = TransformerConfig(
             vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_attention_heads=4, encoder_layers=2,
@@ -42,14 +55,21 @@ def make_model(family: str, name: str):
     return RNNSeq2SeqForConditionalGeneration(config).eval()
 
 
-def padded_sources(lengths=(7, 3, 5)):
+def padded_sources(lengths=(7, 3, 5), left=False):
+    """Right-padded sources (encoder-decoder), left-padded prompts (`left`, decoder-only)."""
     g = torch.Generator().manual_seed(1)
-    ids = torch.full((len(lengths), max(lengths)), 1)
+    S = max(lengths)
+    ids = torch.full((len(lengths), S), 1)
     mask = torch.zeros_like(ids)
     for i, n in enumerate(lengths):
-        ids[i, :n] = torch.randint(4, VOCAB, (n,), generator=g)
-        mask[i, :n] = 1
+        span = slice(S - n, S) if left else slice(0, n)
+        ids[i, span] = torch.randint(4, VOCAB, (n,), generator=g)
+        mask[i, span] = 1
     return ids, mask
+
+
+def inputs_of(family):
+    return padded_sources(left=family == "transformer-lm")
 
 
 def count_lean_steps(model):
@@ -89,27 +109,31 @@ CALLS = {
 @pytest.mark.parametrize("family,name", MODELS, ids=[f"{f}-{n}" for f, n in MODELS])
 def test_lean_loop_equals_transformers_loop(family, name, call):
     model = make_model(family, name)
-    ids, mask = padded_sources()
+    ids, mask = inputs_of(family)
     steps = count_lean_steps(model)
     lean, reference = both_loops(model, seed=5, input_ids=ids, attention_mask=mask, **CALLS[call])
     assert len(steps) == 1  # the lean loop ran once, the reference did not use it
     torch.testing.assert_close(lean, reference, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3]], ids=["transformer", "rnn"])
+@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3], MODELS[-1]], ids=["transformer", "rnn", "lm"])
 def test_lean_loop_batched_equals_one_at_a_time_and_eos_padding(family, name):
     model = make_model(family, name)
-    ids, mask = padded_sources()
+    ids, mask = inputs_of(family)
+    left = family == "transformer-lm"
     # an end token the random model does produce, so rows finish at different steps and get padded
     probe = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, eos_token_id=None)
-    eos = int(probe[0, 3])
+    eos = int(probe[0, (ids.shape[1] if left else 1) + 2])  # row 0's third new token
     batched = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, eos_token_id=eos)
+    pad = model.generation_config.pad_token_id
     for i in range(ids.shape[0]):
-        single = model.generate(input_ids=ids[i : i + 1, : int(mask[i].sum())], max_new_tokens=12, eos_token_id=eos)
+        real = ids[i : i + 1][mask[i : i + 1].bool()].unsqueeze(0)
+        single = model.generate(input_ids=real, max_new_tokens=12, eos_token_id=eos)
+        row = batched[i, ids.shape[1] - real.shape[1] :] if left else batched[i]  # a left-padded row: drop its padding
         n = single.shape[1]
-        torch.testing.assert_close(batched[i, :n], single[0], rtol=0, atol=0)
-        assert torch.all(batched[i, n:] == model.generation_config.pad_token_id)
-    assert (batched == eos).any()
+        torch.testing.assert_close(row[:n], single[0], rtol=0, atol=0)
+        assert torch.all(row[n:] == pad)
+    assert (batched[:, ids.shape[1] if left else 1 :] == eos).any()
 
 
 def test_transformer_decoder_prompt_continues_from_the_prefill():
@@ -142,12 +166,13 @@ class Collect(BaseStreamer):
         self.ended = True
 
 
-@pytest.mark.parametrize("family,name", [MODELS[1], MODELS[4]], ids=["transformer", "rnn"])
+@pytest.mark.parametrize("family,name", [MODELS[1], MODELS[4], MODELS[-2]], ids=["transformer", "rnn", "lm"])
 def test_custom_stopping_criteria_and_streamer(family, name):
     model = make_model(family, name)
     ids = padded_sources((6,))[0]
     probe = model.generate(input_ids=ids, max_new_tokens=10, eos_token_id=None)
-    stop = int(probe[0, 4])
+    start = ids.shape[1] if family == "transformer-lm" else 1  # where the new tokens begin
+    stop = int(probe[0, start + 3])
     results, streams = [], []
     for lean in (True, False):
         model.lean_decoding = lean
@@ -158,13 +183,13 @@ def test_custom_stopping_criteria_and_streamer(family, name):
         streams.append(streamer.tokens)
     torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
     assert streams[0] == streams[1]
-    assert results[0][0, -1] == stop and results[0].shape[1] <= 5
+    assert results[0][0, -1] == stop and results[0].shape[1] <= start + 4
 
 
-@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3]], ids=["transformer", "rnn"])
+@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3], MODELS[-1]], ids=["transformer", "rnn", "lm"])
 def test_transformers_loop_where_the_lean_loop_does_not_apply(family, name):
     model = make_model(family, name)
-    ids, mask = padded_sources()
+    ids, mask = inputs_of(family)
     steps = count_lean_steps(model)
     out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=5, return_dict_in_generate=True,
                          output_scores=True)
@@ -179,12 +204,12 @@ def test_transformers_loop_where_the_lean_loop_does_not_apply(family, name):
     assert len(steps) == 1
 
 
-@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3]], ids=["transformer", "rnn"])
+@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3], MODELS[-1]], ids=["transformer", "rnn", "lm"])
 def test_cached_decode_weights_follow_weight_updates(family, name):
     """The transposed / fused copies the lean step keeps are rebuilt when a weight changes in place (an optimizer
     step, load_state_dict) or is replaced, and train() drops them."""
     model = make_model(family, name)
-    ids, mask = padded_sources()
+    ids, mask = inputs_of(family)
     kwargs = dict(input_ids=ids, attention_mask=mask, max_new_tokens=8)
     model.generate(**kwargs)
     assert "_lean_weights_cache" in model.__dict__

@@ -724,8 +724,10 @@ def lean_decoding_applies(model, generation_config, synced_gpus, model_kwargs) -
     config = generation_config
     if config.return_dict_in_generate or config.is_assistant or config.prefill_chunk_size is not None or synced_gpus:
         return False
-    known = {"encoder_outputs", "attention_mask", "use_cache", "cache", "logits_to_keep", "output_attentions"}
-    if not set(model_kwargs) <= known | {"output_hidden_states"} or not model_kwargs.get("use_cache", True):
+    known = {"encoder_outputs", "attention_mask", "position_ids", "use_cache", "cache", "logits_to_keep"}
+    if not set(model_kwargs) <= known | {"output_attentions", "output_hidden_states"}:
+        return False
+    if not model_kwargs.get("use_cache", True):
         return False
     if model_kwargs.get("output_attentions") or model_kwargs.get("output_hidden_states"):
         return False

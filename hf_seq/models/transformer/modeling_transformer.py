@@ -180,8 +180,10 @@ def lean_decoding_applies(model, generation_config, synced_gpus, model_kwargs) -
     config = generation_config
     if config.return_dict_in_generate or config.is_assistant or config.prefill_chunk_size is not None or synced_gpus:
         return False
-    known = {"encoder_outputs", "attention_mask", "use_cache", "cache", "logits_to_keep", "output_attentions"}
-    if not set(model_kwargs) <= known | {"output_hidden_states"} or not model_kwargs.get("use_cache", True):
+    known = {"encoder_outputs", "attention_mask", "position_ids", "use_cache", "cache", "logits_to_keep"}
+    if not set(model_kwargs) <= known | {"output_attentions", "output_hidden_states"}:
+        return False
+    if not model_kwargs.get("use_cache", True):
         return False
     if model_kwargs.get("output_attentions") or model_kwargs.get("output_hidden_states"):
         return False
@@ -645,6 +647,147 @@ class TransformerPreTrainedModel(PreTrainedModel):
             hidden = hidden[:, -logits_to_keep:]
         return self.lm_head(hidden)
 
+    # generate() on CPU: greedy and sampled decoding run `lean_sample` with `_lean_step` (issue 21, point 4); set it to
+    # False on a model to run transformers' own loop
+    lean_decoding = True
+
+    def _sample(
+        self, input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus=False, streamer=None,
+        **model_kwargs,
+    ):
+        max_length = stopping_criteria.max_length
+        if (
+            not lean_decoding_applies(self, generation_config, synced_gpus, model_kwargs)
+            or self.config._attn_implementation != "sdpa"
+            or max_length is None
+            or max_length - 1 > self.config.max_position_embeddings  # forward's own error names the limit
+        ):
+            return super()._sample(
+                input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus, streamer, **model_kwargs
+            )
+        outputs = self._prefill(input_ids, generation_config, model_kwargs)  # forward over the (decoder) prompt
+        step = self._lean_step(
+            outputs.cache, model_kwargs.get("attention_mask"), model_kwargs.get("position_ids"), input_ids.shape[1],
+            max_length,
+        )
+        logits = outputs.logits[:, -1]
+        del outputs
+        return lean_sample(input_ids, logits, step, logits_processor, stopping_criteria, generation_config, streamer)
+
+    def train(self, mode: bool = True):
+        self.__dict__.pop("_lean_weights_cache", None)  # `lean_weights`' copies
+        return super().train(mode)
+
+    def _lean_step(self, cache: Cache, attention_mask, position_ids, past_length: int, max_length: int):
+        """The one-token decode step of `lean_sample`, from the cache the prefill filled: the decoder layers of
+        `TransformerDecoderLayer.forward` on (B, 1) tokens, written against their weights. Self-attention keys and
+        values go to buffers of `max_length` slots (filled up to `past_length`), q/k/v are one product, wide
+        projections use `lean_projection`. `attention_mask` is the source mask of the encoder-decoder, the prompt's
+        mask of the decoder-only model (its padding stays masked; new tokens are real). Positions continue as
+        generate() continues `position_ids` (last + 1), else count real tokens as forward does. Returns
+        step(tokens (B, 1)) -> logits (B, vocab)."""
+        decoder, config = self.get_decoder(), self.config
+        encoder_decoder = config.is_encoder_decoder
+        self_cache = cache.self_attention_cache if encoder_decoder else cache
+        embeddings = decoder.embeddings
+        positions = embeddings.embed_positions
+        table = positions.table if isinstance(positions, TransformerSinusoidalPositionalEncoding) else positions.weight
+        dtype = embeddings.embed_tokens.weight.dtype
+        norm_first, B = config.norm_first, self_cache.layers[0].keys.shape[0]
+        cross_bias = self_bias = None
+        position = [past_length]  # the next token's position, or (B,) positions of left-padded rows
+        if encoder_decoder:
+            cross_bias = _key_padding_bias(attention_mask, dtype)
+        elif attention_mask is not None:
+            self_bias = torch.zeros(B, 1, 1, max_length, dtype=dtype, device=attention_mask.device)
+            self_bias[:, 0, 0, :past_length].masked_fill_(attention_mask[:, -past_length:] == 0, torch.finfo(dtype).min)
+            position[0] = attention_mask.long().sum(-1)
+        if position_ids is not None and not encoder_decoder:
+            position[0] = position_ids[:, -1] + 1
+
+        def norm(module):  # F.layer_norm's arguments, read once
+            return module.normalized_shape, module.weight, module.bias, module.eps
+
+        def build():  # per layer the fused q/k/v projection and the FFN's first; the vocabulary projection
+            fused = [
+                (
+                    lean_projection(
+                        torch.cat([layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight, layer.self_attn.v_proj.weight]),
+                        torch.cat([layer.self_attn.q_proj.bias, layer.self_attn.k_proj.bias, layer.self_attn.v_proj.bias]),
+                    ),
+                    lean_projection(layer.ffn.fc1.weight, layer.ffn.fc1.bias),
+                )
+                for layer in decoder.layers
+            ]
+            return fused, lean_projection(self.lm_head.weight, self.lm_head.bias)
+
+        sources = [self.lm_head.weight]
+        for layer in decoder.layers:
+            attention = layer.self_attn
+            sources += [attention.q_proj.weight, attention.k_proj.weight, attention.v_proj.weight, layer.ffn.fc1.weight]
+            sources += [attention.q_proj.bias, attention.k_proj.bias, attention.v_proj.bias, layer.ffn.fc1.bias]
+        fused, head = lean_weights(self, sources, build)
+
+        layers = []
+        for i, layer in enumerate(decoder.layers):
+            sa, ca, ffn = layer.self_attn, layer.encoder_attn, layer.ffn
+            keys, values = self_cache.layers[i].keys, self_cache.layers[i].values
+            key_buffer = keys.new_empty(B, sa.num_heads, max_length, sa.head_dim)
+            value_buffer = torch.empty_like(key_buffer)
+            key_buffer[:, :, :past_length], value_buffer[:, :, :past_length] = keys, values
+            qkv, fc1 = fused[i]
+            cross = None
+            if encoder_decoder:
+                layer_cache = cache.cross_attention_cache.layers[i]
+                cross = (
+                    (ca.q_proj.weight, ca.q_proj.bias), layer_cache.keys, layer_cache.values,
+                    (ca.out_proj.weight, ca.out_proj.bias), norm(layer.encoder_attn_layer_norm),
+                )
+            layers.append((
+                qkv, key_buffer, value_buffer, sa.scaling, sa.num_heads, sa.head_dim, (sa.out_proj.weight, sa.out_proj.bias),
+                norm(layer.self_attn_layer_norm), cross, fc1, ffn.activation, (ffn.fc2.weight, ffn.fc2.bias),
+                norm(layer.final_layer_norm),
+            ))
+        final_norm = norm(decoder.layer_norm) if decoder.layer_norm is not None else None
+        embed, scale = embeddings.embed_tokens, embeddings.scale
+        length = [past_length]  # tokens in the self-attention buffers
+
+        def step(tokens: torch.Tensor) -> torch.Tensor:
+            t = length[0]
+            length[0] = t + 1
+            x = embed(tokens[:, 0]) * scale + table[position[0]]  # (B, d_model), §3.4-3.5
+            position[0] = position[0] + 1
+            bias = self_bias[..., : t + 1] if self_bias is not None else None
+            for (qkv, keys, values, scaling, heads, head_dim, out, norm1, cross, fc1, activation, fc2,
+                 norm3) in layers:
+                # masked self-attention over the t + 1 tokens so far
+                h = F.layer_norm(x, *norm1) if norm_first else x
+                q, k, v = lean_matmul(h, qkv).view(B, 3, heads, 1, head_dim).unbind(1)
+                keys[:, :, t], values[:, :, t] = k[:, :, 0], v[:, :, 0]
+                context = F.scaled_dot_product_attention(
+                    q, keys[:, :, : t + 1], values[:, :, : t + 1], attn_mask=bias, scale=scaling
+                )
+                a = F.linear(context.reshape(B, -1), *out)
+                x = x + a if norm_first else F.layer_norm(x + a, *norm1)
+                if cross is not None:  # encoder-decoder attention over the cached source keys/values
+                    cross_q, cross_keys, cross_values, cross_out, norm2 = cross
+                    h = F.layer_norm(x, *norm2) if norm_first else x
+                    q = F.linear(h, *cross_q).view(B, heads, 1, head_dim)
+                    context = F.scaled_dot_product_attention(
+                        q, cross_keys, cross_values, attn_mask=cross_bias, scale=scaling
+                    )
+                    a = F.linear(context.reshape(B, -1), *cross_out)
+                    x = x + a if norm_first else F.layer_norm(x + a, *norm2)
+                # position-wise feed-forward
+                h = F.layer_norm(x, *norm3) if norm_first else x
+                f = F.linear(activation(lean_matmul(h, fc1)), *fc2)
+                x = x + f if norm_first else F.layer_norm(x + f, *norm3)
+            if final_norm is not None:
+                x = F.layer_norm(x, *final_norm)
+            return lean_matmul(x, head)
+
+        return step
+
 
 def _convert_config(config: TransformerConfig, config_class: type, is_encoder_decoder: bool) -> TransformerConfig:
     """A copy of `config` as `config_class` (the encoder-decoder or the decoder-only configuration)."""
@@ -937,118 +1080,6 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
-
-    # generate() on CPU: greedy and sampled decoding run `lean_sample` with `_lean_step` (issue 21, point 4); set it to
-    # False on a model to run transformers' own loop
-    lean_decoding = True
-
-    def _sample(
-        self, input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus=False, streamer=None,
-        **model_kwargs,
-    ):
-        max_length = stopping_criteria.max_length
-        if (
-            not lean_decoding_applies(self, generation_config, synced_gpus, model_kwargs)
-            or self.config._attn_implementation != "sdpa"
-            or max_length is None
-            or max_length - 1 > self.config.max_position_embeddings  # forward's own error names the limit
-        ):
-            return super()._sample(
-                input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus, streamer, **model_kwargs
-            )
-        outputs = self._prefill(input_ids, generation_config, model_kwargs)  # forward over the decoder prompt
-        step = self._lean_step(outputs.cache, model_kwargs.get("attention_mask"), input_ids.shape[1], max_length)
-        logits = outputs.logits[:, -1]
-        del outputs
-        return lean_sample(input_ids, logits, step, logits_processor, stopping_criteria, generation_config, streamer)
-
-    def train(self, mode: bool = True):
-        self.__dict__.pop("_lean_weights_cache", None)  # `lean_weights`' copies
-        return super().train(mode)
-
-    def _lean_step(self, cache: EncoderDecoderCache, attention_mask, past_length: int, max_length: int):
-        """The one-token decode step of `lean_sample`, from the cache the prefill filled: the decoder layers of
-        `TransformerDecoderLayer.forward` on (B, 1) tokens, written against their weights. Self-attention keys and
-        values go to buffers of `max_length` slots (filled up to `past_length`), q/k/v are one product, wide
-        projections use `lean_projection`. Returns step(tokens (B, 1)) -> logits (B, vocab)."""
-        decoder, config = self.model.decoder, self.config
-        embeddings = decoder.embeddings
-        positions = embeddings.embed_positions
-        table = positions.table if isinstance(positions, TransformerSinusoidalPositionalEncoding) else positions.weight
-        cross_bias = _key_padding_bias(attention_mask, embeddings.embed_tokens.weight.dtype)
-        norm_first, B = config.norm_first, cache.self_attention_cache.layers[0].keys.shape[0]
-
-        def norm(module):  # F.layer_norm's arguments, read once
-            return module.normalized_shape, module.weight, module.bias, module.eps
-
-        def build():  # per layer the fused q/k/v projection and the FFN's first; the vocabulary projection
-            fused = [
-                (
-                    lean_projection(
-                        torch.cat([layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight, layer.self_attn.v_proj.weight]),
-                        torch.cat([layer.self_attn.q_proj.bias, layer.self_attn.k_proj.bias, layer.self_attn.v_proj.bias]),
-                    ),
-                    lean_projection(layer.ffn.fc1.weight, layer.ffn.fc1.bias),
-                )
-                for layer in decoder.layers
-            ]
-            return fused, lean_projection(self.lm_head.weight, self.lm_head.bias)
-
-        sources = [self.lm_head.weight]
-        for layer in decoder.layers:
-            attention = layer.self_attn
-            sources += [attention.q_proj.weight, attention.k_proj.weight, attention.v_proj.weight, layer.ffn.fc1.weight]
-            sources += [attention.q_proj.bias, attention.k_proj.bias, attention.v_proj.bias, layer.ffn.fc1.bias]
-        fused, head = lean_weights(self, sources, build)
-
-        layers = []
-        for i, layer in enumerate(decoder.layers):
-            sa, ca, ffn = layer.self_attn, layer.encoder_attn, layer.ffn
-            keys, values = cache.self_attention_cache.layers[i].keys, cache.self_attention_cache.layers[i].values
-            key_buffer = keys.new_empty(B, sa.num_heads, max_length, sa.head_dim)
-            value_buffer = torch.empty_like(key_buffer)
-            key_buffer[:, :, :past_length], value_buffer[:, :, :past_length] = keys, values
-            qkv, fc1 = fused[i]
-            cross = cache.cross_attention_cache.layers[i]
-            layers.append((
-                qkv, key_buffer, value_buffer, sa.scaling, sa.num_heads, sa.head_dim, (sa.out_proj.weight, sa.out_proj.bias),
-                norm(layer.self_attn_layer_norm), (ca.q_proj.weight, ca.q_proj.bias), cross.keys, cross.values,
-                (ca.out_proj.weight, ca.out_proj.bias), norm(layer.encoder_attn_layer_norm),
-                fc1, ffn.activation, (ffn.fc2.weight, ffn.fc2.bias),
-                norm(layer.final_layer_norm),
-            ))
-        final_norm = norm(decoder.layer_norm) if decoder.layer_norm is not None else None
-        embed, scale = embeddings.embed_tokens, embeddings.scale
-        length = [past_length]
-
-        def step(tokens: torch.Tensor) -> torch.Tensor:
-            t = length[0]
-            length[0] = t + 1
-            x = embed(tokens[:, 0]) * scale + table[t]  # (B, d_model), §3.4-3.5 at position t
-            for (qkv, keys, values, scaling, heads, head_dim, out, norm1, cross_q, cross_keys, cross_values, cross_out,
-                 norm2, fc1, activation, fc2, norm3) in layers:
-                # masked self-attention over the t + 1 tokens so far
-                h = F.layer_norm(x, *norm1) if norm_first else x
-                q, k, v = lean_matmul(h, qkv).view(B, 3, heads, 1, head_dim).unbind(1)
-                keys[:, :, t], values[:, :, t] = k[:, :, 0], v[:, :, 0]
-                context = F.scaled_dot_product_attention(q, keys[:, :, : t + 1], values[:, :, : t + 1], scale=scaling)
-                a = F.linear(context.reshape(B, -1), *out)
-                x = x + a if norm_first else F.layer_norm(x + a, *norm1)
-                # encoder-decoder attention over the cached source keys/values
-                h = F.layer_norm(x, *norm2) if norm_first else x
-                q = F.linear(h, *cross_q).view(B, heads, 1, head_dim)
-                context = F.scaled_dot_product_attention(q, cross_keys, cross_values, attn_mask=cross_bias, scale=scaling)
-                a = F.linear(context.reshape(B, -1), *cross_out)
-                x = x + a if norm_first else F.layer_norm(x + a, *norm2)
-                # position-wise feed-forward
-                h = F.layer_norm(x, *norm3) if norm_first else x
-                f = F.linear(activation(lean_matmul(h, fc1)), *fc2)
-                x = x + f if norm_first else F.layer_norm(x + f, *norm3)
-            if final_norm is not None:
-                x = F.layer_norm(x, *final_norm)
-            return lean_matmul(x, head)
-
-        return step
 
     def forward(
         self,
