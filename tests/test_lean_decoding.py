@@ -224,3 +224,13 @@ def test_cached_decode_weights_follow_weight_updates(family, name):
     torch.testing.assert_close(lean, reference, rtol=0, atol=0)
     model.train()
     assert "_lean_weights_cache" not in model.__dict__
+
+
+@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3], MODELS[-1]], ids=["transformer", "rnn", "lm"])
+def test_lean_loop_in_bfloat16(family, name):
+    model = make_model(family, name).to(torch.bfloat16)
+    ids, mask = inputs_of(family)
+    steps = count_lean_steps(model)
+    lean, reference = both_loops(model, input_ids=ids, attention_mask=mask, max_new_tokens=12)
+    assert len(steps) == 1
+    torch.testing.assert_close(lean, reference, rtol=0, atol=0)
