@@ -234,3 +234,117 @@ def test_lean_loop_in_bfloat16(family, name):
     lean, reference = both_loops(model, input_ids=ids, attention_mask=mask, max_new_tokens=12)
     assert len(steps) == 1
     torch.testing.assert_close(lean, reference, rtol=0, atol=0)
+
+
+BEAM_CALLS = {
+    "beam-3": dict(num_beams=3, max_new_tokens=10),
+    "beam-4-two-returned-length-penalty": dict(num_beams=4, num_return_sequences=2, length_penalty=0.7,
+                                              max_new_tokens=12, early_stopping=True),
+}
+
+
+def count_lean_forward_steps(model, family):
+    """Spy: decode steps forward ran through the lean path (Transformer: `_lean_forward` answered; RNN: the head)."""
+    calls = []
+    name = "_lean_head" if family == "rnn" else "_lean_forward"
+    original = getattr(model, name)
+
+    def spy(*args):
+        result = original(*args)
+        calls.append(result is not None)
+        return result
+
+    setattr(model, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("call", list(BEAM_CALLS), ids=list(BEAM_CALLS))
+@pytest.mark.parametrize("family,name", MODELS, ids=[f"{f}-{n}" for f, n in MODELS])
+def test_beam_search_decode_steps_through_the_lean_forward(family, name, call):
+    """Beam search keeps transformers' loop; its one-token decode steps (`generation_step=True`) run the lean step
+    against transformers' cache (reordered by the beams as usual): the same beams as forward's own path."""
+    model = make_model(family, name)
+    ids, mask = inputs_of(family)
+    calls = count_lean_forward_steps(model, family)
+    lean, reference = both_loops(model, input_ids=ids, attention_mask=mask, **BEAM_CALLS[call])
+    assert any(calls)
+    torch.testing.assert_close(lean, reference, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[-1]], ids=["transformer", "lm"])
+def test_lean_forward_step_logits_match_forward(family, name):
+    """One decode step by hand: the lean forward's logits equal forward's own path to rounding, and its cache grows
+    like forward's; training mode and the prefill take forward's own path."""
+    model = make_model(family, name)
+    ids, mask = inputs_of(family)
+    if family == "transformer":
+        prefill = dict(input_ids=ids, attention_mask=mask, decoder_input_ids=torch.full((3, 1), 2))
+        step = dict(attention_mask=mask, decoder_input_ids=torch.tensor([[7], [8], [9]]))
+    else:
+        prefill = dict(input_ids=ids, attention_mask=mask)
+        step = dict(input_ids=torch.tensor([[7], [8], [9]]), attention_mask=torch.cat([mask, torch.ones(3, 1, dtype=mask.dtype)], 1))
+    results = []
+    for generation_step in (True, False):
+        first = model(**prefill, use_cache=True)
+        if family == "transformer":  # the encoder ran once; decode steps read its output
+            step["encoder_outputs"] = (first.encoder_last_hidden_state,)
+        out = model(**step, cache=first.cache, use_cache=True, generation_step=generation_step)
+        results.append((out.logits, out.cache.get_seq_length()))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-5)
+    assert results[0][1] == results[1][1]
+    calls = count_lean_forward_steps(model, family)
+    model(**prefill, use_cache=True, generation_step=True)  # the prefill: no past
+    model.train()
+    cache = model(**prefill, use_cache=True).cache
+    model(**step, cache=cache, use_cache=True, generation_step=True)
+    assert calls == [False, False]
+
+
+RECURRENT = ["lstm", "gru", "rnn"]
+
+
+def make_recurrent_lm(kind: str):
+    import hf_seq
+
+    config_class = {"lstm": hf_seq.LSTMConfig, "gru": hf_seq.GRUConfig, "rnn": hf_seq.RNNConfig}[kind]
+    model_class = {"lstm": hf_seq.LSTMForCausalLM, "gru": hf_seq.GRUForCausalLM, "rnn": hf_seq.RNNForCausalLM}[kind]
+    torch.manual_seed(0)
+    config = config_class(vocab_size=VOCAB, hidden_size=16, embedding_size=12, num_hidden_layers=2, output_projection=True)
+    return model_class(config).eval()
+
+
+@pytest.mark.parametrize("call", ["greedy", "beam-3", "sampling-top-k"])
+@pytest.mark.parametrize("kind", RECURRENT)
+def test_recurrent_lm_decode_steps_read_the_lean_head(kind, call):
+    """The recurrent LMs keep transformers' loop; their decode steps project through the (in, out) copy: the same
+    tokens as lm_head itself, left-padded batches included."""
+    model = make_recurrent_lm(kind)
+    ids, mask = padded_sources(left=True)
+    calls = count_lean_forward_steps(model, "rnn")
+    kwargs = {**CALLS, **BEAM_CALLS}[call]
+    lean, reference = both_loops(model, seed=5, input_ids=ids, attention_mask=mask, **kwargs)
+    assert len(calls) > 0
+    torch.testing.assert_close(lean, reference, rtol=0, atol=0)
+    model.train()
+    assert "_lean_weights_cache" not in model.__dict__
+
+
+@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3], MODELS[-1]], ids=["transformer", "rnn", "lm"])
+def test_lora_adapters_are_honoured(family, name):
+    """A LoRA-wrapped layer is not a plain nn.Linear: generate() calls it (adapter included) instead of reading its
+    weight, and gives the tokens of the merged model (which takes the lean path)."""
+    peft = pytest.importorskip("peft")
+    model = make_model(family, name)
+    ids, mask = inputs_of(family)
+    # the Transformers tie lm_head to the embeddings (merging an adapter into it would untie it): their layers instead
+    targets = ["q_proj", "v_proj", "fc1"] if family != "rnn" else ["lm_head"]
+    config = peft.LoraConfig(r=4, lora_alpha=64, target_modules=targets, init_lora_weights=False)
+    torch.manual_seed(1)
+    wrapped = peft.get_peft_model(model, config).eval()
+    adapted = wrapped.generate(input_ids=ids, attention_mask=mask, max_new_tokens=10)
+    merged = wrapped.merge_and_unload().eval()
+    steps = count_lean_steps(merged)
+    torch.testing.assert_close(merged.generate(input_ids=ids, attention_mask=mask, max_new_tokens=10), adapted)
+    assert len(steps) == 1
+    plain = make_model(family, name)
+    assert not torch.equal(plain.generate(input_ids=ids, attention_mask=mask, max_new_tokens=10), adapted)

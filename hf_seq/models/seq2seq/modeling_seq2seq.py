@@ -721,6 +721,8 @@ def lean_decoding_applies(model, generation_config, synced_gpus, model_kwargs) -
     transformers' loop)."""
     if not getattr(model, "lean_decoding", False) or model.training or model.device.type != "cpu":
         return False
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
     config = generation_config
     if config.return_dict_in_generate or config.is_assistant or config.prefill_chunk_size is not None or synced_gpus:
         return False
@@ -808,6 +810,16 @@ def lean_weights(model: nn.Module, sources: list, build):
     built = build()
     model.__dict__["_lean_weights_cache"] = ([(t, t._version) for t in sources], built)
     return built
+
+
+# Copied from hf_seq.models.transformer.modeling_transformer.lean_plain
+def lean_plain(modules) -> bool:
+    """Whether the lean path may read these modules' weights itself: each exactly an `nn.Linear` or `nn.LayerNorm`
+    without hooks. A PEFT (LoRA) wrapper, a quantized module or an accelerate offload hook keeps its own call."""
+    return all(
+        type(module) in (nn.Linear, nn.LayerNorm) and not module._forward_hooks and not module._forward_pre_hooks
+        for module in modules
+    )
 
 
 # Copied from hf_seq.models.transformer.modeling_transformer.lean_matmul
@@ -1063,7 +1075,7 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
         self, input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus=False, streamer=None,
         **model_kwargs,
     ):
-        if not lean_decoding_applies(self, generation_config, synced_gpus, model_kwargs):
+        if not lean_decoding_applies(self, generation_config, synced_gpus, model_kwargs) or not lean_plain([self.lm_head]):
             return super()._sample(
                 input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus, streamer, **model_kwargs
             )
@@ -1072,6 +1084,11 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
         logits = outputs.logits[:, -1]
         del outputs
         return lean_sample(input_ids, logits, step, logits_processor, stopping_criteria, generation_config, streamer)
+
+    def _lean_head(self):
+        """The vocabulary projection as `lean_matmul` reads it (its transposed copy cached by `lean_weights`)."""
+        weight, bias = self.lm_head.weight, self.lm_head.bias
+        return lean_weights(self, [weight, bias], lambda: lean_projection(weight, bias))
 
     def _lean_step(self, cache: RNNSeq2SeqCache, encoder_outputs, attention_mask):
         """The one-token decode step of `lean_sample`: the decoder's `_forward` from the cache the prefill returned,
@@ -1082,10 +1099,7 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
         memory = encoder_outputs.last_hidden_state
         source_mask = model._source_mask(encoder_outputs, attention_mask)
         decoder, embed, projection = model.decoder, model.get_decoder_input_embeddings(), self.output_projection
-        lm_head = self.lm_head
-        head = lean_weights(
-            self, [lm_head.weight, lm_head.bias], lambda: lean_projection(lm_head.weight, lm_head.bias)
-        )
+        head = self._lean_head()
         state = [cache]
 
         def step(tokens: torch.Tensor) -> torch.Tensor:
@@ -1176,7 +1190,12 @@ class RNNSeq2SeqForConditionalGeneration(RNNSeq2SeqPreTrainedModel, GenerationMi
         pre = self.model.decoder.dropout(outputs.last_hidden_state)
         if self.output_projection is not None:
             pre = self.output_projection(pre)
-        logits = self.lm_head(pre)  # (B, T, V_tgt)
+        lean = not validate_inputs and getattr(self, "lean_decoding", False) and not self.training
+        if lean and pre.device.type == "cpu" and not is_tracing(pre) and lean_plain([self.lm_head]):
+            # one of generate()'s decode steps (beam search included): the projection `lean_sample` reads
+            logits = lean_matmul(pre.flatten(0, -2), self._lean_head()).view(*pre.shape[:-1], -1)
+        else:
+            logits = self.lm_head(pre)  # (B, T, V_tgt)
 
         loss = None
         if labels is not None:

@@ -177,6 +177,8 @@ def lean_decoding_applies(model, generation_config, synced_gpus, model_kwargs) -
     transformers' loop)."""
     if not getattr(model, "lean_decoding", False) or model.training or model.device.type != "cpu":
         return False
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
     config = generation_config
     if config.return_dict_in_generate or config.is_assistant or config.prefill_chunk_size is not None or synced_gpus:
         return False
@@ -261,6 +263,15 @@ def lean_weights(model: nn.Module, sources: list, build):
     built = build()
     model.__dict__["_lean_weights_cache"] = ([(t, t._version) for t in sources], built)
     return built
+
+
+def lean_plain(modules) -> bool:
+    """Whether the lean path may read these modules' weights itself: each exactly an `nn.Linear` or `nn.LayerNorm`
+    without hooks. A PEFT (LoRA) wrapper, a quantized module or an accelerate offload hook keeps its own call."""
+    return all(
+        type(module) in (nn.Linear, nn.LayerNorm) and not module._forward_hooks and not module._forward_pre_hooks
+        for module in modules
+    )
 
 
 def lean_matmul(x: torch.Tensor, projection) -> torch.Tensor:
@@ -661,6 +672,7 @@ class TransformerPreTrainedModel(PreTrainedModel):
             or self.config._attn_implementation != "sdpa"
             or max_length is None
             or max_length - 1 > self.config.max_position_embeddings  # forward's own error names the limit
+            or not lean_plain(self._lean_modules())
         ):
             return super()._sample(
                 input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus, streamer, **model_kwargs
@@ -678,37 +690,28 @@ class TransformerPreTrainedModel(PreTrainedModel):
         self.__dict__.pop("_lean_weights_cache", None)  # `lean_weights`' copies
         return super().train(mode)
 
-    def _lean_step(self, cache: Cache, attention_mask, position_ids, past_length: int, max_length: int):
-        """The one-token decode step of `lean_sample`, from the cache the prefill filled: the decoder layers of
-        `TransformerDecoderLayer.forward` on (B, 1) tokens, written against their weights. Self-attention keys and
-        values go to buffers of `max_length` slots (filled up to `past_length`), q/k/v are one product, wide
-        projections use `lean_projection`. `attention_mask` is the source mask of the encoder-decoder, the prompt's
-        mask of the decoder-only model (its padding stays masked; new tokens are real). Positions continue as
-        generate() continues `position_ids` (last + 1), else count real tokens as forward does. Returns
-        step(tokens (B, 1)) -> logits (B, vocab)."""
-        decoder, config = self.get_decoder(), self.config
-        encoder_decoder = config.is_encoder_decoder
-        self_cache = cache.self_attention_cache if encoder_decoder else cache
-        embeddings = decoder.embeddings
-        positions = embeddings.embed_positions
-        table = positions.table if isinstance(positions, TransformerSinusoidalPositionalEncoding) else positions.weight
-        dtype = embeddings.embed_tokens.weight.dtype
-        norm_first, B = config.norm_first, self_cache.layers[0].keys.shape[0]
-        cross_bias = self_bias = None
-        position = [past_length]  # the next token's position, or (B,) positions of left-padded rows
-        if encoder_decoder:
-            cross_bias = _key_padding_bias(attention_mask, dtype)
-        elif attention_mask is not None:
-            self_bias = torch.zeros(B, 1, 1, max_length, dtype=dtype, device=attention_mask.device)
-            self_bias[:, 0, 0, :past_length].masked_fill_(attention_mask[:, -past_length:] == 0, torch.finfo(dtype).min)
-            position[0] = attention_mask.long().sum(-1)
-        if position_ids is not None and not encoder_decoder:
-            position[0] = position_ids[:, -1] + 1
+    def _lean_modules(self) -> list:
+        """The modules whose weights the lean decode step reads itself (`lean_plain` must hold for them)."""
+        decoder = self.get_decoder()
+        modules = [self.lm_head] + ([decoder.layer_norm] if decoder.layer_norm is not None else [])
+        for layer in decoder.layers:
+            sa, ca = layer.self_attn, layer.encoder_attn
+            modules += [sa.q_proj, sa.k_proj, sa.v_proj, sa.out_proj, layer.ffn.fc1, layer.ffn.fc2]
+            modules += [layer.self_attn_layer_norm, layer.final_layer_norm]
+            if ca is not None:
+                modules += [ca.q_proj, ca.out_proj, layer.encoder_attn_layer_norm]
+        return modules
 
-        def norm(module):  # F.layer_norm's arguments, read once
+    def _lean_weights(self):
+        """What the lean decode step reads, per decoder layer: the fused q/k/v projection and the FFN's first (their
+        `lean_projection`s cached by `lean_weights`), the other projections and the LayerNorms' arguments; then the
+        final LayerNorm (pre-LN) and the vocabulary projection."""
+        decoder = self.get_decoder()
+
+        def norm(module):  # F.layer_norm's arguments
             return module.normalized_shape, module.weight, module.bias, module.eps
 
-        def build():  # per layer the fused q/k/v projection and the FFN's first; the vocabulary projection
+        def build():
             fused = [
                 (
                     lean_projection(
@@ -727,67 +730,147 @@ class TransformerPreTrainedModel(PreTrainedModel):
             sources += [attention.q_proj.weight, attention.k_proj.weight, attention.v_proj.weight, layer.ffn.fc1.weight]
             sources += [attention.q_proj.bias, attention.k_proj.bias, attention.v_proj.bias, layer.ffn.fc1.bias]
         fused, head = lean_weights(self, sources, build)
-
         layers = []
-        for i, layer in enumerate(decoder.layers):
+        for (qkv, fc1), layer in zip(fused, decoder.layers):
             sa, ca, ffn = layer.self_attn, layer.encoder_attn, layer.ffn
-            keys, values = self_cache.layers[i].keys, self_cache.layers[i].values
-            key_buffer = keys.new_empty(B, sa.num_heads, max_length, sa.head_dim)
-            value_buffer = torch.empty_like(key_buffer)
-            key_buffer[:, :, :past_length], value_buffer[:, :, :past_length] = keys, values
-            qkv, fc1 = fused[i]
             cross = None
-            if encoder_decoder:
-                layer_cache = cache.cross_attention_cache.layers[i]
-                cross = (
-                    (ca.q_proj.weight, ca.q_proj.bias), layer_cache.keys, layer_cache.values,
-                    (ca.out_proj.weight, ca.out_proj.bias), norm(layer.encoder_attn_layer_norm),
-                )
+            if ca is not None:
+                cross = (ca.q_proj.weight, ca.q_proj.bias), (ca.out_proj.weight, ca.out_proj.bias), norm(layer.encoder_attn_layer_norm)
             layers.append((
-                qkv, key_buffer, value_buffer, sa.scaling, sa.num_heads, sa.head_dim, (sa.out_proj.weight, sa.out_proj.bias),
+                qkv, sa.scaling, sa.num_heads, sa.head_dim, (sa.out_proj.weight, sa.out_proj.bias),
                 norm(layer.self_attn_layer_norm), cross, fc1, ffn.activation, (ffn.fc2.weight, ffn.fc2.bias),
                 norm(layer.final_layer_norm),
             ))
         final_norm = norm(decoder.layer_norm) if decoder.layer_norm is not None else None
-        embed, scale = embeddings.embed_tokens, embeddings.scale
+        return layers, final_norm, head
+
+    def _lean_decode(self, x, weights, attend, self_bias, cross_kv, cross_bias) -> torch.Tensor:
+        """The decoder layers of `TransformerDecoderLayer.forward` on one new token per row, written against their
+        weights (`_lean_weights`): x (B, d_model) embedded → logits (B, vocab). `attend(i, k, v)` stores layer i's new
+        key/value (B, heads, 1, d_k) and returns all of its keys/values; `cross_kv[i]` are the source keys/values."""
+        layers, final_norm, head = weights
+        norm_first, B = self.config.norm_first, x.shape[0]
+        for i, (qkv, scaling, heads, head_dim, out, norm1, cross, fc1, activation, fc2, norm3) in enumerate(layers):
+            # masked self-attention over the tokens so far
+            h = F.layer_norm(x, *norm1) if norm_first else x
+            q, k, v = lean_matmul(h, qkv).view(B, 3, heads, 1, head_dim).unbind(1)
+            keys, values = attend(i, k, v)
+            context = F.scaled_dot_product_attention(q, keys, values, attn_mask=self_bias, scale=scaling)
+            a = F.linear(context.reshape(B, -1), *out)
+            x = x + a if norm_first else F.layer_norm(x + a, *norm1)
+            if cross is not None:  # encoder-decoder attention over the cached source keys/values
+                cross_q, cross_out, norm2 = cross
+                h = F.layer_norm(x, *norm2) if norm_first else x
+                q = F.linear(h, *cross_q).view(B, heads, 1, head_dim)
+                context = F.scaled_dot_product_attention(q, *cross_kv[i], attn_mask=cross_bias, scale=scaling)
+                a = F.linear(context.reshape(B, -1), *cross_out)
+                x = x + a if norm_first else F.layer_norm(x + a, *norm2)
+            # position-wise feed-forward
+            h = F.layer_norm(x, *norm3) if norm_first else x
+            f = F.linear(activation(lean_matmul(h, fc1)), *fc2)
+            x = x + f if norm_first else F.layer_norm(x + f, *norm3)
+        if final_norm is not None:
+            x = F.layer_norm(x, *final_norm)
+        return lean_matmul(x, head)
+
+    def _lean_embed(self):
+        """(token embedding, its scale, the position table) of the decoder stack."""
+        embeddings = self.get_decoder().embeddings
+        positions = embeddings.embed_positions
+        table = positions.table if isinstance(positions, TransformerSinusoidalPositionalEncoding) else positions.weight
+        return embeddings.embed_tokens, embeddings.scale, table
+
+    def _lean_step(self, cache: Cache, attention_mask, position_ids, past_length: int, max_length: int):
+        """The one-token decode step of `lean_sample`, from the cache the prefill filled. Self-attention keys and
+        values go to buffers of `max_length` slots (filled up to `past_length`). `attention_mask` is the source mask
+        of the encoder-decoder, the prompt's mask of the decoder-only model (its padding stays masked; new tokens are
+        real). Positions continue as generate() continues `position_ids` (last + 1), else count real tokens as
+        forward does. Returns step(tokens (B, 1)) -> logits (B, vocab)."""
+        encoder_decoder = self.config.is_encoder_decoder
+        self_cache = cache.self_attention_cache if encoder_decoder else cache
+        embed, scale, table = self._lean_embed()
+        dtype = embed.weight.dtype
+        B = self_cache.layers[0].keys.shape[0]
+        cross_bias = self_bias = cross_kv = None
+        position = [past_length]  # the next token's position, or (B,) positions of left-padded rows
+        if encoder_decoder:
+            cross_bias = _key_padding_bias(attention_mask, dtype)
+            cross_kv = [(layer.keys, layer.values) for layer in cache.cross_attention_cache.layers]
+        elif attention_mask is not None:
+            self_bias = torch.zeros(B, 1, 1, max_length, dtype=dtype, device=attention_mask.device)
+            self_bias[:, 0, 0, :past_length].masked_fill_(attention_mask[:, -past_length:] == 0, torch.finfo(dtype).min)
+            position[0] = attention_mask.long().sum(-1)
+        if position_ids is not None and not encoder_decoder:
+            position[0] = position_ids[:, -1] + 1
+        buffers = []
+        for layer in self_cache.layers:
+            keys = layer.keys.new_empty(*layer.keys.shape[:2], max_length, layer.keys.shape[3])
+            values = torch.empty_like(keys)
+            keys[:, :, :past_length], values[:, :, :past_length] = layer.keys, layer.values
+            buffers.append((keys, values))
+        weights = self._lean_weights()
         length = [past_length]  # tokens in the self-attention buffers
+
+        def attend(i, k, v):
+            keys, values = buffers[i]
+            t = length[0]
+            keys[:, :, t], values[:, :, t] = k[:, :, 0], v[:, :, 0]
+            return keys[:, :, : t + 1], values[:, :, : t + 1]
 
         def step(tokens: torch.Tensor) -> torch.Tensor:
             t = length[0]
-            length[0] = t + 1
             x = embed(tokens[:, 0]) * scale + table[position[0]]  # (B, d_model), §3.4-3.5
-            position[0] = position[0] + 1
             bias = self_bias[..., : t + 1] if self_bias is not None else None
-            for (qkv, keys, values, scaling, heads, head_dim, out, norm1, cross, fc1, activation, fc2,
-                 norm3) in layers:
-                # masked self-attention over the t + 1 tokens so far
-                h = F.layer_norm(x, *norm1) if norm_first else x
-                q, k, v = lean_matmul(h, qkv).view(B, 3, heads, 1, head_dim).unbind(1)
-                keys[:, :, t], values[:, :, t] = k[:, :, 0], v[:, :, 0]
-                context = F.scaled_dot_product_attention(
-                    q, keys[:, :, : t + 1], values[:, :, : t + 1], attn_mask=bias, scale=scaling
-                )
-                a = F.linear(context.reshape(B, -1), *out)
-                x = x + a if norm_first else F.layer_norm(x + a, *norm1)
-                if cross is not None:  # encoder-decoder attention over the cached source keys/values
-                    cross_q, cross_keys, cross_values, cross_out, norm2 = cross
-                    h = F.layer_norm(x, *norm2) if norm_first else x
-                    q = F.linear(h, *cross_q).view(B, heads, 1, head_dim)
-                    context = F.scaled_dot_product_attention(
-                        q, cross_keys, cross_values, attn_mask=cross_bias, scale=scaling
-                    )
-                    a = F.linear(context.reshape(B, -1), *cross_out)
-                    x = x + a if norm_first else F.layer_norm(x + a, *norm2)
-                # position-wise feed-forward
-                h = F.layer_norm(x, *norm3) if norm_first else x
-                f = F.linear(activation(lean_matmul(h, fc1)), *fc2)
-                x = x + f if norm_first else F.layer_norm(x + f, *norm3)
-            if final_norm is not None:
-                x = F.layer_norm(x, *final_norm)
-            return lean_matmul(x, head)
+            logits = self._lean_decode(x, weights, attend, bias, cross_kv, cross_bias)
+            length[0], position[0] = t + 1, position[0] + 1
+            return logits
 
         return step
 
+    def _lean_forward(self, tokens, cache, attention_mask, position_ids, return_dict):
+        """The head's forward for one of generate()'s one-token decode steps (`generation_step=True`, set by
+        `prepare_inputs_for_generation`): on CPU in eval mode, with a dynamic cache holding the past, the step runs
+        through `_lean_decode`, its keys/values appended to the cache (so beam search reorders them as usual); the
+        logits equal forward's up to rounding. Returns the head's output, or None where forward's own path applies."""
+        encoder_decoder = self.config.is_encoder_decoder
+        self_cache = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
+        if (
+            not getattr(self, "lean_decoding", False)
+            or self.training
+            or tokens is None
+            or tokens.shape[1] != 1
+            or tokens.device.type != "cpu"
+            or _is_traced(tokens)
+            or self.config._attn_implementation != "sdpa"
+            or type(self_cache) is not DynamicCache
+            or (encoder_decoder and not isinstance(cache, EncoderDecoderCache))
+            or not lean_plain(self._lean_modules())
+        ):
+            return None
+        past = self_cache.get_seq_length()
+        embed, scale, table = self._lean_embed()
+        if past == 0 or past + 1 > table.shape[0]:  # the prefill, or forward's own error about the length
+            return None
+        dtype, cross_kv, cross_bias, self_bias = embed.weight.dtype, None, None, None
+        if encoder_decoder:
+            cross_kv = [(layer.keys, layer.values) for layer in cache.cross_attention_cache.layers]
+            cross_bias = _key_padding_bias(attention_mask, dtype)
+            positions = position_ids[:, -1] if position_ids is not None else past
+        else:
+            if attention_mask is not None:
+                self_bias = _causal_bias(attention_mask, 1, past, dtype, tokens.device)[0]
+            if position_ids is not None:
+                positions = position_ids[:, -1]
+            else:
+                positions = _positions_from_mask(attention_mask, past, 1, tokens.device)[:, -1]
+        x = embed(tokens[:, 0]) * scale + table[positions]
+
+        def attend(i, k, v):
+            return self_cache.update(k, v, i)
+
+        logits = self._lean_decode(x, self._lean_weights(), attend, self_bias, cross_kv, cross_bias)[:, None]
+        output = (Seq2SeqLMOutput if encoder_decoder else CausalLMOutputWithCrossAttentions)(logits=logits, cache=cache)
+        return output if (return_dict if return_dict is not None else self.config.return_dict) else output.to_tuple()
 
 def _convert_config(config: TransformerConfig, config_class: type, is_encoder_decoder: bool) -> TransformerConfig:
     """A copy of `config` as `config_class` (the encoder-decoder or the decoder-only configuration)."""
@@ -1081,6 +1164,12 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
+    def prepare_inputs_for_generation(self, input_ids, is_first_iteration=False, **kwargs):
+        inputs = super().prepare_inputs_for_generation(input_ids, is_first_iteration=is_first_iteration, **kwargs)
+        if not is_first_iteration:  # a decode step: forward may take the lean path (issue 21, point 4)
+            inputs["generation_step"] = True
+        return inputs
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -1099,11 +1188,18 @@ class TransformerForConditionalGeneration(TransformerPreTrainedModel, Generation
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
         num_items_in_batch: int | torch.Tensor | None = None,
+        generation_step: bool = False,
         **kwargs,
     ) -> Seq2SeqLMOutput | tuple:
         """input_ids/attention_mask: source (B, S); decoder_input_ids: (B, T); labels: (B, T) with -100 ignored.
-        Returns logits (B, T, vocab_size) (only the last `logits_to_keep` positions when it is > 0)."""
+        Returns logits (B, T, vocab_size) (only the last `logits_to_keep` positions when it is > 0).
+        generation_step: set by generate() on its one-token decode steps (see `_lean_forward`)."""
         _refuse_unknown_kwargs(self, kwargs)
+        if generation_step and not (labels is not None or output_attentions or output_hidden_states):
+            if decoder_attention_mask is None and decoder_inputs_embeds is None:
+                lean = self._lean_forward(decoder_input_ids, cache, attention_mask, decoder_position_ids, return_dict)
+                if lean is not None:
+                    return lean
         if labels is not None:  # training: teacher forcing over the whole target, nothing to cache
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
@@ -1165,13 +1261,16 @@ class TransformerForCausalLM(TransformerPreTrainedModel, GenerationMixin):
                     f"attention_mask ends with padding in row(s) {right_padded.nonzero().flatten().tolist()}: a "
                     "decoder-only model generates from left-padded prompts; use a tokenizer with padding_side='left'."
                 )
-        return super().prepare_inputs_for_generation(
+        inputs = super().prepare_inputs_for_generation(
             input_ids,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
             is_first_iteration=is_first_iteration,
             **kwargs,
         )
+        if not is_first_iteration:  # a decode step: forward may take the lean path (issue 21, point 4)
+            inputs["generation_step"] = True
+        return inputs
 
     def forward(
         self,
@@ -1188,12 +1287,19 @@ class TransformerForCausalLM(TransformerPreTrainedModel, GenerationMixin):
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
         num_items_in_batch: int | torch.Tensor | None = None,
+        generation_step: bool = False,
         **kwargs,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         """input_ids: (B, T) (or inputs_embeds: (B, T, d_model)); attention_mask: (B, past + T), 1 = real token;
         labels: (B, T), -100 ignored; shift_labels: (B, T), the target of each position. Returns logits
-        (B, T, vocab_size) (only the last `logits_to_keep` positions when it is > 0)."""
+        (B, T, vocab_size) (only the last `logits_to_keep` positions when it is > 0).
+        generation_step: set by generate() on its one-token decode steps (see `_lean_forward`)."""
         _refuse_unknown_kwargs(self, kwargs)
+        no_extras = labels is None and shift_labels is None and not (output_attentions or output_hidden_states)
+        if generation_step and no_extras and inputs_embeds is None and (attention_mask is None or attention_mask.dim() == 2):
+            lean = self._lean_forward(input_ids, cache, attention_mask, position_ids, return_dict)
+            if lean is not None:
+                return lean
         if labels is not None or shift_labels is not None:
             use_cache = False
         outputs = self.model(
