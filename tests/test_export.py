@@ -318,24 +318,51 @@ def test_onnx_recurrent_lm_equals_generate(tmp_path, kind):
     torch.testing.assert_close(runner(input_ids=ids, attention_mask=mask).logits[:, -1], eager, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
-def test_onnx_recurrent_unpadded_prompt_runs_as_one_sequence_call(tmp_path, kind):
-    """Without padding the prompt and every decode step go through the sequence graph (ONNX's own recurrent
-    operator, T tokens per call); the masked step graph is never opened. Tokens and logits stay the model's."""
+@pytest.mark.parametrize(
+    "kind,overrides",
+    [("lstm", {"output_projection": True, "embedding_size": 8, "tie_word_embeddings": True}), ("gru", {}),
+     ("rnn", {"nonlinearity": "relu"})],
+)  # fmt: skip
+def test_onnx_recurrent_unpadded_paths(tmp_path, kind, overrides):
+    """Without padding a prompt and the decode steps of a batch go through the sequence graph (ONNX's own recurrent
+    operator, T tokens per call), a batch-1 decode step through the step graph (one-row products); the masked step
+    graph is never opened. Tokens and logits stay the model's."""
     onnx = pytest.importorskip("onnx")
-    model = _recurrent(kind)
+    model = _recurrent(kind, **overrides)
     runner = _onnx_runner(model, tmp_path, export.ORTRecurrentForCausalLM)
     ids = _left_padded(B=2)[0][:, 2:]  # (2, 4), no padding
     _assert_generate_equal(model, runner, ids, torch.ones_like(ids))
-    _assert_generate_equal(model, runner, ids[:1], None)
     assert set(runner.sessions) == {"sequence"}
+    _assert_generate_equal(model, runner, ids[:1], None)  # greedy batch 1: the step graph; beams: the sequence graph
+    assert set(runner.sessions) == {"sequence", "step"}
     with torch.no_grad():
         eager = model(input_ids=ids).logits[:, -1]
+        prompt = model(input_ids=ids[:1, :-1], use_cache=True)
+        eager_step = model(input_ids=ids[:1, -1:], cache=prompt.cache).logits[:, -1]
     torch.testing.assert_close(runner(input_ids=ids).logits[:, -1], eager, atol=1e-5, rtol=1e-4)
-    for name in ("decoder_model.onnx", "decoder_sequence_model.onnx"):  # every weight product is a Gemm now
+    step = runner(input_ids=ids[:1, -1:], cache=runner(input_ids=ids[:1, :-1]).cache).logits[:, -1]
+    torch.testing.assert_close(step, eager_step, atol=1e-5, rtol=1e-4)
+    for name in ("decoder_model.onnx", "decoder_sequence_model.onnx"):  # every weight product is a Gemm there
         graph = onnx.load(str(tmp_path / "onnx" / name)).graph
         weights = {init.name for init in graph.initializer}
         assert not [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    # the step graph: one-row MatMuls by (in, out) weights, the output layer's kept 3-D so it is not prepacked
+    graph = onnx.load(str(tmp_path / "onnx" / "decoder_step_model.onnx")).graph
+    shapes = {init.name: list(init.dims) for init in graph.initializer}
+    products = [shapes[n.input[1]] for n in graph.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in shapes]
+    per_layer = 2 if kind == "gru" else 1  # RNN and LSTM: one product of [x, h]
+    head = model.lm_head.weight
+    assert len(products) == 2 * per_layer + 1 + (model.projection is not None)
+    assert products[-1] == [1, head.shape[1], head.shape[0]]
+    assert all(len(shape) == 2 for shape in products[:-1])
+    # an export from before the step graph decodes through the sequence graph
+    marker_file = tmp_path / "onnx" / "hf_seq_export.json"
+    marker = json.loads(marker_file.read_text())
+    del marker["files"]["step"]
+    marker_file.write_text(json.dumps(marker))
+    older = export.load_runner(tmp_path / "onnx")
+    _assert_generate_equal(model, older, ids[:1], None)
+    assert set(older.sessions) == {"sequence"}
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])

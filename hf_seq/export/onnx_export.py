@@ -9,6 +9,7 @@ branch (a padded attention mask, more than one target token), and the runners ke
 | family | files | inputs → outputs |
 | recurrent LM | `decoder_model.onnx` | input_ids (B, 1), attention_mask (B, 1), past_state.{i}.{h,c} → logits (B, V), present_state.{i}.{h,c} |
 |              | `decoder_sequence_model.onnx` | input_ids (B, T) without padding, past_state.* → logits (B, V) of the last position, present_state.* (float32 exports) |
+|              | `decoder_step_model.onnx` | input_ids (1, 1), past_state.* (batch 1) → logits (1, V), present_state.*: the batch-1 decode step (float32 exports) |
 | RNN seq2seq | `encoder_model.onnx` | input_ids, attention_mask (B, max_source_length), right-padded → encoder_hidden_states, init_state.* |
 |             | `decoder_model.onnx` | decoder_input_ids (B, 1), encoder_hidden_states, encoder_attention_mask, seen_tokens (B, 1) int64 (only with `position_encoding="sinusoidal"`), past_state.* → logits, present_state.* |
 | Transformer seq2seq | `encoder_model.onnx` | input_ids, attention_mask → last_hidden_state |
@@ -19,7 +20,8 @@ branch (a padded attention mask, more than one target token), and the runners ke
 File and tensor names follow optimum's (`encoder_model.onnx`, `decoder_with_past_model.onnx`, `past_key_values.{i}.
 decoder.key`, `present.{i}.encoder.value`); the recurrent state, which optimum has no name for, is `past_state.{layer}.
 {h|c}` / `present_state...`. Logits are those of the last position only (what generation reads). After export every
-`MatMul` by a weight becomes a `Gemm` (`onnx_graph.matmul_to_gemm`: faster for the one-row products of decoding).
+`MatMul` by a weight becomes a `Gemm` (`onnx_graph.matmul_to_gemm`), except in the recurrent decode step graph, whose
+products are laid out for one row (`RecurrentLMDecodeStep`).
 """
 
 from __future__ import annotations
@@ -126,9 +128,74 @@ class RecurrentLMSequence(nn.Module):
         return (self.model.lm_head(last), *new_state)
 
 
+class RecurrentLMDecodeStep(nn.Module):
+    """One token of one row: input_ids (1, 1) + the state of every layer → logits (1, V) + the new state; the graph
+    of every batch-1 decode step.
+
+    A batch-1 step reads every weight once for one row: its speed is the speed of its matrix-vector products on a
+    cold cache (issue 21). Measured with ONNX Runtime 1.32's CPU provider, one thread, 32 MB touched between calls:
+    - one one-row product by a prepacked 2-D weight of (1300, 650) runs 1.2-1.6x faster than two of (650, 650), so
+      an RNN or LSTM layer is one product of [x, h] by [W_ih; W_hh] (the GRU keeps two: its reset gate scales W_hn h);
+    - the (650, 10000) output layer runs 15-25% faster in MLAS's one-row kernel, which reads an unpacked weight, than
+      as a packed GEMM; ONNX Runtime prepacks only 2-D weights, so the output weight is stored (1, in, out). With 3-8
+      rows the unpacked product costs 2.3-2.8x more, hence a batch-1 graph (batches take the sequence graph).
+    The gate equations are `masked_rnn_layer`'s (PyTorch's nn.LSTM / GRU / RNN docs; the GRU's last line in the
+    order of ATen's cell); `_check_sequence_wrapper` compares the result with the model's forward."""
+
+    def __init__(self, model, layout: dict):
+        super().__init__()
+        if layout["batch_dim"] != 1 or any(shape[0] != 1 for shape in layout["shapes"]):
+            raise TypeError(f"the decode step graph needs (1, B, H) recurrent states, got shapes {layout['shapes']}")
+        self.model = model
+        self.k = len(layout["per_layer"])
+
+    @staticmethod
+    def _gates(inputs, weights, biases):
+        """sum_j inputs[j] @ weights[j].T + biases[j] (None: no bias) as one product of the concatenated inputs."""
+        x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, -1)
+        out = x @ torch.cat(weights, 1).t()  # the exporter folds the weights into one (in, out) initializer
+        biases = [b for b in biases if b is not None]
+        return out + sum(biases) if biases else out
+
+    def forward(self, input_ids, *state):
+        from ..models.recurrent.modeling_recurrent import _layer_weights
+
+        base = self.model.model
+        x = base.embeddings(input_ids[:, 0])  # (B, E)
+        new_state = []
+        for i, layer in enumerate(base.layers):
+            rnn = layer.rnn
+            w_ih, w_hh, *biases = _layer_weights(rnn, 0)
+            b_ih, b_hh = biases if biases else (None, None)
+            h = state[i * self.k][0]  # (1, B, H) -> (B, H)
+            if rnn.mode == "GRU":
+                H = rnn.hidden_size
+                gx, gh = self._gates([x], [w_ih], [b_ih]), self._gates([h], [w_hh], [b_hh])  # (B, 3H) each
+                (x_rz, x_n), (h_rz, h_n) = gx.split([2 * H, H], dim=-1), gh.split([2 * H, H], dim=-1)
+                r, z = torch.sigmoid(x_rz + h_rz).split(H, dim=-1)
+                n = torch.tanh(x_n + r * h_n)
+                x = n + z * (h - n)  # = (1 - z) n + z h, in the order of ATen's GRU cell (what eager runs)
+                new_state.append(x.unsqueeze(0))
+                continue
+            gates = self._gates([x, h], [w_ih, w_hh], [b_ih, b_hh])  # (B, gates * H)
+            if rnn.mode == "LSTM":
+                i_, f, g, o = gates.split(rnn.hidden_size, dim=-1)
+                c = torch.sigmoid(f) * state[i * self.k + 1][0] + torch.sigmoid(i_) * torch.tanh(g)
+                x = torch.sigmoid(o) * torch.tanh(c)
+                new_state += [x.unsqueeze(0), c.unsqueeze(0)]
+            else:
+                x = torch.tanh(gates) if rnn.mode == "RNN_TANH" else torch.relu(gates)
+                new_state.append(x.unsqueeze(0))
+        if self.model.projection is not None:
+            x = self._gates([x], [self.model.projection.weight], [self.model.projection.bias])
+        head = self.model.lm_head
+        logits = (x @ head.weight.t().unsqueeze(0))[0]  # a (1, in, out) weight: see the docstring
+        return (logits if head.bias is None else logits + head.bias, *new_state)
+
+
 def _check_sequence_wrapper(model, wrapper, ids, state, k: int) -> None:
-    """The sequence wrapper re-assembles the LM from its modules: refuse to export it if it no longer computes what
-    the model's own forward does (a model change the wrapper does not know about)."""
+    """The sequence and step wrappers re-assemble the LM from its modules: refuse to export one if it no longer
+    computes what the model's own forward does (a model change the wrapper does not know about)."""
     from ..models.recurrent import RecurrentCache
 
     cache = RecurrentCache([tuple(state[i : i + k]) for i in range(0, len(state), k)], 0)
@@ -138,8 +205,8 @@ def _check_sequence_wrapper(model, wrapper, ids, state, k: int) -> None:
     expected = (logits, *[t for layer in cache.states for t in layer])
     if not all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in zip(got, expected)):
         raise TypeError(
-            f"{type(model).__name__}: the ONNX sequence graph's wrapper no longer matches the model's forward; "
-            "update RecurrentLMSequence in hf_seq/export/onnx_export.py"
+            f"{type(model).__name__}: the ONNX graph wrapper {type(wrapper).__name__} no longer matches the model's "
+            f"forward; update {type(wrapper).__name__} in hf_seq/export/onnx_export.py"
         )
 
 
@@ -323,6 +390,12 @@ def _export_recurrent(model, out: str, with_sequence: bool) -> dict:
             axes,
         )
         files["sequence"] = "decoder_sequence_model.onnx"
+        step = RecurrentLMDecodeStep(model, layout)
+        ids, one_row = ids[:1, :1], [t[:, :1] for t in state]  # batch 1, static shapes
+        _check_sequence_wrapper(model, step, ids, one_row, len(layout["per_layer"]))
+        _export(step, [ids, *one_row], os.path.join(out, "decoder_step_model.onnx"), ["input_ids", *past],
+                ["logits", *present], {})  # fmt: skip
+        files["step"] = "decoder_step_model.onnx"
     return {"files": files, "state": layout}
 
 
@@ -484,10 +557,11 @@ def to_onnx(
             info = _export_transformer_lm(model, output_dir)
     finally:
         model.train(was_training)
-    for name in info["files"].values():
+    for key, name in info["files"].items():
         if quantize == "int8":
             quantize_onnx_int8(os.path.join(output_dir, name))
-        matmul_to_gemm_file(os.path.join(output_dir, name))  # after quantizing: it leaves int8 products alone
+        if key != "step":  # the recurrent decode step keeps its (in, out) MatMuls (RecurrentLMDecodeStep)
+            matmul_to_gemm_file(os.path.join(output_dir, name))  # after quantizing: it leaves int8 products alone
     model.config.save_pretrained(output_dir)
     finish_export(output_dir, model, tokenizer, source, format="onnx", family=family, quantization=quantize,
                   opset=OPSET, **info)  # fmt: skip

@@ -169,10 +169,11 @@ class _ORTRunner(PreTrainedModel, GenerationMixin):
 class ORTRecurrentForCausalLM(_ORTRunner):
     """RNN/GRU/LSTM language model on ONNX Runtime.
 
-    Tokens without padding (a batch-1 prompt, every decode step) go through the sequence graph, all T of them in one
-    call (ONNX's own recurrent operators); a left-padded prompt goes through the masked single-step graph, token by
-    token, so that padding never enters a row's state. Folders exported without the sequence graph (int8, older
-    exports) use the single-step graph throughout."""
+    Tokens without padding go through the sequence graph, all T of them in one call (ONNX's own recurrent
+    operators), except a batch-1 decode step, which has a graph of its own (matrix-vector products laid out for
+    one row, `onnx_export.RecurrentLMDecodeStep`); a left-padded prompt goes through the masked single-step graph,
+    token by token, so that padding never enters a row's state. Older exports without the step graph decode through
+    the sequence graph; int8 exports, which have neither, use the single-step graph throughout."""
 
     _files = ()  # sessions open on first use: most generations never need the masked step graph
 
@@ -183,6 +184,7 @@ class ORTRecurrentForCausalLM(_ORTRunner):
         self.state_names = [f"{i}.{n}" for i in range(layout["num_layers"]) for n in layout["per_layer"]]
         self._past_names = [f"past_state.{n}" for n in self.state_names]
         self._has_sequence = "sequence" in self.marker["files"]
+        self._has_step = "step" in self.marker["files"]
 
     def _zero_state(self, batch: int) -> list[np.ndarray]:
         return [np.zeros([batch if s == -1 else s for s in shape], np.float32) for shape in self.layout["shapes"]]
@@ -213,7 +215,9 @@ class ORTRecurrentForCausalLM(_ORTRunner):
         B, T = ids.shape
         state = cache.arrays["state"] if cache is not None else self._zero_state(B)
         mask = None if attention_mask is None else _np(attention_mask)[:, -T:]
-        if self._has_sequence and (mask is None or mask.all()):
+        if self._has_step and B == 1 and T == 1 and (mask is None or mask.all()):
+            logits, state = self._run_state("step", {"input_ids": ids}, state)
+        elif self._has_sequence and (mask is None or mask.all()):
             logits, state = self._run_state("sequence", {"input_ids": ids}, state)
         else:
             mask = np.ones((B, T), np.int64) if mask is None else mask.astype(np.int64)
