@@ -39,11 +39,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-SEQ2SEQ_PATHS = ["hf-seq eager", "hf-seq ONNX Runtime", "hf-seq CTranslate2 fp32", "hf-seq CTranslate2 int8",
+LOOP = " (transformers' loop)"  # the same eager model with model.lean_decoding = False: transformers' decode loop
+SEQ2SEQ_PATHS = ["hf-seq eager", "hf-seq eager" + LOOP, "hf-seq ONNX Runtime", "hf-seq CTranslate2 fp32", "hf-seq CTranslate2 int8",
                  "Marian eager", "Marian CTranslate2 fp32"]  # fmt: skip
 COMPILED_PATHS = ["hf-seq eager", "hf-seq compiled"]  # its own group: compiling takes minutes on a small machine
 CT2_PAIR = ["hf-seq CTranslate2 fp32", "Marian CTranslate2 fp32"]
-LM_PATHS = ["eager", "eager int8 (torch dynamic)", "ONNX Runtime", "ONNX Runtime int8"]
+LM_PATHS = ["eager", "eager" + LOOP, "eager int8 (torch dynamic)", "ONNX Runtime", "ONNX Runtime int8"]
 LM_KINDS = ("lstm", "gru", "rnn")
 SEQ2SEQ_CELLS = ["b1_beam1", "b1_beam4", "b32_beam1", "b32_beam4"]
 
@@ -186,6 +187,8 @@ def _seq2seq_runner(path: str, work: str, threads: int):
         import hf_seq  # noqa: F401  (registers the Auto classes)
 
         model = AutoModelForSeq2SeqLM.from_pretrained(f"{work}/hfseq").eval()
+        # the compiled forward runs only in transformers' loop (the lean loop would bypass it)
+        model.lean_decoding = not path.endswith(LOOP) and path != "hf-seq compiled"
         if path == "hf-seq compiled":
             model.forward = torch.compile(model.forward, dynamic=True)
 
@@ -213,6 +216,7 @@ def _lm_runner(path: str, kind: str, work: str, threads: int):
         import hf_seq  # noqa: F401
 
         model = AutoModelForCausalLM.from_pretrained(f"{work}/{kind}").eval()
+        model.lean_decoding = not path.endswith(LOOP)
         if "int8" in path:
             from hf_seq.export import quantize_dynamic_int8
 
@@ -426,8 +430,9 @@ def measure(args) -> dict:
         paths = [p for p in LM_PATHS if not (kind == "rnn" and "torch dynamic" in p)]  # no quantized nn.RNN in torch
         group(kind, kind, paths, 1, ["b1_beam1"], args.lm_repeats, args.group_timeout)
     if not args.no_probes:
-        probes = [("seq2seq", p) for p in SEQ2SEQ_PATHS if p not in skip]
-        probes += [(k, p) for k in LM_KINDS for p in LM_PATHS if not (k == "rnn" and "torch dynamic" in p)]
+        probes = [("seq2seq", p) for p in SEQ2SEQ_PATHS if p not in skip and not p.endswith(LOOP)]
+        probes += [(k, p) for k in LM_KINDS for p in LM_PATHS
+                   if not (k == "rnn" and "torch dynamic" in p) and not p.endswith(LOOP)]  # fmt: skip
         for family, path in probes:
             res = _child(args, "probe", family, path, 1, args.group_timeout)
             data["probes"][f"{family}|{path}"] = res
@@ -515,7 +520,7 @@ def write_results(data, args, out_dir, started, elapsed, load_start) -> None:
         for path, r in g["paths"].items():
             if g["name"] == "compiled" and path == "hf-seq eager":
                 continue
-            probe = data["probes"].get(f"seq2seq|{path}", {})
+            probe = data["probes"].get(f"seq2seq|{path.removesuffix(LOOP)}", {})
             if "error" in r:
                 lines.append(f"| {path} | {g['threads']} | failed: {r['error']} | | | | | |")
                 continue
@@ -532,7 +537,9 @@ def write_results(data, args, out_dir, started, elapsed, load_start) -> None:
     lines += ["", "Ratios (same group: same process, same threads, interleaved):", "",
               "| ratio | threads | greedy b1 | beam4 b1 | greedy b32 | beam4 b32 |", "|---|---|---|---|---|---|"]  # fmt: skip
     pairs = [("hf-seq CTranslate2 fp32", "Marian CTranslate2 fp32"), ("hf-seq CTranslate2 fp32", "hf-seq eager"),
-             ("hf-seq CTranslate2 int8", "hf-seq eager"), ("hf-seq ONNX Runtime", "hf-seq eager"),
+             ("hf-seq CTranslate2 fp32", "hf-seq eager" + LOOP), ("hf-seq CTranslate2 int8", "hf-seq eager"),
+             ("hf-seq ONNX Runtime", "hf-seq eager"), ("hf-seq ONNX Runtime", "hf-seq eager" + LOOP),
+             ("hf-seq eager", "hf-seq eager" + LOOP), ("hf-seq eager", "hf-seq CTranslate2 fp32"),
              ("hf-seq compiled", "hf-seq eager"), ("hf-seq eager", "Marian eager"),
              ("Marian CTranslate2 fp32", "Marian eager")]  # fmt: skip
     for a, b in pairs:
@@ -572,23 +579,25 @@ def write_results(data, args, out_dir, started, elapsed, load_start) -> None:
               "matches Marian eager on fewer sentences); layer_norm_epsilon written as 1e-5 (hf-seq) vs not written "
               "(Marian, CTranslate2's default). None of these changes the work per token beyond noise (swish costs "
               "Marian a little more). The batch-1 greedy ratio of the two in the table above comes from few repeats "
-              "among six paths; the head-to-head is the measurement of record.", ""]  # fmt: skip
+              "among the group's paths; the head-to-head is the measurement of record.", ""]  # fmt: skip
     lines += ["", f"Recurrent LMs (2 layers, hidden {dims['lm_hidden']}, vocab {dims['lm_vocab']}), batch 1, greedy "
               f"{args.new_tokens} new tokens after a 10-token prompt, transformers' generate() on every path, one "
               f"thread; the paths of one model interleaved in one process, median of at least {args.lm_repeats} repeats:", "",
-              "| model | path | new tokens/s | x eager | peak RSS MB | tokens = eager | others (cores) |",
-              "|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| model | path | new tokens/s | x eager | x eager (transformers' loop) | peak RSS MB | tokens = eager | "
+              "others (cores) |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for g in (g for g in data["groups"] if g["family"] in LM_KINDS):
-        eager = _speed(g, "eager", "b1_beam1")
+        eager, loop = _speed(g, "eager", "b1_beam1"), _speed(g, "eager" + LOOP, "b1_beam1")
         for path, r in g["paths"].items():
             if "error" in r:
-                lines.append(f"| {g['family']} | {path} | failed: {r['error']} | | | | |")
+                lines.append(f"| {g['family']} | {path} | failed: {r['error']} | | | | | |")
                 continue
             speed = _speed(g, path, "b1_beam1")
             x = None if speed is None or eager is None else speed / eager
+            xl = None if speed is None or loop is None else speed / loop
             ratios[f"{g['family']} {path} / eager"] = x
-            probe = data["probes"].get(f"{g['family']}|{path}", {})
-            lines.append(f"| {g['family']} | {path} | {_fmt(speed)} | {_fmt(x, '.2f')} | "
+            ratios[f"{g['family']} {path} / eager{LOOP}"] = xl
+            probe = data["probes"].get(f"{g['family']}|{path.removesuffix(LOOP)}", {})
+            lines.append(f"| {g['family']} | {path} | {_fmt(speed)} | {_fmt(x, '.2f')} | {_fmt(xl, '.2f')} | "
                          f"{_fmt(probe.get('peak_rss_mb'))} | {_fmt(r.get('agreement_with_eager'), '.0%')} | "
                          f"{g['others_cores']:.2f} |")  # fmt: skip
     lines += ["", "Quality: no trained model in this run, so no BLEU / perplexity; `= eager` is the share of outputs "
