@@ -307,7 +307,7 @@ def _assert_generate_equal(model, runner, ids, mask) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
-def test_onnx_recurrent_lm_equals_generate(tmp_path, kind):
+def test_onnx_recurrent_lm_equals_generate(tmp_path, kind, monkeypatch):
     model = _recurrent(kind)
     runner = _onnx_runner(model, tmp_path, export.ORTRecurrentForCausalLM)
     assert not model.training  # the exporter leaves the model's mode as it was
@@ -316,6 +316,22 @@ def test_onnx_recurrent_lm_equals_generate(tmp_path, kind):
     with torch.no_grad():
         eager = model(input_ids=ids, attention_mask=mask).logits[:, -1]
     torch.testing.assert_close(runner(input_ids=ids, attention_mask=mask).logits[:, -1], eager, atol=1e-5, rtol=1e-4)
+    # the runner's greedy/sampled generate() runs hf-seq's lean loop: the tokens of transformers' own loop
+    from transformers import GenerationMixin
+
+    own_loop = []  # calls of transformers' `_sample`
+    original = GenerationMixin._sample
+    monkeypatch.setattr(GenerationMixin, "_sample", lambda *a, **k: own_loop.append(1) or original(*a, **k))
+    calls = [dict(max_new_tokens=10, min_new_tokens=3, eos_token_id=[5, 9]), dict(do_sample=True, top_k=6, max_new_tokens=8)]
+    for call in calls:
+        results = []
+        for lean in (True, False):
+            runner.lean_decoding = lean
+            torch.manual_seed(4)
+            results.append(runner.generate(input_ids=ids, attention_mask=mask, **call))
+        assert torch.equal(results[0], results[1])
+    assert len(own_loop) == len(calls)  # the reference runs only
+    runner.lean_decoding = True
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""generate()'s lean decode loop (issue 21, point 4): on CPU, greedy and sampled decoding of the encoder-decoder models
-and the decoder-only Transformer run `lean_sample` with a direct decode step instead of transformers' `_sample` plumbing. Every test compares it with
+"""generate()'s lean decode loop (issue 21, point 4): on CPU, greedy and sampled decoding of the encoder-decoder models,
+the decoder-only Transformer and the recurrent LMs run `lean_sample` with a direct decode step instead of transformers' `_sample` plumbing. Every test compares it with
 transformers' own loop on the same model (`model.lean_decoding = False`): equal tokens, token for token."""
 
 import pytest
@@ -32,9 +32,21 @@ RNNS = {
 LMS = {"post-ln-sinusoidal": dict(), "pre-ln-learned": dict(norm_first=True, position_embedding_type="learned")}
 MODELS = [("transformer", name) for name in TRANSFORMERS] + [("rnn", name) for name in RNNS]
 MODELS += [("transformer-lm", name) for name in LMS]
+RECURRENT = ["lstm", "gru", "rnn"]
+MODELS += [("recurrent", kind) for kind in RECURRENT]
+# one model of each family for the tests that need not run on every configuration
+PICKS = [MODELS[0], MODELS[3], ("transformer-lm", "pre-ln-learned"), ("recurrent", "lstm")]
+PICK_IDS = ["transformer", "rnn", "lm", "recurrent-lm"]
+OTHER_PICKS = [MODELS[1], MODELS[4], ("transformer-lm", "post-ln-sinusoidal"), ("recurrent", "gru")]
+
+
+def decoder_only(family: str) -> bool:
+    return family in ("transformer-lm", "recurrent")
 
 
 def make_model(family: str, name: str):
+    if family == "recurrent":
+        return make_recurrent_lm(name)
     torch.manual_seed(0)
     if family == "transformer-lm":
         config = TransformerDecoderConfig(
@@ -69,7 +81,7 @@ def padded_sources(lengths=(7, 3, 5), left=False):
 
 
 def inputs_of(family):
-    return padded_sources(left=family == "transformer-lm")
+    return padded_sources(left=decoder_only(family))
 
 
 def count_lean_steps(model):
@@ -116,11 +128,11 @@ def test_lean_loop_equals_transformers_loop(family, name, call):
     torch.testing.assert_close(lean, reference, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3], MODELS[-1]], ids=["transformer", "rnn", "lm"])
+@pytest.mark.parametrize("family,name", PICKS, ids=PICK_IDS)
 def test_lean_loop_batched_equals_one_at_a_time_and_eos_padding(family, name):
     model = make_model(family, name)
     ids, mask = inputs_of(family)
-    left = family == "transformer-lm"
+    left = decoder_only(family)
     # an end token the random model does produce, so rows finish at different steps and get padded
     probe = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, eos_token_id=None)
     eos = int(probe[0, (ids.shape[1] if left else 1) + 2])  # row 0's third new token
@@ -166,12 +178,12 @@ class Collect(BaseStreamer):
         self.ended = True
 
 
-@pytest.mark.parametrize("family,name", [MODELS[1], MODELS[4], MODELS[-2]], ids=["transformer", "rnn", "lm"])
+@pytest.mark.parametrize("family,name", OTHER_PICKS, ids=PICK_IDS)
 def test_custom_stopping_criteria_and_streamer(family, name):
     model = make_model(family, name)
     ids = padded_sources((6,))[0]
     probe = model.generate(input_ids=ids, max_new_tokens=10, eos_token_id=None)
-    start = ids.shape[1] if family == "transformer-lm" else 1  # where the new tokens begin
+    start = ids.shape[1] if decoder_only(family) else 1  # where the new tokens begin
     stop = int(probe[0, start + 3])
     results, streams = [], []
     for lean in (True, False):
@@ -186,7 +198,7 @@ def test_custom_stopping_criteria_and_streamer(family, name):
     assert results[0][0, -1] == stop and results[0].shape[1] <= start + 4
 
 
-@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3], MODELS[-1]], ids=["transformer", "rnn", "lm"])
+@pytest.mark.parametrize("family,name", PICKS, ids=PICK_IDS)
 def test_transformers_loop_where_the_lean_loop_does_not_apply(family, name):
     model = make_model(family, name)
     ids, mask = inputs_of(family)
@@ -204,7 +216,7 @@ def test_transformers_loop_where_the_lean_loop_does_not_apply(family, name):
     assert len(steps) == 1
 
 
-@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3], MODELS[-1]], ids=["transformer", "rnn", "lm"])
+@pytest.mark.parametrize("family,name", PICKS, ids=PICK_IDS)
 def test_cached_decode_weights_follow_weight_updates(family, name):
     """The transposed / fused copies the lean step keeps are rebuilt when a weight changes in place (an optimizer
     step, load_state_dict) or is replaced, and train() drops them."""
@@ -226,7 +238,7 @@ def test_cached_decode_weights_follow_weight_updates(family, name):
     assert "_lean_weights_cache" not in model.__dict__
 
 
-@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3], MODELS[-1]], ids=["transformer", "rnn", "lm"])
+@pytest.mark.parametrize("family,name", PICKS, ids=PICK_IDS)
 def test_lean_loop_in_bfloat16(family, name):
     model = make_model(family, name).to(torch.bfloat16)
     ids, mask = inputs_of(family)
@@ -244,9 +256,10 @@ BEAM_CALLS = {
 
 
 def count_lean_forward_steps(model, family):
-    """Spy: decode steps forward ran through the lean path (Transformer: `_lean_forward` answered; RNN: the head)."""
+    """Spy: decode steps forward ran through the lean path (Transformer: `_lean_forward` answered; RNN seq2seq and
+    recurrent LMs: the head)."""
     calls = []
-    name = "_lean_head" if family == "rnn" else "_lean_forward"
+    name = "_lean_forward" if family.startswith("transformer") else "_lean_head"
     original = getattr(model, name)
 
     def spy(*args):
@@ -271,7 +284,7 @@ def test_beam_search_decode_steps_through_the_lean_forward(family, name, call):
     torch.testing.assert_close(lean, reference, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[-1]], ids=["transformer", "lm"])
+@pytest.mark.parametrize("family,name", PICKS[:1] + PICKS[2:3], ids=["transformer", "lm"])
 def test_lean_forward_step_logits_match_forward(family, name):
     """One decode step by hand: the lean forward's logits equal forward's own path to rounding, and its cache grows
     like forward's; training mode and the prefill take forward's own path."""
@@ -300,9 +313,6 @@ def test_lean_forward_step_logits_match_forward(family, name):
     assert calls == [False, False]
 
 
-RECURRENT = ["lstm", "gru", "rnn"]
-
-
 def make_recurrent_lm(kind: str):
     import hf_seq
 
@@ -313,23 +323,7 @@ def make_recurrent_lm(kind: str):
     return model_class(config).eval()
 
 
-@pytest.mark.parametrize("call", ["greedy", "beam-3", "sampling-top-k"])
-@pytest.mark.parametrize("kind", RECURRENT)
-def test_recurrent_lm_decode_steps_read_the_lean_head(kind, call):
-    """The recurrent LMs keep transformers' loop; their decode steps project through the (in, out) copy: the same
-    tokens as lm_head itself, left-padded batches included."""
-    model = make_recurrent_lm(kind)
-    ids, mask = padded_sources(left=True)
-    calls = count_lean_forward_steps(model, "rnn")
-    kwargs = {**CALLS, **BEAM_CALLS}[call]
-    lean, reference = both_loops(model, seed=5, input_ids=ids, attention_mask=mask, **kwargs)
-    assert len(calls) > 0
-    torch.testing.assert_close(lean, reference, rtol=0, atol=0)
-    model.train()
-    assert "_lean_weights_cache" not in model.__dict__
-
-
-@pytest.mark.parametrize("family,name", [MODELS[0], MODELS[3], MODELS[-1]], ids=["transformer", "rnn", "lm"])
+@pytest.mark.parametrize("family,name", PICKS, ids=PICK_IDS)
 def test_lora_adapters_are_honoured(family, name):
     """A LoRA-wrapped layer is not a plain nn.Linear: generate() calls it (adapter included) instead of reading its
     weight, and gives the tokens of the merged model (which takes the lean path)."""
@@ -337,7 +331,7 @@ def test_lora_adapters_are_honoured(family, name):
     model = make_model(family, name)
     ids, mask = inputs_of(family)
     # the Transformers tie lm_head to the embeddings (merging an adapter into it would untie it): their layers instead
-    targets = ["q_proj", "v_proj", "fc1"] if family != "rnn" else ["lm_head"]
+    targets = ["q_proj", "v_proj", "fc1"] if family.startswith("transformer") else ["lm_head"]
     config = peft.LoraConfig(r=4, lora_alpha=64, target_modules=targets, init_lora_weights=False)
     torch.manual_seed(1)
     wrapped = peft.get_peft_model(model, config).eval()

@@ -13,6 +13,8 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.generation.stopping_criteria import EosTokenCriteria, MaxLengthCriteria
 from transformers.modeling_outputs import ModelOutput
 from transformers.utils import logging
 
@@ -481,6 +483,82 @@ def lean_projection(weight: torch.Tensor, bias: torch.Tensor | None):
     return weight, bias, False
 
 
+# Copied from hf_seq.models.transformer.modeling_transformer.lean_decoding_applies
+def lean_decoding_applies(model, generation_config, synced_gpus, model_kwargs) -> bool:
+    """Whether `_sample` may run `lean_sample`: the model opts in (`model.lean_decoding`), runs on CPU in eval mode,
+    records nothing (no `return_dict_in_generate`, attentions or hidden states), is given only the inputs below, and
+    starts from an empty cache that generate() made (a cache the caller passed, a static cache or a compiled step take
+    transformers' loop)."""
+    if not getattr(model, "lean_decoding", False) or model.training or model.device.type != "cpu":
+        return False
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
+    config = generation_config
+    if config.return_dict_in_generate or config.is_assistant or config.prefill_chunk_size is not None or synced_gpus:
+        return False
+    known = {"encoder_outputs", "attention_mask", "position_ids", "use_cache", "cache", "logits_to_keep"}
+    if not set(model_kwargs) <= known | {"output_attentions", "output_hidden_states"}:
+        return False
+    if not model_kwargs.get("use_cache", True):
+        return False
+    if model_kwargs.get("output_attentions") or model_kwargs.get("output_hidden_states"):
+        return False
+    cache = model_kwargs.get("cache")
+    if cache is None:
+        return True
+    layers = cache.self_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
+    return (
+        type(layers) is DynamicCache
+        and not getattr(cache, "_is_user_defined", False)
+        and cache.get_seq_length() == 0
+    )
+
+
+# Copied from hf_seq.models.transformer.modeling_transformer.lean_sample
+def lean_sample(input_ids, logits, step, logits_processor, stopping_criteria, generation_config, streamer=None):
+    """transformers' `_sample` loop (greedy or multinomial) with `step(tokens (B, 1)) -> logits (B, V)` as the model.
+
+    `logits` (B, V) come from the prefill. The token choice, the padding of finished rows, the stopping criteria and
+    the streamer calls are the ones `_sample` makes, in its order; the common criteria (maximum length, end tokens) are
+    evaluated inline, any other criterion through its own call. Returns the sequences (B, prompt + new tokens)."""
+    pad_token_id = generation_config._pad_token_tensor
+    do_sample = generation_config.do_sample
+    has_eos = any(hasattr(criterion, "eos_token_id") for criterion in stopping_criteria)
+    inline = all(type(c) in (MaxLengthCriteria, EosTokenCriteria) for c in stopping_criteria)
+    max_length = stopping_criteria.max_length
+    eos = [c.eos_token_id for c in stopping_criteria if type(c) is EosTokenCriteria]
+    unfinished = torch.ones(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+    while True:
+        # the logits are this loop's own (a new tensor every step; the prefill's a row of outputs it dropped), so the
+        # processors may change them in place: `_sample`'s defensive copy is needed only to reach float32
+        scores = logits if logits.dtype == torch.float32 else logits.float()
+        if len(logits_processor):
+            scores = logits_processor(input_ids, scores)
+        if do_sample:
+            tokens = torch.multinomial(F.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        else:
+            # the first maximal index, as argmax gives it (NaN and ties alike), about 3x faster on CPU (issue 21)
+            tokens = torch.max(scores, dim=-1).indices
+        if has_eos:  # finished rows continue with padding
+            tokens = tokens * unfinished + pad_token_id * (1 - unfinished)
+        input_ids = torch.cat([input_ids, tokens[:, None]], dim=-1)
+        if inline:
+            for eos_token_id in eos:  # EosTokenCriteria's isin, as one comparison (isin costs ~60 us a call)
+                unfinished = unfinished & ~(tokens[:, None] == eos_token_id.view(1, -1)).any(-1)
+            done = max_length is not None and input_ids.shape[1] >= max_length
+        else:
+            unfinished = unfinished & ~stopping_criteria(input_ids, None)
+            done = False
+        if streamer is not None:
+            streamer.put(tokens.cpu())
+        if done or bool(unfinished.max() == 0):
+            break
+        logits = step(tokens[:, None])
+    if streamer is not None:
+        streamer.end()
+    return input_ids
+
+
 # Copied from hf_seq.models.transformer.modeling_transformer.lean_weights
 def lean_weights(model: nn.Module, sources: list, build):
     """`build()` (the derived decode weights: fused, transposed), cached on `model` while every tensor of `sources`
@@ -537,8 +615,9 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(out_width, config.vocab_size)
         self.post_init()
 
-    # generate()'s one-token decode steps on CPU read the vocabulary projection through `lean_matmul` (the same logits
-    # to rounding, 1.15-1.6x faster generation at batch 1, issue 21); set it to False on a model to use lm_head itself
+    # generate() on CPU (issue 21): greedy and sampled decoding run `lean_sample` with `_lean_step`, and every decode
+    # step (beam search's included) reads the vocabulary projection through `lean_matmul`; set it to False on a model
+    # to run transformers' own loop with lm_head itself
     lean_decoding = True
 
     def train(self, mode: bool = True):
@@ -549,6 +628,44 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         """The vocabulary projection as `lean_matmul` reads it (its transposed copy cached by `lean_weights`)."""
         weight, bias = self.lm_head.weight, self.lm_head.bias
         return lean_weights(self, [weight, bias], lambda: lean_projection(weight, bias))
+
+    def _sample(
+        self,
+        input_ids,
+        logits_processor,
+        stopping_criteria,
+        generation_config,
+        synced_gpus=False,
+        streamer=None,
+        **model_kwargs,
+    ):
+        if not lean_decoding_applies(self, generation_config, synced_gpus, model_kwargs) or not lean_plain(
+            [self.lm_head]
+        ):
+            return super()._sample(
+                input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus, streamer, **model_kwargs
+            )
+        outputs = self._prefill(input_ids, generation_config, model_kwargs)  # forward over the prompt, checked
+        step = self._lean_step(outputs.cache)
+        logits = outputs.logits[:, -1]
+        del outputs
+        return lean_sample(input_ids, logits, step, logits_processor, stopping_criteria, generation_config, streamer)
+
+    def _lean_step(self, cache: RecurrentCache):
+        """The one-token decode step of `lean_sample`: the recurrent layers from the state the prefill returned (no
+        mask: the state already keeps a left-padded prompt's padding out, as in transformers' loop), without forward's
+        checks and output objects, and the vocabulary projection through `lean_matmul`. Returns step(tokens (B, 1))
+        -> logits (B, vocab)."""
+        model, projection, head = self.model, self.projection, self._lean_head()
+        state = [cache]
+
+        def step(tokens: torch.Tensor) -> torch.Tensor:
+            outputs = model(input_ids=tokens, cache=state[0], use_cache=True, return_dict=True, validate_inputs=False)
+            state[0] = outputs.cache
+            hidden = outputs.last_hidden_state[:, -1]
+            return lean_matmul(projection(hidden) if projection is not None else hidden, head)
+
+        return step
 
     def prepare_inputs_for_generation(
         self, input_ids, next_sequence_length=None, cache=None, attention_mask=None, is_first_iteration=False, **kwargs
