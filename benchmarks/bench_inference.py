@@ -581,7 +581,9 @@ def write_results(data, args, out_dir, started, elapsed, load_start) -> None:
               "Marian a little more). The batch-1 greedy ratio of the two in the table above comes from few repeats "
               "among the group's paths; the head-to-head is the measurement of record.", ""]  # fmt: skip
     lines += ["", f"Recurrent LMs (2 layers, hidden {dims['lm_hidden']}, vocab {dims['lm_vocab']}), batch 1, greedy "
-              f"{args.new_tokens} new tokens after a 10-token prompt, transformers' generate() on every path, one "
+              f"{args.new_tokens} new tokens after a 10-token prompt, generate() on every path (hf-seq's lean loop for eager "
+              "and the ONNX Runtime runners, transformers' own `_sample` for `(transformers' loop)` (lean_decoding=False) "
+              "and for torch's int8 modules), one "
               f"thread; the paths of one model interleaved in one process, median of at least {args.lm_repeats} repeats:", "",
               "| model | path | new tokens/s | x eager | x eager (transformers' loop) | peak RSS MB | tokens = eager | "
               "others (cores) |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
