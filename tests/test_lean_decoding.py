@@ -342,3 +342,31 @@ def test_lora_adapters_are_honoured(family, name):
     assert len(steps) == 1
     plain = make_model(family, name)
     assert not torch.equal(plain.generate(input_ids=ids, attention_mask=mask, max_new_tokens=10), adapted)
+
+
+@pytest.mark.parametrize("family,name", [("recurrent", "lstm"), ("rnn", "bahdanau-lstm-2-layers")], ids=["lm", "seq2seq"])
+def test_one_step_lstm_calls_run_without_onednn(family, name, monkeypatch):
+    """A CPU LSTM's one-step calls (every decode step) run torch's own kernel, not oneDNN's (whose per-call set-up
+    makes one step several times slower); whole sequences keep oneDNN, and the global flag is restored."""
+    from hf_seq.models.recurrent import modeling_recurrent
+    from hf_seq.models.seq2seq import modeling_seq2seq
+
+    module = modeling_recurrent if family == "recurrent" else modeling_seq2seq
+    calls, real = [], torch.lstm
+    monkeypatch.setitem(module._RNN_OPS, "LSTM", lambda x, *a: calls.append((x.shape[1], torch.backends.mkldnn.enabled)) or real(x, *a))
+    model = make_model(family, name)
+    ids, mask = inputs_of(family)
+    assert torch.backends.mkldnn.enabled
+    lean, reference = both_loops(model, input_ids=ids, attention_mask=mask, max_new_tokens=6)
+    torch.testing.assert_close(lean, reference, rtol=0, atol=0)
+    assert calls and all(enabled == (steps > 1) for steps, enabled in calls)
+    assert torch.backends.mkldnn.enabled
+    # the same numbers as the oneDNN kernel, to rounding
+    lstm = torch.nn.LSTM(8, 16, batch_first=True)
+    x, state = torch.randn(3, 1, 8), (torch.randn(1, 3, 16), torch.randn(1, 3, 16))
+    weights = [lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0]
+    flags = (True, 1, 0.0, False, False, True)
+    ours = module.rnn_op("LSTM", x, state, weights, *flags)
+    onednn = real(x, state, weights, *flags)
+    for a, b in zip(ours, onednn):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
