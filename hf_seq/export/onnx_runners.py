@@ -18,6 +18,7 @@ from transformers import AutoConfig, AutoTokenizer, GenerationConfig, Generation
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.utils import ModelOutput, logging
 
+from ..models.transformer.modeling_transformer import lean_decoding_applies, lean_sample
 from ._common import default_max_new_tokens, read_marker, require
 
 logger = logging.get_logger(__name__)
@@ -194,8 +195,6 @@ class ORTRecurrentForCausalLM(_ORTRunner):
 
     def _sample(self, input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus=False,
                 streamer=None, **model_kwargs):  # fmt: skip
-        from ..models.transformer.modeling_transformer import lean_decoding_applies, lean_sample
-
         if not lean_decoding_applies(self, generation_config, synced_gpus, model_kwargs):
             return super()._sample(
                 input_ids, logits_processor, stopping_criteria, generation_config, synced_gpus, streamer, **model_kwargs

@@ -110,9 +110,8 @@ def rnn_op(mode: str, x: torch.Tensor, *args):
     one thread: batch 1 3.1 ms vs 0.58 ms, batch 4 3.9 vs 1.1, batch 32 2.4 vs 1.9; issue 21), while it is as fast
     or faster over whole sequences: a one-step LSTM call (every decode step of generate()) runs with oneDNN off."""
     op = _RNN_OPS[mode]
-    if mode != "LSTM" or x.shape[1] != 1 or x.device.type != "cpu" or torch.compiler.is_compiling():
-        return op(x, *args)
-    if not torch.backends.mkldnn.enabled:
+    one_step_cpu_lstm = mode == "LSTM" and x.shape[1] == 1 and x.device.type == "cpu"
+    if not one_step_cpu_lstm or torch.compiler.is_compiling() or not torch.backends.mkldnn.enabled:
         return op(x, *args)
     torch.backends.mkldnn.enabled = False
     try:
